@@ -14,7 +14,21 @@ from typing import Any
 
 from switchman_protocol.v1 import routes_pb2
 
-__all__ = ["PiiEngine", "Redaction", "Restorer"]
+__all__ = ["PiiEngine", "Redaction", "Restorer", "StreamRestorer"]
+
+
+class StreamRestorer:
+    """Restores one stream of text (a message's content, or one tool call's
+    arguments) chunk by chunk. Baseline: passes text through."""
+
+    def feed(self, chunk: str) -> str:
+        """Returns the text that is safe to emit now (may hold back a suffix
+        that could be the start of a placeholder)."""
+        return chunk
+
+    def flush(self) -> str:
+        """Stream end: whatever is still held back, restored."""
+        return ""
 
 
 class Restorer:
@@ -23,13 +37,9 @@ class Restorer:
     def restore(self, text: str) -> str:
         return text
 
-    def feed(self, chunk: str) -> str:
-        """Stream mode: returns the text that is safe to emit now."""
-        return chunk
-
-    def flush(self) -> str:
-        """Stream end: whatever is still held back."""
-        return ""
+    def stream(self) -> StreamRestorer:
+        """A fresh restorer for one streamed text channel."""
+        return StreamRestorer()
 
 
 @dataclass(slots=True)
