@@ -47,7 +47,8 @@ class ModelSpec(Schema):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "!(self.provider in ['azure-openai', 'openai-compatible']) || has(self.endpoint)",
+                    "!(self.provider in ['azure-openai', 'openai-compatible']) "
+                    "|| has(self.endpoint)",
                     "endpoint is required for azure-openai and openai-compatible models",
                 ),
                 cel(

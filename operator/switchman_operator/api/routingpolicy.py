@@ -63,7 +63,8 @@ class Rule(Schema):
     when: str = Field(
         min_length=1,
         max_length=4096,
-        description='CEL over request, budget and time, e.g. request.headers["x-tier"] == "premium".',
+        description="CEL over request, budget and time, "
+        'e.g. request.headers["x-tier"] == "premium".',
     )
     route_to: str | None = Field(default=None, description="A model or alias.")
     strategy: Strategy | None = None
