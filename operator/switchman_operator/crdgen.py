@@ -106,10 +106,10 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         if len(variants) != 1:
             raise ValueError(f"cannot express a union in a structural schema: {schema}")
         rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
-        out = structural({**variants[0], **rest}, defs)
+        inner = structural({**variants[0], **rest}, defs)
         if schema.get("default") is not None:
-            out["default"] = schema["default"]
-        return out
+            inner["default"] = schema["default"]
+        return inner
     out: dict[str, Any] = {}
     for key, value in schema.items():
         if key in _DROP or key == "$defs":
