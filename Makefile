@@ -35,7 +35,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 typecheck: venv
-	$(VENV)/bin/mypy protos/switchman_protocol operator sidecar tools
+	$(VENV)/bin/mypy protos/switchman_protocol operator sidecar tools e2e/cluster
 imports: venv
 	$(VENV)/bin/lint-imports
 drift: venv
