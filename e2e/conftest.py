@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+
 from cluster.harness import REPO, Cluster
 
 CRDS = REPO / "crds"

@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 import yaml
+
 from cluster.harness import REPO, Cluster
 
 EXAMPLES = REPO / "examples"
