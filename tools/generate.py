@@ -43,8 +43,19 @@ def generate_protos(out: Path) -> list[Path]:
     # The mypy plugins are console scripts beside this interpreter.
     bindir = str(Path(sys.executable).parent)
     os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
+    # protoc's plugins chat on stderr ("Writing mypy to ..."); keep it for failures.
+    with tempfile.TemporaryFile() as err:
+        saved = os.dup(2)
+        os.dup2(err.fileno(), 2)
+        try:
+            status = protoc.main(args)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if status != 0:
+            err.seek(0)
+            sys.stderr.write(err.read().decode(errors="replace"))
+            raise SystemExit("protoc failed")
     return sorted(p for p in (out / PROTO_PACKAGE).iterdir() if p.name.endswith(GENERATED_SUFFIXES))
 
 
