@@ -39,14 +39,8 @@ def kubeconfig_env(cluster: Cluster) -> dict[str, str]:
 def namespace(cluster: Cluster) -> Iterator[str]:
     name = f"e2e-{secrets.token_hex(4)}"
     cluster.kubectl("create", "namespace", name)
-    # The ServiceAccount admission plugin needs the default SA before pods can be created.
-    cluster.kubectl(
-        "wait",
-        "--for=jsonpath={.metadata.name}=default",
-        "--timeout=30s",
-        "-n",
-        name,
-        "serviceaccount/default",
-    )
+    # The ServiceAccount admission plugin needs the default SA before pods can
+    # be created; kube-controller-manager creates it shortly after the namespace.
+    cluster.wait_for(f"/api/v1/namespaces/{name}/serviceaccounts/default", timeout=30)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -169,6 +169,19 @@ BAD = {
         """,
         "cachedInputPerMTok must not exceed inputPerMTok",
     ),
+    "pool-negative-price": (
+        """
+        apiVersion: switchman.io/v1alpha1
+        kind: ModelPool
+        metadata: {name: p}
+        spec:
+          models:
+            - {name: m, provider: openai-compatible, model: a, endpoint: "http://x",
+               pricing: {inputPerMTok: -1, outputPerMTok: 2}, contextWindow: 1000}
+        """,
+        "spec.models[0].pricing.inputPerMTok: Invalid value: -1: "
+        "spec.models[0].pricing.inputPerMTok in body should be greater than or equal to 0",
+    ),
     "pool-unknown-provider": (
         """
         apiVersion: switchman.io/v1alpha1

@@ -333,14 +333,18 @@ class Cluster:
             time.sleep(0.25)
         raise TimeoutError("kube-apiserver did not become ready")
 
-    def wait_default_service_account(self, timeout: float) -> None:
+    def wait_for(self, path: str, timeout: float) -> None:
+        """Wait until GET path answers 200 (bounded; raises TimeoutError)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            if self.get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200:
+            if self.get(path)[0] == 200:
                 return
-            time.sleep(0.25)
-        raise TimeoutError("kube-controller-manager did not create the default ServiceAccount")
+            time.sleep(0.1)
+        raise TimeoutError(f"{path} did not appear within {timeout} s")
+
+    def wait_default_service_account(self, timeout: float) -> None:
+        self.wait_for("/api/v1/namespaces/default/serviceaccounts/default", timeout)
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True

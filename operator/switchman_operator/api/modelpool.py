@@ -21,6 +21,7 @@ class Pricing(Schema):
                 cel(
                     "!has(self.cachedInputPerMTok) || self.cachedInputPerMTok <= self.inputPerMTok",
                     "cachedInputPerMTok must not exceed inputPerMTok",
+                    ".cachedInputPerMTok",
                 )
             ]
         }
@@ -50,15 +51,18 @@ class ModelSpec(Schema):
                     "!(self.provider in ['azure-openai', 'openai-compatible']) "
                     "|| has(self.endpoint)",
                     "endpoint is required for azure-openai and openai-compatible models",
+                    ".endpoint",
                 ),
                 cel(
                     "self.provider != 'azure-openai' || has(self.apiVersion)",
                     "apiVersion is required for azure-openai models",
+                    ".apiVersion",
                 ),
                 cel(
                     "!(self.provider in ['openai', 'azure-openai', 'anthropic', 'gemini']) "
                     "|| has(self.credentials)",
                     "credentials are required for hosted providers",
+                    ".credentials",
                 ),
                 cel(
                     "!has(self.maxOutputTokens) || self.maxOutputTokens <= self.contextWindow",

@@ -17,6 +17,7 @@ class TeamBudgetSpec(Schema):
                     "!(self.softAction == 'downgrade' || self.hardAction == 'downgrade') "
                     "|| has(self.downgradeModel)",
                     "downgradeModel is required when an action is downgrade",
+                    ".downgradeModel",
                 ),
             ]
         }
