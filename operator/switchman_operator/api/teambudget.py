@@ -35,6 +35,7 @@ class TeamBudgetSpec(Schema):
 
 class ModelSpend(Schema):
     spent: float = 0
+    spent_micros: int = Field(default=0, description="Exact spend in micro-USD.")
     tokens_in: int = 0
     tokens_out: int = 0
     requests: int = 0
