@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .api import ModelPoolSpec, RoutingPolicySpec, TeamBudgetSpec
+from pydantic import ValidationError
+
+from .api import ModelPoolSpec, RoutingPolicySpec, TeamBudgetSpec, TeamBudgetStatus
 
 __all__ = [
     "BudgetObject",
@@ -70,6 +72,7 @@ class BudgetObject:
     spec: TeamBudgetSpec
     generation: int = 0
     created: str = ""
+    status: TeamBudgetStatus = field(default_factory=TeamBudgetStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,11 @@ class NamespaceResources:
     # Secret name -> key -> decoded value; only Secrets some pool references.
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     budgets: Mapping[str, BudgetObject] = field(default_factory=dict)
+
+    def budget_for(self, team: str) -> BudgetObject | None:
+        """The TeamBudget usage of ``team`` is charged to: the oldest one naming it."""
+        candidates = [b for b in self.budgets.values() if b.spec.team == team]
+        return min(candidates, key=lambda b: (b.created, b.name), default=None)
 
 
 def _meta(body: Mapping[str, Any]) -> tuple[str, str, int, str]:
@@ -107,9 +115,12 @@ def parse_policy(body: Mapping[str, Any]) -> PolicyObject:
 
 def parse_budget(body: Mapping[str, Any]) -> BudgetObject:
     ns, name, gen, created = _meta(body)
-    return BudgetObject(
-        ns, name, TeamBudgetSpec.model_validate(body.get("spec") or {}), gen, created
-    )
+    spec = TeamBudgetSpec.model_validate(body.get("spec") or {})
+    try:
+        status = TeamBudgetStatus.model_validate(body.get("status") or {})
+    except ValidationError:  # status written by a newer operator: ignore, it is rewritten
+        status = TeamBudgetStatus()
+    return BudgetObject(ns, name, spec, gen, created, status)
 
 
 def decode_secret(body: Mapping[str, Any]) -> dict[str, str]:

@@ -109,13 +109,14 @@ class World:
 
     @staticmethod
     def _drop(ns: _Namespace, kind: str, name: str) -> None:
-        table: dict[str, Any] = {
-            "ModelPool": ns.pools,
-            "RoutingPolicy": ns.policies,
-            "TeamBudget": ns.budgets,
-            "Secret": ns.secrets,
-        }.get(kind, {})
-        table.pop(name, None)
+        if kind == "ModelPool":
+            ns.pools.pop(name, None)
+        elif kind == "RoutingPolicy":
+            ns.policies.pop(name, None)
+        elif kind == "TeamBudget":
+            ns.budgets.pop(name, None)
+        elif kind == "Secret":
+            ns.secrets.pop(name, None)
 
 
 def resources_from_bodies(

@@ -1,0 +1,1 @@
+"""Usage accounting: sidecar batches → TeamBudget status, exactly once."""
