@@ -51,6 +51,12 @@ PII_ACTIONS = {
     "block": pb.PII_ACTION_BLOCK,
     "route-compliant": pb.PII_ACTION_ROUTE_COMPLIANT,
 }
+#: Public API base URLs used when a model names no endpoint (the sidecar requires one).
+DEFAULT_ENDPOINTS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+}
 CASCADE_CHECKS = {"logprobs": "logprob", "self-check": "self_check", "verifier": "verifier"}
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -190,8 +196,7 @@ def _model(
         pool=f"{namespace}/{pool}",
         provider=PROVIDERS[m.provider],
         upstream_model=m.model,
-        # Empty means "the provider's public API"; the sidecar's adapter knows it.
-        endpoint=m.endpoint or "",
+        endpoint=m.endpoint or DEFAULT_ENDPOINTS.get(m.provider, ""),
         price=pb.Price(
             input_per_mtok=m.pricing.input_per_m_tok,
             cached_input_per_mtok=(

@@ -1,0 +1,129 @@
+"""The gRPC side of the operator: hub, streams, ledger and debounced pushes, wired.
+
+Kept apart from kopf so that component tests and the benchmark can run a
+real control plane (real gRPC, real TLS) with any identifier and any ledger
+API, and the operator's ``main`` composes it with the watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+
+from .discovery.debounce import debounce
+from .discovery.hub import Hub, Rejection
+from .discovery.identity import Identifier
+from .discovery.service import DiscoveryService
+from .metrics import OperatorMetrics
+from .resources import BudgetObject
+from .settings import Settings
+from .tls import ServerTls
+from .usage.ledger import Ledger, LedgerApi
+from .usage.service import FeedbackHook, UsageService
+from .world import World
+
+__all__ = ["ControlPlane"]
+
+log = logging.getLogger(__name__)
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        settings: Settings,
+        world: World,
+        identifier: Identifier,
+        ledger_api: LedgerApi,
+        tls: ServerTls | None,
+        metrics: OperatorMetrics | None = None,
+        on_feedback: FeedbackHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.world = world
+        self.metrics = metrics or OperatorMetrics()
+        self.tls = tls
+        self.policy_dirty = asyncio.Event()
+        self.hub = Hub(world, self.metrics, on_rejection=self._on_rejection)
+        self.ledger = Ledger(
+            ledger_api,
+            find_budget=lambda ns, team: world.resources(ns).budget_for(team),
+            on_written=self._budget_written,
+            on_conflict=self.metrics.status_conflicts.inc,
+            on_counted=self.metrics.usage_records.inc,
+        )
+        self.discovery = DiscoveryService(self.hub, identifier, self.metrics)
+        self.usage = UsageService(self.hub, identifier, self.ledger, self.metrics, on_feedback)
+        self._changes: asyncio.Queue[str] = asyncio.Queue()
+        self._server: grpc.aio.Server | None = None
+        self._debouncer: asyncio.Task[None] | None = None
+        self.port = 0
+
+    def changed(self, namespace: str) -> None:
+        """Something in ``namespace`` changed; its sidecars get a (debounced) push."""
+        self._changes.put_nowait(namespace)
+
+    async def _push(self, namespaces: set[str]) -> None:
+        self.hub.namespaces_changed(namespaces)
+        self.policy_dirty.set()
+
+    def _on_rejection(self, policy: str, rejection: Rejection) -> None:
+        log.warning("sidecar %s rejected %s: %s", rejection.sidecar, policy, rejection.message)
+        self.policy_dirty.set()
+
+    async def _budget_written(self, budget: BudgetObject) -> None:
+        # Budget state reaches the team's sidecars without waiting for the watch echo.
+        body = {
+            "kind": "TeamBudget",
+            "metadata": {
+                "namespace": budget.namespace,
+                "name": budget.name,
+                "generation": budget.generation,
+                "creationTimestamp": budget.created,
+            },
+            "spec": budget.spec.model_dump(by_alias=True, exclude_none=True),
+            "status": budget.status.model_dump(by_alias=True, exclude_none=True),
+        }
+        self.world.upsert(body)
+        self.changed(budget.namespace)
+
+    async def start(self) -> int:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.http2.max_pings_without_data", 0),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.max_concurrent_streams", 4096),
+            ]
+        )
+        server.add_generic_rpc_handlers([self.discovery.handler(), self.usage.handler()])
+        address = self.settings.grpc_address
+        if self.tls is not None:
+            creds = grpc.ssl_server_credentials([(self.tls.key_pem, self.tls.cert_pem)])
+            self.port = server.add_secure_port(address, creds)
+        else:
+            self.port = server.add_insecure_port(address)
+        await server.start()
+        self._server = server
+        self._debouncer = asyncio.create_task(
+            debounce(
+                self._changes,
+                self._push,
+                self.settings.debounce_quiet,
+                self.settings.debounce_max,
+            ),
+            name="debounce",
+        )
+        log.info("control plane listening on port %d", self.port)
+        return self.port
+
+    async def stop(self, grace: float = 1.0) -> None:
+        if self._debouncer is not None:
+            self._debouncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._debouncer
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self.ledger.close()

@@ -1,0 +1,1 @@
+"""The discovery stream: route tables and budget state to sidecars over xDS."""

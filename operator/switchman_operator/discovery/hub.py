@@ -1,0 +1,272 @@
+"""Connected sidecars and what each should hold: the state behind the streams.
+
+The hub owns no sockets. For each connection it tracks, per resource type,
+what was sent, what was acknowledged and whether a response is in flight; it
+computes the desired resources from the World on demand (compiled once per
+label set per world version, so a thousand identical pods cost one compile),
+and it answers proxy-status and the policy sync counts. One response per type
+is in flight per connection; changes arriving meanwhile are merged into the
+next one (the writer recomputes the desired state when the ACK comes back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+
+from switchman_protocol import xds
+from switchman_protocol.v1 import routes_pb2
+
+from ..compile import CompileResult, compile_route_table
+from ..metrics import OperatorMetrics
+from ..resources import PodInfo
+from ..usage.accounting import budget_state
+from ..world import World
+
+__all__ = ["Connection", "Hub", "Rejection", "TypeState", "sync_state"]
+
+TYPES = (xds.ROUTE_TABLE_TYPE, xds.BUDGET_STATE_TYPE)
+SHORT = {xds.ROUTE_TABLE_TYPE: "routes", xds.BUDGET_STATE_TYPE: "budget"}
+
+
+@dataclass
+class TypeState:
+    sent_version: str = ""
+    sent_nonce: str = ""
+    sent_at: float = 0.0
+    acked_version: str = ""
+    last_ack: float | None = None  # wall clock, for proxy-status
+    nack: str = ""
+    in_flight: bool = False
+
+
+@dataclass
+class Connection:
+    id: str
+    pod: PodInfo
+    connected_at: float
+    subscribed: set[str] = field(default_factory=set)
+    types: dict[str, TypeState] = field(default_factory=lambda: {t: TypeState() for t in TYPES})
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    policy: str | None = None
+    team: str = ""
+    table: routes_pb2.RouteTable | None = None  # last sent, for proxy-config
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    sidecar: str
+    message: str
+    time: str
+
+
+def sync_state(ts: TypeState) -> str:
+    """Istio's proxy-status words: NOT SENT, SYNCED (acked what was sent), STALE."""
+    if not ts.sent_version:
+        return "NOT SENT"
+    if ts.acked_version == ts.sent_version and not ts.in_flight:
+        return "SYNCED"
+    return "STALE"
+
+
+def _pow2ceil(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+class Hub:
+    def __init__(
+        self,
+        world: World,
+        metrics: OperatorMetrics,
+        on_rejection: Callable[[str, Rejection], None] = lambda policy, r: None,
+    ) -> None:
+        self.world = world
+        self.metrics = metrics
+        self.on_rejection = on_rejection
+        self.connections: dict[str, Connection] = {}
+        self.rejections: dict[str, Rejection] = {}
+        self._ids = itertools.count(1)
+        self._cache_version = -1
+        self._cache: dict[tuple[str, frozenset[tuple[str, str]]], CompileResult] = {}
+
+    # --- connections -------------------------------------------------------
+
+    def connect(self, pod: PodInfo) -> Connection:
+        conn = Connection(f"{pod.key}#{next(self._ids)}", pod, time.time())
+        result = self.compile(pod)
+        conn.policy = result.policy
+        conn.team = result.table.team if result.table else ""
+        self.connections[conn.id] = conn
+        self.metrics.connected.set(len(self.connections))
+        self._wake_team(pod.namespace, conn.team)  # allowance slices depend on the count
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        self.connections.pop(conn.id, None)
+        self.metrics.connected.set(len(self.connections))
+        self._wake_team(conn.pod.namespace, conn.team)
+
+    def namespaces_changed(self, namespaces: set[str]) -> None:
+        for conn in self.connections.values():
+            if conn.pod.namespace in namespaces:
+                conn.wake.set()
+
+    def _wake_team(self, namespace: str, team: str) -> None:
+        for conn in self.connections.values():
+            if conn.pod.namespace == namespace and conn.team == team:
+                conn.wake.set()
+
+    # --- desired state -----------------------------------------------------
+
+    def compile(self, pod: PodInfo) -> CompileResult:
+        if self._cache_version != self.world.version:
+            self._cache.clear()
+            self._cache_version = self.world.version
+        key = (pod.namespace, frozenset(pod.labels.items()))
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = compile_route_table(pod, self.world.resources(pod.namespace))
+        return hit
+
+    def desired(self, conn: Connection, type_url: str) -> tuple[str, Message] | None:
+        result = self.compile(conn.pod)
+        team = result.table.team if result.table else conn.team
+        if type_url == xds.ROUTE_TABLE_TYPE:
+            if result.table is None:
+                return None
+            return result.table.version, result.table
+        if type_url == xds.BUDGET_STATE_TYPE and team:
+            budget = self.world.resources(conn.pod.namespace).budget_for(team)
+            if budget is None:
+                return None
+            peers = sum(
+                1
+                for c in self.connections.values()
+                if c.pod.namespace == conn.pod.namespace and c.team == team
+            )
+            state = budget_state(conn.pod.namespace, budget.spec, budget.status, _pow2ceil(peers))
+            digest = hashlib.sha256(state.SerializeToString(deterministic=True)).hexdigest()
+            return digest[:16], state
+        return None
+
+    # --- protocol ----------------------------------------------------------
+
+    def on_request(self, conn: Connection, req: xds.DiscoveryRequest) -> None:
+        """Subscribe, ACK or NACK; unknown types and stale nonces are ignored (xDS rules)."""
+        type_url = req.type_url
+        if type_url not in TYPES:
+            return
+        ts = conn.types[type_url]
+        if not req.response_nonce:
+            conn.subscribed.add(type_url)
+            ts.sent_version = ""  # answer every fresh subscription, even if it holds that version
+            ts.in_flight = False
+            ts.acked_version = req.version_info
+            conn.wake.set()
+            return
+        if req.response_nonce != ts.sent_nonce:
+            return
+        ts.in_flight = False
+        self.metrics.push_latency.labels(SHORT[type_url]).observe(time.monotonic() - ts.sent_at)
+        if req.error_detail is not None:
+            ts.nack = req.error_detail.message[:1024] or "rejected"
+            self.metrics.nacks.labels(SHORT[type_url]).inc()
+            if type_url == xds.ROUTE_TABLE_TYPE and conn.policy:
+                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                rejection = Rejection(conn.pod.key, ts.nack, when)
+                self.rejections[conn.policy] = rejection
+                self.on_rejection(conn.policy, rejection)
+        else:
+            ts.acked_version = req.version_info
+            ts.last_ack = time.time()
+            ts.nack = ""
+        conn.wake.set()
+
+    def next_responses(self, conn: Connection) -> list[xds.DiscoveryResponse]:
+        """Responses to send now: changed resources of subscribed types with nothing in flight."""
+        out: list[xds.DiscoveryResponse] = []
+        result = self.compile(conn.pod)
+        if result.table is not None:
+            if conn.team and conn.team != result.table.team:
+                self._wake_team(conn.pod.namespace, conn.team)
+            conn.team = result.table.team
+        conn.policy = result.policy
+        for type_url in TYPES:
+            ts = conn.types[type_url]
+            if type_url not in conn.subscribed or ts.in_flight:
+                continue
+            want = self.desired(conn, type_url)
+            if want is None or want[0] == ts.sent_version:
+                continue
+            version, message = want
+            ts.sent_version, ts.sent_nonce = version, f"{next(self._ids):x}"
+            ts.sent_at, ts.in_flight = time.monotonic(), True
+            if type_url == xds.ROUTE_TABLE_TYPE:
+                assert isinstance(message, routes_pb2.RouteTable)
+                conn.table = message
+            out.append(
+                xds.DiscoveryResponse(
+                    version_info=version,
+                    resources=[xds.pack(message)],
+                    type_url=type_url,
+                    nonce=ts.sent_nonce,
+                )
+            )
+            self.metrics.pushes.labels(SHORT[type_url]).inc()
+        return out
+
+    # --- views -------------------------------------------------------------
+
+    def proxy_status(self) -> list[dict[str, Any]]:
+        rows = []
+        for conn in sorted(self.connections.values(), key=lambda c: c.id):
+            row: dict[str, Any] = {
+                "pod": conn.pod.name,
+                "namespace": conn.pod.namespace,
+                "team": conn.team,
+                "policy": conn.policy or "",
+                "connectedAt": conn.connected_at,
+            }
+            for type_url in TYPES:
+                ts = conn.types[type_url]
+                want = self.desired(conn, type_url)
+                state = sync_state(ts)
+                if state == "SYNCED" and want is not None and want[0] != ts.acked_version:
+                    state = "STALE"
+                row[SHORT[type_url]] = {
+                    "state": state,
+                    "sent": ts.sent_version,
+                    "acked": ts.acked_version,
+                    "lastAck": ts.last_ack,
+                    "nack": ts.nack,
+                }
+            row["version"] = row["routes"]["acked"]
+            rows.append(row)
+        return rows
+
+    def policy_counts(self) -> dict[str, tuple[int, int, str]]:
+        """Policy key → (targeted sidecars, acknowledged the current table, compiled version)."""
+        counts: dict[str, tuple[int, int, str]] = {}
+        for conn in self.connections.values():
+            result = self.compile(conn.pod)
+            if result.policy is None:
+                continue
+            version = result.table.version if result.table else ""
+            targeted, acked, _ = counts.get(result.policy, (0, 0, version))
+            ok = bool(version) and conn.types[xds.ROUTE_TABLE_TYPE].acked_version == version
+            counts[result.policy] = (targeted + 1, acked + int(ok), version)
+        return counts
+
+    def find(self, namespace: str, pod: str) -> list[Connection]:
+        return [
+            c
+            for c in self.connections.values()
+            if c.pod.namespace == namespace and c.pod.name == pod
+        ]
