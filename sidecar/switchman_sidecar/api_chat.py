@@ -1,0 +1,307 @@
+"""Chat: the canonical request path, used by ``/v1/chat/completions`` directly
+and by ``/v1/messages`` through a ``Frontend`` that re-shapes the output.
+
+Streams: nothing is sent to the client until the first upstream chunk is in
+hand (so failover is invisible); after that an upstream failure ends the
+stream with the API's error event. Usage is taken from the provider (asked
+for even when the client did not ask, and then not shown), estimated from
+the streamed characters when the provider reported none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+import orjson
+
+from switchman_protocol.v1 import usage_pb2
+from switchman_sidecar.adapters import UpstreamStreamError
+from switchman_sidecar.http.client import UpstreamError
+from switchman_sidecar.http.server import Request, ResponseWriter
+from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline, StreamAttempt
+from switchman_sidecar.restore import ChunkRestorer, restore_completion
+from switchman_sidecar.usage import Usage, estimate_tokens
+
+__all__ = [
+    "Frontend",
+    "OpenAIFrontend",
+    "StreamEncoder",
+    "openai_error",
+    "relay",
+    "serve_chat",
+    "validate_chat",
+]
+
+_SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+
+
+class Frontend(Protocol):
+    """How one client API shapes answers, stream events and errors."""
+
+    content_type: str
+
+    def result(self, result: dict[str, Any], ex: Exchange) -> bytes: ...
+
+    def error(self, err: ApiError) -> bytes: ...
+
+    def stream(self, client_usage: bool) -> StreamEncoder: ...
+
+
+class StreamEncoder(Protocol):
+    def chunk(self, chunk: dict[str, Any]) -> bytes: ...
+
+    def finish(self, template: dict[str, Any], usage: Usage) -> bytes: ...
+
+    def error(self, err: ApiError) -> bytes: ...
+
+
+def openai_error(err: ApiError) -> bytes:
+    return orjson.dumps(
+        {"error": {"message": err.message, "type": err.kind, "param": err.param, "code": err.code}}
+    )
+
+
+def openai_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input,
+        "completion_tokens": usage.output,
+        "total_tokens": usage.input + usage.output,
+        "prompt_tokens_details": {"cached_tokens": usage.cached},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+    }
+
+
+class _OpenAIStream:
+    __slots__ = ("client_usage", "saw_usage")
+
+    def __init__(self, client_usage: bool) -> None:
+        self.client_usage = client_usage
+        self.saw_usage = False
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        if "usage" in chunk:
+            if chunk["usage"]:
+                self.saw_usage = True
+            if not self.client_usage:
+                if not chunk.get("choices"):
+                    return b""  # the usage chunk we asked for on the client's behalf
+                del chunk["usage"]
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def finish(self, template: dict[str, Any], usage: Usage) -> bytes:
+        if self.client_usage and not self.saw_usage:
+            # A provider without OpenAI's usage chunk: synthesise the one the client asked for.
+            tail = {
+                **template,
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": openai_usage(usage),
+            }
+            return b"data: " + orjson.dumps(tail) + b"\n\ndata: [DONE]\n\n"
+        return b"data: [DONE]\n\n"
+
+    def error(self, err: ApiError) -> bytes:
+        return b"data: " + openai_error(err) + b"\n\n"
+
+
+class OpenAIFrontend:
+    content_type = "application/json"
+
+    def result(self, result: dict[str, Any], ex: Exchange) -> bytes:
+        return orjson.dumps(result)
+
+    def error(self, err: ApiError) -> bytes:
+        return openai_error(err)
+
+    def stream(self, client_usage: bool) -> StreamEncoder:
+        return _OpenAIStream(client_usage)
+
+
+def validate_chat(body: Any) -> dict[str, Any]:
+    """The checks a provider would make, done before any money is spent."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "`model` must be a non-empty string", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "`messages` must be a non-empty array", param="messages")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+            raise ApiError(
+                400, f"`messages[{i}]` must be an object with a `role`", param=f"messages[{i}]"
+            )
+        content = msg.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise ApiError(
+                400,
+                f"`messages[{i}].content` must be a string or an array",
+                param=f"messages[{i}].content",
+            )
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise ApiError(400, "`stream` must be a boolean", param="stream")
+    for key in ("max_tokens", "max_completion_tokens", "n"):
+        value = body.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ApiError(400, f"`{key}` must be a positive integer", param=key)
+    temp = body.get("temperature")
+    if temp is not None and (not isinstance(temp, (int, float)) or isinstance(temp, bool)):
+        raise ApiError(400, "`temperature` must be a number", param="temperature")
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise ApiError(400, "`tools` must be an array", param="tools")
+    opts = body.get("stream_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise ApiError(400, "`stream_options` must be an object", param="stream_options")
+    return body
+
+
+def _chars(chunk: dict[str, Any]) -> int:
+    n = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        if not delta:
+            continue
+        content = delta.get("content")
+        if content:
+            n += len(content)
+        for call in delta.get("tool_calls") or ():
+            args = (call.get("function") or {}).get("arguments")
+            if args:
+                n += len(args)
+    return n
+
+
+def _result_chars(result: dict[str, Any]) -> int:
+    n = 0
+    for choice in result.get("choices") or []:
+        message = choice.get("message") or {}
+        n += len(message.get("content") or "")
+        for call in message.get("tool_calls") or []:
+            n += len((call.get("function") or {}).get("arguments") or "")
+    return n
+
+
+async def serve_chat(
+    p: Pipeline, req: Request, w: ResponseWriter, ex: Exchange, body: dict[str, Any], fe: Frontend
+) -> None:
+    stream = body.get("stream") is True
+    opts = body.get("stream_options")
+    client_usage = stream and isinstance(opts, dict) and bool(opts.get("include_usage"))
+    send_body, candidates = p.prepare(ex, body, req.headers, len(req.body))
+    if not stream:
+        model, adapter, raw = await p.unary(
+            ex, candidates, lambda a, m, o: a.chat_call(m, o, send_body, False), req.headers
+        )
+        try:
+            result, usage = adapter.chat_result(raw, model)
+        except (ValueError, TypeError, KeyError) as exc:
+            ex.usage = Usage(input=ex.input_estimate, estimated=True)
+            ex.outcome = usage_pb2.OUTCOME_UPSTREAM_ERROR
+            raise ApiError(
+                502, f"{model.name}: unreadable answer ({exc})", "server_error", "upstream_error"
+            ) from exc
+        ex.usage = usage or Usage(
+            input=ex.input_estimate, output=estimate_tokens(_result_chars(result)), estimated=True
+        )
+        if ex.redaction is not None and ex.redaction.counts:
+            restore_completion(result, ex.redaction.restorer)
+        ex.outcome = usage_pb2.OUTCOME_SUCCESS
+        cost = p.cost_header(ex)
+        w.send(
+            200,
+            [("content-type", fe.content_type), *ex.decision_headers(), cost],
+            fe.result(result, ex),
+        )
+        return
+    ex.streamed = True
+    attempt = await p.open_stream(
+        ex,
+        candidates,
+        lambda a, m, o: a.chat_call(m, o, send_body, True),
+        lambda a, m: a.chat_stream(m),
+        req.headers,
+    )
+    await relay(p, w, ex, attempt, fe.stream(client_usage))
+
+
+async def relay(
+    p: Pipeline, w: ResponseWriter, ex: Exchange, att: StreamAttempt, enc: StreamEncoder
+) -> None:
+    assert ex.table is not None
+    idle = ex.table.policy.per_try_timeout_s
+    restorer = (
+        ChunkRestorer(ex.redaction.restorer) if ex.redaction and ex.redaction.counts else None
+    )
+    w.start(200, [*_SSE_HEADERS, *ex.decision_headers()])
+    w.on_disconnect(att.response.close)
+    template: dict[str, Any] = {}
+    pending = att.first
+    failure: ApiError | None = None
+    try:
+        while True:
+            out = []
+            for chunk in pending:
+                if not template:
+                    template = {
+                        k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk
+                    }
+                if restorer is not None:
+                    restorer.process(chunk)
+                ex.out_chars += _chars(chunk)
+                out.append(enc.chunk(chunk))
+            if out:
+                await w.write(b"".join(out))
+            if w.disconnected:
+                break
+            async with asyncio.timeout(idle):
+                data = await anext(att.chunks, None)
+            if data is None:
+                break
+            pending = att.decoder.feed(data)
+    except TimeoutError:
+        failure = ApiError(504, f"{att.model.name}: the stream stalled", "server_error", "timeout")
+    except UpstreamStreamError as exc:
+        failure = ApiError(502, f"{att.model.name}: {exc}", "server_error", "upstream_error")
+    except UpstreamError as exc:
+        if not w.disconnected:
+            failure = ApiError(
+                502, f"{att.model.name}: stream broke: {exc}", "server_error", "upstream_error"
+            )
+    finally:
+        att.response.close()
+    complete = att.decoder.finished and failure is None and not w.disconnected
+    ex.usage = _stream_usage(ex, att, complete)
+    if w.disconnected:
+        ex.outcome = usage_pb2.OUTCOME_CLIENT_ABORTED
+        return
+    tail = []
+    if restorer is not None:
+        rest = restorer.flush_all(template)
+        if rest is not None:
+            tail.append(enc.chunk(rest))
+    if failure is not None:
+        p.metrics.upstream_failures.labels(att.model.name, "mid-stream").inc()
+        ex.outcome = usage_pb2.OUTCOME_UPSTREAM_ERROR
+        tail.append(enc.error(failure))
+    else:
+        ex.outcome = usage_pb2.OUTCOME_SUCCESS
+        tail.append(enc.finish(template, ex.usage))
+    await w.write(b"".join(tail))
+    w.end()
+
+
+def _stream_usage(ex: Exchange, att: StreamAttempt, complete: bool) -> Usage:
+    reported = att.decoder.usage
+    out_estimate = estimate_tokens(ex.out_chars)
+    if reported is None or (reported.input == 0 and reported.output == 0):
+        return Usage(input=ex.input_estimate, output=out_estimate, estimated=True)
+    if not complete and reported.output < out_estimate:
+        return Usage(
+            reported.input, reported.cached, out_estimate, reported.reasoning, estimated=True
+        )
+    return reported

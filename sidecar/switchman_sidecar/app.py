@@ -1,0 +1,170 @@
+"""The application-facing HTTP handler: path dispatch, body parsing, errors,
+and the one place that guarantees a usage record per request."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+import orjson
+
+from switchman_protocol.v1 import usage_pb2
+from switchman_sidecar.api_chat import Frontend, OpenAIFrontend, serve_chat, validate_chat
+from switchman_sidecar.api_messages import (
+    AnthropicFrontend,
+    anthropic_to_openai_request,
+    validate_messages,
+)
+from switchman_sidecar.api_passthrough import (
+    serve_embeddings,
+    serve_responses,
+    validate_embeddings,
+    validate_responses,
+)
+from switchman_sidecar.http.server import Request, ResponseWriter
+from switchman_sidecar.pipeline import OUTCOMES, ApiError, Exchange, Pipeline
+from switchman_sidecar.table import PROVIDER_NAMES
+
+__all__ = ["AccessLog", "App"]
+
+log = logging.getLogger("switchman.app")
+
+_ROUTES = {
+    "/v1/chat/completions": "chat",
+    "/chat/completions": "chat",
+    "/v1/messages": "messages",
+    "/v1/embeddings": "embeddings",
+    "/embeddings": "embeddings",
+    "/v1/responses": "responses",
+    "/responses": "responses",
+}
+_OPENAI = OpenAIFrontend()
+_ANTHROPIC = AnthropicFrontend()
+
+
+class AccessLog:
+    """One JSON line per request: the decision and the numbers, never prompt text."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+
+    def __call__(self, ex: Exchange) -> None:
+        u = ex.usage
+        line = {
+            "ts": round(time.time(), 3),
+            "msg": "request",
+            "request_id": ex.request_id,
+            "api": ex.api,
+            "status": ex.status,
+            "requested": ex.requested,
+            "model": ex.model.name if ex.model else None,
+            "provider": ex.provider or None,
+            "reason": ex.decision.reason if ex.decision else None,
+            "tried": ex.tried or None,
+            "outcome": OUTCOMES.get(ex.outcome),
+            "streamed": ex.streamed,
+            "input_tokens": u.input if u else 0,
+            "output_tokens": u.output if u else 0,
+            "estimated": u.estimated if u else False,
+            "cost": ex.cost,
+            "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
+        }
+        self._stream.write(orjson.dumps(line).decode() + "\n")
+
+
+def _models_body(p: Pipeline) -> bytes:
+    table = p.store.current
+    data: list[dict[str, Any]] = []
+    if table is not None:
+        for model in table.table.models:
+            data.append(_model_entry(model.name, PROVIDER_NAMES.get(model.provider, "")))
+        for alias in sorted(table.table.aliases):
+            data.append(_model_entry(alias, "switchman-alias", table.table.aliases[alias]))
+    first = data[0]["id"] if data else None
+    last = data[-1]["id"] if data else None
+    return orjson.dumps(
+        {"object": "list", "data": data, "has_more": False, "first_id": first, "last_id": last}
+    )
+
+
+def _model_entry(name: str, owner: str, target: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": name,
+        "object": "model",
+        "type": "model",
+        "created": 0,
+        "created_at": "1970-01-01T00:00:00Z",
+        "display_name": name,
+        "owned_by": owner,
+    }
+    if target:
+        entry["alias_for"] = target
+    return entry
+
+
+class App:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self._serve: dict[
+            str, Callable[[Request, ResponseWriter, Exchange, Any], Awaitable[None]]
+        ] = {
+            "chat": self._chat,
+            "messages": self._messages,
+            "embeddings": self._embeddings,
+            "responses": self._responses,
+        }
+
+    async def __call__(self, req: Request, w: ResponseWriter) -> None:
+        api = _ROUTES.get(req.path)
+        if api is None:
+            if req.method == "GET" and req.path in ("/v1/models", "/models"):
+                w.send(200, [("content-type", "application/json")], _models_body(self.pipeline))
+                return
+            err = ApiError(404, f"unknown path {req.method} {req.path[:200]}", code="unknown_url")
+            w.send(404, [("content-type", "application/json")], _OPENAI.error(err))
+            return
+        fe: Frontend = _ANTHROPIC if api == "messages" else _OPENAI
+        if req.method != "POST":
+            err = ApiError(405, f"{req.path} accepts POST only", code="method_not_allowed")
+            w.send(405, [("content-type", "application/json"), ("allow", "POST")], fe.error(err))
+            return
+        p = self.pipeline
+        ex = p.new_exchange(api, req.headers)
+        try:
+            try:
+                body = orjson.loads(req.body)
+            except orjson.JSONDecodeError as exc:
+                raise ApiError(400, f"the request body is not valid JSON: {exc}") from exc
+            await self._serve[api](req, w, ex, body)
+        except ApiError as err:
+            self._fail(w, ex, err, fe)
+        except Exception:
+            log.exception("request failed", extra={"request_id": ex.request_id})
+            self._fail(w, ex, ApiError(500, "internal error in the sidecar", "server_error"), fe)
+        finally:
+            ex.status = w.status
+            p.finish(ex)
+
+    def _fail(self, w: ResponseWriter, ex: Exchange, err: ApiError, fe: Frontend) -> None:
+        if ex.outcome == usage_pb2.OUTCOME_REJECTED and ex.attempts:
+            ex.outcome = usage_pb2.OUTCOME_UPSTREAM_ERROR
+        if w.started or w.disconnected:
+            return
+        headers = [("content-type", "application/json"), *ex.decision_headers(), *err.headers]
+        w.send(err.status, headers, fe.error(err))
+
+    async def _chat(self, req: Request, w: ResponseWriter, ex: Exchange, body: Any) -> None:
+        await serve_chat(self.pipeline, req, w, ex, validate_chat(body), _OPENAI)
+
+    async def _messages(self, req: Request, w: ResponseWriter, ex: Exchange, body: Any) -> None:
+        canonical = anthropic_to_openai_request(validate_messages(body))
+        await serve_chat(self.pipeline, req, w, ex, canonical, _ANTHROPIC)
+
+    async def _embeddings(self, req: Request, w: ResponseWriter, ex: Exchange, body: Any) -> None:
+        await serve_embeddings(self.pipeline, req, w, ex, validate_embeddings(body))
+
+    async def _responses(self, req: Request, w: ResponseWriter, ex: Exchange, body: Any) -> None:
+        await serve_responses(self.pipeline, req, w, ex, validate_responses(body))

@@ -1,0 +1,292 @@
+"""A pooled HTTP/1.1 client for upstream providers, built on httptools.
+
+Why not httpx or aiohttp: both were measured as the dominant cost of a proxied
+request (docs/sidecar.md has the figures); what the sidecar needs is narrow —
+POST a JSON body, read a JSON body or an event stream, reuse keep-alive
+connections — and a protocol object per connection does that with one parser
+callback per chunk and no per-request objects beyond the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = ["Origin", "UpstreamClient", "UpstreamConnectError", "UpstreamError", "UpstreamResponse"]
+
+
+class UpstreamError(Exception):
+    """The connection failed or broke while talking to the provider."""
+
+
+class UpstreamConnectError(UpstreamError):
+    """Could not connect at all: always safe to retry elsewhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint {url!r} must be an http(s) URL with a host")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+class UpstreamResponse:
+    """Status and headers are known; the body is read with ``read`` or ``chunks``."""
+
+    __slots__ = ("_conn", "headers", "status")
+
+    def __init__(self, conn: _Conn, status: int, headers: dict[str, str]) -> None:
+        self._conn = conn
+        self.status = status
+        self.headers = headers
+
+    async def read(self) -> bytes:
+        parts = [chunk async for chunk in self.chunks()]
+        return b"".join(parts)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        while True:
+            if conn.body:
+                data = b"".join(conn.body)
+                conn.body.clear()
+                conn.buffered = 0
+                if conn.reading_paused and conn.transport is not None:
+                    conn.reading_paused = False
+                    conn.transport.resume_reading()
+                yield data
+                continue
+            if conn.complete:
+                conn.release()
+                return
+            if conn.error is not None:
+                raise conn.error
+            conn.waiter = asyncio.get_running_loop().create_future()
+            await conn.waiter
+
+    def close(self) -> None:
+        """Gives the connection back (if the body was read) or drops it."""
+        self._conn.release()
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.complete = False
+        self.error: Exception | None = None
+        self.head: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.reading_paused = False
+        self.keep_alive = True
+        self.idle = False
+        self.released = True
+        self.closed = False
+
+    def reset(self) -> None:
+        self.headers = {}
+        self.body = []
+        self.buffered = 0
+        self.complete = False
+        self.error = None
+        self.head = asyncio.get_running_loop().create_future()
+        self.released = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        if not self.complete:
+            self._fail(UpstreamError(f"upstream closed the connection: {exc or 'EOF'}"))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed upstream response: {exc}"))
+            self.abort()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.head is not None and not self.head.done():
+            self.head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.buffered > 1 << 20 and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def _fail(self, exc: Exception) -> None:
+        self.error = exc
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(exc)
+        self._wake()
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        if self.complete and self.keep_alive and not self.closed and self.error is None:
+            self.pool.put(self)
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.abort()
+        self.pool.forget(self)
+
+
+class _Pool:
+    def __init__(self, origin: Origin, ssl_ctx: ssl.SSLContext | None, max_idle: int) -> None:
+        self.origin = origin
+        self.ssl = ssl_ctx
+        self.max_idle = max_idle
+        self.idle: collections.deque[_Conn] = collections.deque()
+
+    async def get(self) -> _Conn:
+        while self.idle:
+            conn = self.idle.pop()
+            conn.idle = False
+            if not conn.closed:
+                return conn
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await loop.create_connection(
+                lambda: _Conn(self),
+                self.origin.host,
+                self.origin.port,
+                ssl=self.ssl,
+                server_hostname=self.origin.host if self.ssl else None,
+            )
+        except OSError as exc:
+            raise UpstreamConnectError(
+                f"cannot connect to {self.origin.host_header}: {exc}"
+            ) from exc
+        return proto
+
+    def put(self, conn: _Conn) -> None:
+        if len(self.idle) >= self.max_idle:
+            conn.abort()
+            return
+        conn.idle = True
+        conn.parser = httptools.HttpResponseParser(conn)
+        self.idle.append(conn)
+
+    def forget(self, conn: _Conn) -> None:
+        if conn.idle:
+            conn.idle = False
+            with contextlib.suppress(ValueError):
+                self.idle.remove(conn)
+
+    def close(self) -> None:
+        while self.idle:
+            self.idle.pop().abort()
+
+
+class UpstreamClient:
+    """Keep-alive pools per origin; one instance per sidecar process."""
+
+    def __init__(self, max_idle_per_origin: int = 64) -> None:
+        self._pools: dict[Origin, _Pool] = {}
+        self._max_idle = max_idle_per_origin
+        self._ssl: ssl.SSLContext | None = None
+
+    def _pool(self, origin: Origin) -> _Pool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            ctx = None
+            if origin.scheme == "https":
+                if self._ssl is None:
+                    self._ssl = ssl.create_default_context()
+                ctx = self._ssl
+            pool = self._pools[origin] = _Pool(origin, ctx, self._max_idle)
+        return pool
+
+    async def request(
+        self,
+        method: str,
+        origin: Origin,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> UpstreamResponse:
+        """Sends the request and returns once the status line and headers are in.
+
+        A stale keep-alive connection (closed by the server between requests)
+        is retried once on a fresh connection: nothing was processed upstream.
+        """
+        pool = self._pool(origin)
+        for attempt in (0, 1):
+            reused = bool(pool.idle)
+            conn = await pool.get()
+            conn.reset()
+            parts = [f"{method} {target} HTTP/1.1\r\nhost: {origin.host_header}\r\n".encode()]
+            for name, value in headers:
+                parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+            parts.append(b"content-length: %d\r\n\r\n" % len(body))
+            parts.append(body)
+            assert conn.transport is not None
+            conn.transport.write(b"".join(parts))
+            try:
+                assert conn.head is not None
+                await conn.head
+            except UpstreamError:
+                conn.abort()
+                if reused and attempt == 0 and not conn.headers:
+                    continue
+                raise
+            except BaseException:
+                conn.abort()
+                raise
+            status = conn.parser.get_status_code()
+            return UpstreamResponse(conn, status, conn.headers)
+        raise UpstreamError("unreachable")
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()

@@ -1,0 +1,369 @@
+"""A lean HTTP/1.1 server: one protocol object per connection (like uvicorn).
+
+Why not an ASGI stack: the sidecar sits on every request path of the pod, and
+each layer of a framework costs tens of microseconds. httptools parses, the
+protocol owns flow control, and a handler coroutine gets a parsed ``Request``
+and a ``ResponseWriter``. Requests on one connection are served in order (the
+connection stops reading while a request is in flight, which also bounds the
+memory a pipelining client can make us hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httptools
+import orjson
+
+__all__ = ["Handler", "HttpServer", "Request", "ResponseWriter", "ServerLimits", "serve"]
+
+log = logging.getLogger("switchman.http")
+
+_REASONS = {
+    200: b"OK",
+    201: b"Created",
+    204: b"No Content",
+    400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Payload Too Large",
+    415: b"Unsupported Media Type",
+    422: b"Unprocessable Entity",
+    429: b"Too Many Requests",
+    500: b"Internal Server Error",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+    529: b"Overloaded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """Bounds that keep one bad client from hurting the pod."""
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Larger bodies get 413: prompts beyond this are not plausible chat traffic."""
+    header_timeout_s: float = 10.0
+    """A request must be complete (headers and body) this long after its first byte."""
+    keepalive_timeout_s: float = 75.0
+    """Idle keep-alive connections are closed after this (nginx's default)."""
+    write_high_water: int = 256 * 1024
+    """Bytes buffered towards a slow client before the writer waits."""
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    """Names lower-cased; a repeated header keeps its last value."""
+    body: bytes
+    client: str = ""
+
+
+class ResponseWriter:
+    """Writes one response: either ``send`` (whole body) or ``start``/``write``/``end``."""
+
+    __slots__ = ("_chunked", "_conn", "_done", "_keep_alive", "started", "status")
+
+    def __init__(self, conn: _HttpConnection, keep_alive: bool) -> None:
+        self._conn = conn
+        self._keep_alive = keep_alive
+        self._chunked = False
+        self._done = False
+        self.started = False
+        self.status = 0
+
+    @property
+    def disconnected(self) -> bool:
+        return self._conn.closed
+
+    async def wait_disconnected(self) -> None:
+        await self._conn.lost.wait()
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Called if the client goes away before this response is done."""
+        self._conn.lost_callbacks.append(callback)
+
+    def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes) -> bytes:
+        parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Status"))]
+        for name, value in headers:
+            parts.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
+        parts.append(extra)
+        if not self._keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        self.status = status
+        head = self._head(status, headers, b"content-length: %d\r\n" % len(body))
+        self._conn.write(head + body)
+        self._finish()
+
+    def send_json(self, status: int, obj: Any, headers: list[tuple[str, str]] = []) -> None:  # noqa: B006
+        self.send(status, [("content-type", "application/json"), *headers], orjson.dumps(obj))
+
+    def start(self, status: int, headers: list[tuple[str, str]]) -> None:
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        self.status = status
+        self._chunked = True
+        self._conn.write(self._head(status, headers, b"transfer-encoding: chunked\r\n"))
+
+    async def write(self, data: bytes) -> None:
+        """Sends one chunk; waits while the client is slow. No-op once disconnected."""
+        if not data or self._conn.closed:
+            return
+        self._conn.write(b"%x\r\n%s\r\n" % (len(data), data))
+        if self._conn.paused:
+            await self._conn.drain()
+
+    def end(self) -> None:
+        if self._chunked and not self._done:
+            self._conn.write(b"0\r\n\r\n")
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._conn.response_done(self._keep_alive)
+
+
+Handler = Callable[[Request, ResponseWriter], Awaitable[None]]
+
+
+class _HttpConnection(asyncio.Protocol):
+    """One client connection: parse, dispatch to the handler, keep alive."""
+
+    def __init__(self, handler: Handler, limits: ServerLimits, conns: set[_HttpConnection]):
+        self._handler = handler
+        self._limits = limits
+        self._conns = conns
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._body_len = 0
+        self._busy = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._client = ""
+        self.closed = False
+        self.paused = False
+        self.lost = asyncio.Event()
+        self.lost_callbacks: list[Callable[[], None]] = []
+
+    # transport callbacks -------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self._limits.write_high_water)
+        peer = transport.get_extra_info("peername")
+        self._client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
+        self._conns.add(self)
+        self._arm(self._limits.keepalive_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.lost.set()
+        self._conns.discard(self)
+        self._disarm()
+        callbacks, self.lost_callbacks = self.lost_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("disconnect callback failed")
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(400, "protocol upgrades are not supported")
+        except httptools.HttpParserError:
+            self._reject(400, "malformed HTTP request")
+
+    # parser callbacks ----------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._body_len = 0
+        self._arm(self._limits.header_timeout_s, status=408)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        length = self._headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
+            self._reject(413, "request body is larger than the sidecar accepts")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_len += len(body)
+        if self._body_len > self._limits.max_body_bytes:
+            self._reject(413, "request body is larger than the sidecar accepts")
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.closed or self._transport is None:
+            return
+        self._disarm()
+        self._busy = True
+        self._transport.pause_reading()
+        url = self._url.decode("latin-1")
+        path, _, query = url.partition("?")
+        request = Request(
+            method=self._parser.get_method().decode("ascii"),
+            path=path,
+            query=query,
+            headers=self._headers,
+            body=b"".join(self._body),
+            client=self._client,
+        )
+        writer = ResponseWriter(self, keep_alive=self._parser.should_keep_alive())
+        self._task = self._loop.create_task(self._run(request, writer))
+
+    # helpers -------------------------------------------------------------
+    async def _run(self, request: Request, writer: ResponseWriter) -> None:
+        try:
+            await self._handler(request, writer)
+        except Exception:
+            log.exception("handler failed", extra={"path": request.path})
+            if not writer.started:
+                writer.send_json(500, _error_body("internal error in the sidecar", "server_error"))
+            else:
+                self.close()
+        finally:
+            if not writer._done:
+                if writer.started and writer._chunked:
+                    writer.end()
+                else:
+                    self.close()
+
+    def response_done(self, keep_alive: bool) -> None:
+        self._busy = False
+        self._task = None
+        self.lost_callbacks.clear()
+        if not keep_alive:
+            self.close()
+            return
+        if self._transport is not None and not self.closed:
+            self._arm(self._limits.keepalive_timeout_s)
+            self._transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.write(data)
+
+    async def drain(self) -> None:
+        if not self.paused or self.closed:
+            return
+        self._drain_waiter = self._loop.create_future()
+        await self._drain_waiter
+
+    def close(self) -> None:
+        if self._transport is not None and not self.closed:
+            self.closed = True
+            self._transport.close()
+
+    def _reject(self, status: int, message: str) -> None:
+        if self._busy or self.closed:
+            self.close()
+            return
+        self._busy = True
+        body = orjson.dumps(_error_body(message, "invalid_request_error"))
+        head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % (
+            status,
+            _REASONS.get(status, b"Error"),
+            len(body),
+        )
+        self.write(head + b"connection: close\r\n\r\n" + body)
+        self.close()
+
+    def _arm(self, seconds: float, status: int = 0) -> None:
+        self._disarm()
+        self._timer = self._loop.call_later(seconds, self._on_timeout, status)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timeout(self, status: int) -> None:
+        self._timer = None
+        if status and not self._busy:
+            self._reject(status, "request was not received in time")
+        elif not self._busy:
+            self.close()
+
+
+def _error_body(message: str, kind: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+@dataclass(slots=True)
+class HttpServer:
+    """A started server; ``port`` is the bound port (useful with port 0)."""
+
+    server: asyncio.Server
+    host: str
+    port: int
+    connections: set[_HttpConnection] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def close(self) -> None:
+        self.server.close()
+        for conn in list(self.connections):
+            conn.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.server.wait_closed(), 5.0)
+
+
+async def serve(
+    handler: Handler, host: str = "127.0.0.1", port: int = 0, limits: ServerLimits | None = None
+) -> HttpServer:
+    limits = limits or ServerLimits()
+    conns: set[_HttpConnection] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _HttpConnection(handler, limits, conns), host, port, backlog=1024
+    )
+    bound = server.sockets[0].getsockname()[1]
+    return HttpServer(server=server, host=host, port=int(bound), connections=conns)

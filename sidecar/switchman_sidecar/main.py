@@ -1,0 +1,134 @@
+"""Assembling and running one sidecar process (also used in-process by tests).
+
+The seam to the control plane lives here: when the settings name an operator
+address, ``switchman_sidecar.control`` is imported (lazily, only then) and
+given the same ``TableStore``, ``BudgetGate`` and usage sink the standalone
+mode uses — one pipeline behind both sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from switchman_sidecar.admin import AdminApp
+from switchman_sidecar.app import AccessLog, App
+from switchman_sidecar.budget import BudgetGate
+from switchman_sidecar.http.client import UpstreamClient
+from switchman_sidecar.http.server import HttpServer, ServerLimits, serve
+from switchman_sidecar.metrics import Metrics
+from switchman_sidecar.pipeline import Pipeline
+from switchman_sidecar.settings import SidecarSettings
+from switchman_sidecar.table import TableRejected, TableStore, load_table_file
+from switchman_sidecar.usage import FanoutUsageSink, LogUsageSink, UsageSink
+
+__all__ = ["Sidecar"]
+
+log = logging.getLogger("switchman.sidecar")
+
+
+class Sidecar:
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        store: TableStore | None = None,
+        sink: UsageSink | None = None,
+        budget: BudgetGate | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or TableStore()
+        self.budget = budget or BudgetGate()
+        self.sinks = FanoutUsageSink()
+        if sink is not None:
+            self.sinks.sinks.append(sink)
+        elif settings.log_usage:
+            self.sinks.sinks.append(LogUsageSink())
+        self.metrics = Metrics()
+        self.client = UpstreamClient()
+        self.pipeline = Pipeline(
+            settings,
+            self.store,
+            self.client,
+            self.budget,
+            self.sinks,
+            self.metrics,
+            AccessLog() if settings.access_log else None,
+        )
+        self.control: Any = None
+        self._servers: list[HttpServer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._mtime = 0.0
+
+    @property
+    def url(self) -> str:
+        return self._servers[0].url
+
+    @property
+    def admin_url(self) -> str:
+        return self._servers[1].url
+
+    def load_config(self) -> bool:
+        """(Re)load the standalone table file; False when it was rejected."""
+        path = self.settings.config
+        if path is None:
+            return False
+        try:
+            self._mtime = path.stat().st_mtime
+            compiled = self.store.apply(load_table_file(path))
+        except (TableRejected, OSError) as exc:
+            self.metrics.table_rejections.inc()
+            log.error("route table %s rejected, keeping the previous one: %s", path, exc)
+            return False
+        self.metrics.table_version.clear()
+        self.metrics.table_version.labels(compiled.table.version or "standalone").set(1)
+        log.info("route table %s applied (%d models)", path, len(compiled.models))
+        return True
+
+    async def _watch(self) -> None:
+        path = self.settings.config
+        assert path is not None
+        while True:
+            await asyncio.sleep(self.settings.reload_interval_s)
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            if mtime != self._mtime:
+                self.load_config()
+
+    async def start(self) -> Sidecar:
+        s = self.settings
+        if s.config is not None and not self.load_config():
+            raise TableRejected(self.store.last_error or f"cannot load {s.config}")
+        status = None
+        if s.operator_address:
+            from switchman_sidecar import control  # lazily: standalone never needs gRPC
+
+            self.control = control.start_control(self.store, self.budget)
+            self.sinks.sinks.append(self.control.usage)
+            status = self.control.status
+        limits = ServerLimits(
+            max_body_bytes=s.max_body_bytes,
+            header_timeout_s=s.header_timeout_s,
+            keepalive_timeout_s=s.keepalive_timeout_s,
+        )
+        self._servers.append(await serve(App(self.pipeline), s.host, s.port, limits))
+        self._servers.append(
+            await serve(AdminApp(self.pipeline, status), s.admin_host, s.admin_port)
+        )
+        if s.config is not None:
+            self._tasks.append(asyncio.create_task(self._watch(), name="switchman-config-watch"))
+        return self
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.control is not None:
+            await self.control.stop()
+        for server in self._servers:
+            await server.close()
+        self.client.close()

@@ -1,0 +1,595 @@
+"""The request pipeline shared by every API (DESIGN §5):
+
+admission → PII redaction → route decision → send with retries, fallback and
+circuit breaking → usage, cost, one usage record. The API handlers (chat,
+messages, embeddings, responses) only translate shapes around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from switchman_protocol.v1 import routes_pb2, usage_pb2
+from switchman_sidecar.adapters import Adapter, UpstreamCall, adapter_for
+from switchman_sidecar.adapters.base import StreamDecoder, context_exceeded
+from switchman_sidecar.budget import Admission, BudgetGate
+from switchman_sidecar.http.client import (
+    Origin,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamResponse,
+)
+from switchman_sidecar.metrics import Metrics
+from switchman_sidecar.pii import Redaction
+from switchman_sidecar.resilience import backoff_s, retry_after_s
+from switchman_sidecar.routing import BudgetView, RouteDecision, RouteRequest
+from switchman_sidecar.settings import SidecarSettings
+from switchman_sidecar.table import PROVIDER_NAMES, CompiledTable, TableStore
+from switchman_sidecar.usage import Usage, UsageSink, cost_of, estimate_tokens
+
+__all__ = ["ApiError", "Exchange", "Pipeline", "StreamAttempt"]
+
+T = TypeVar("T")
+_BOOT = os.urandom(4).hex()
+_COUNTER = itertools.count(1)
+OUTCOMES: dict[int, str] = {
+    usage_pb2.OUTCOME_SUCCESS: "success",
+    usage_pb2.OUTCOME_UPSTREAM_ERROR: "upstream_error",
+    usage_pb2.OUTCOME_CLIENT_ABORTED: "client_aborted",
+    usage_pb2.OUTCOME_REJECTED: "rejected",
+}
+
+
+class ApiError(Exception):
+    """A request that ends in an error response (shaped by the API handler)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.kind = kind
+        self.code = code
+        self.param = param
+        self.headers = headers or []
+
+
+class _Failure(Exception):
+    def __init__(self, cause: str, retryable: bool, breaker: bool, error: ApiError) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.retryable = retryable
+        self.breaker = breaker
+        self.error = error
+        self.retry_after: float | None = None
+        self.fatal = False
+        self.next_model = False
+
+
+@dataclass(slots=True)
+class Exchange:
+    """Everything known about one request; becomes its usage record."""
+
+    api: str
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    table: CompiledTable | None = None
+    requested: str = ""
+    redaction: Redaction | None = None
+    decision: RouteDecision | None = None
+    admission: Admission | None = None
+    model: routes_pb2.Model | None = None
+    provider: str = ""
+    tried: list[str] = field(default_factory=list)
+    attempts: int = 0
+    """Upstream attempts made (0: refused before anything left the pod)."""
+    input_estimate: int = 0
+    out_chars: int = 0
+    usage: Usage | None = None
+    cost: float = 0.0
+    streamed: bool = False
+    outcome: int = usage_pb2.OUTCOME_REJECTED
+    status: int = 0
+
+    def decision_headers(self) -> list[tuple[str, str]]:
+        headers = [("x-switchman-request-id", self.request_id)]
+        if self.model is not None:
+            headers.append(("x-switchman-model", self.model.name))
+            headers.append(("x-switchman-provider", self.provider))
+        if self.decision is not None:
+            headers.append(("x-switchman-reason", self.decision.reason))
+            if self.decision.score is not None:
+                headers.append(("x-switchman-score", f"{self.decision.score:.4f}"))
+        headers.append(("x-switchman-fallbacks", str(self.fallbacks)))
+        if self.tried:
+            headers.append(("x-switchman-tried", ",".join(self.tried)))
+        if self.redaction is not None and self.redaction.counts:
+            headers.append(("x-switchman-pii-count", str(sum(self.redaction.counts.values()))))
+        headers.append(("x-switchman-cache", "miss"))
+        return headers
+
+    @property
+    def fallbacks(self) -> int:
+        names = {t.split(":", 1)[0] for t in self.tried}
+        if self.model is not None:
+            names.discard(self.model.name)
+        return len(names)
+
+
+@dataclass(slots=True)
+class StreamAttempt:
+    model: routes_pb2.Model
+    adapter: Adapter
+    response: UpstreamResponse
+    decoder: StreamDecoder
+    chunks: AsyncIterator[bytes]
+    first: list[dict[str, Any]]
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for msg in body.get("messages") or []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(
+                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
+    return "\n".join(parts)
+
+
+def _needs(body: dict[str, Any]) -> frozenset[str]:
+    needs = set()
+    if body.get("tools"):
+        needs.add("tools")
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        needs.add("json")
+    for msg in body.get("messages") or []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") in ("image_url", "image") for p in content
+        ):
+            needs.add("vision")
+            break
+    return frozenset(needs)
+
+
+class Pipeline:
+    """One per process; holds the long-lived pieces every request uses."""
+
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        store: TableStore,
+        client: UpstreamClient,
+        budget: BudgetGate,
+        sink: UsageSink,
+        metrics: Metrics,
+        access_log: Callable[[Exchange], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.budget = budget
+        self.sink = sink
+        self.metrics = metrics
+        self.access_log = access_log
+
+    def new_exchange(self, api: str, headers: dict[str, str]) -> Exchange:
+        rid = headers.get("x-request-id") or f"{_BOOT}-{next(_COUNTER)}"
+        return Exchange(api=api, request_id=rid[:128])
+
+    # before sending -------------------------------------------------------
+    def prepare(
+        self, ex: Exchange, body: dict[str, Any], headers: dict[str, str], raw_len: int
+    ) -> tuple[dict[str, Any], list[routes_pb2.Model]]:
+        """Redaction, routing, admission. Returns the body to send and the candidates."""
+        table = self.store.current
+        if table is None:
+            raise ApiError(503, "the sidecar has no route table yet", "server_error", "not_ready")
+        ex.table = table
+        ex.requested = str(body.get("model", ""))
+        if table.pii.enabled:
+            # The messages API was already translated to the canonical chat shape.
+            redaction = table.pii.redact(body, "chat" if ex.api == "messages" else ex.api)
+            ex.redaction = redaction
+            if redaction.blocked:
+                raise ApiError(
+                    400,
+                    f"request blocked by the PII policy: it contains {redaction.blocked}",
+                    code="pii_blocked",
+                )
+            body = redaction.body
+        ex.input_estimate = estimate_tokens(raw_len)
+        max_out = (
+            body.get("max_completion_tokens")
+            or body.get("max_tokens")
+            or body.get("max_output_tokens")
+        )
+        gate_state = self.budget.state
+        budget_view = BudgetView()
+        if gate_state is not None:
+            budget_view = BudgetView(
+                state={2: "SoftLimited", 3: "Exhausted"}.get(int(gate_state.condition), "Ok"),
+                percent_used=gate_state.percent_used,
+            )
+        decision = table.router.decide(
+            RouteRequest(
+                model=ex.requested,
+                api=ex.api,
+                headers=headers,
+                prompt_text=_prompt_text(body) if ex.api != "embeddings" else "",
+                input_tokens=ex.input_estimate,
+                max_output_tokens=int(max_out) if isinstance(max_out, int) else None,
+                needs=_needs(body),
+                pii_types=frozenset(ex.redaction.counts) if ex.redaction else frozenset(),
+                budget=budget_view,
+            )
+        )
+        ex.decision = decision
+        if decision.reject:
+            raise ApiError(403, decision.reject, "permission_error", "rejected_by_policy")
+        if not decision.candidates:
+            raise ApiError(
+                404,
+                f"The model `{ex.requested}` does not exist or this pod may not use it",
+                code="model_not_found",
+                param="model",
+            )
+        if decision.max_output_tokens and ex.api == "chat":
+            key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+            body = {
+                **body,
+                key: min(int(max_out or decision.max_output_tokens), decision.max_output_tokens),
+            }
+            max_out = body[key]
+        candidates = self._filter(ex, table, decision.candidates, body)
+        worst = max(
+            cost_of(
+                Usage(input=ex.input_estimate, output=int(max_out or m.max_output_tokens or 4096)),
+                m.price,
+            )
+            for m in candidates
+        )
+        admission = self.budget.admit(table.table.team, worst)
+        ex.admission = admission
+        if not admission.allowed:
+            raise ApiError(
+                429,
+                admission.reason or f"team {table.table.team!r} has exhausted its budget",
+                "insufficient_quota",
+                "budget_exceeded",
+            )
+        if admission.downgrade_model and admission.downgrade_model in table.models:
+            down = table.models[admission.downgrade_model]
+            candidates = [down, *[m for m in candidates if m.name != down.name]]
+        return body, candidates
+
+    def _filter(
+        self, ex: Exchange, table: CompiledTable, names: list[str], body: dict[str, Any]
+    ) -> list[routes_pb2.Model]:
+        out = []
+        compliant = set(table.table.pii.compliant_tags)
+        need_compliant = ex.redaction is not None and ex.redaction.compliant_only
+        too_small = False
+        kind = "chat" if ex.api == "messages" else ex.api
+        for name in names:
+            model = table.models.get(name)
+            if model is None:
+                continue
+            if need_compliant and not compliant.intersection(model.compliance):
+                ex.tried.append(f"{name}:not-compliant")
+                continue
+            if kind not in adapter_for(model.provider).supports:
+                ex.tried.append(f"{name}:no-{ex.api}-api")
+                continue
+            if model.context_window and ex.input_estimate > model.context_window:
+                ex.tried.append(f"{name}:context-window")
+                too_small = True
+                continue
+            out.append(model)
+        if not out:
+            if too_small:
+                raise ApiError(
+                    400,
+                    "the prompt is longer than the context window of every model this pod may use",
+                    code="context_length_exceeded",
+                    param="messages",
+                )
+            raise ApiError(
+                400,
+                f"no model this pod may use can serve this {ex.api} request "
+                f"({', '.join(ex.tried)})",
+                code="no_eligible_model",
+            )
+        return out
+
+    # sending --------------------------------------------------------------
+    def _forwarded(self, headers: dict[str, str]) -> list[tuple[str, str]]:
+        prefixes = self.settings.forward_header_prefixes
+        if not prefixes:
+            return []
+        return [(k, v) for k, v in headers.items() if k.startswith(prefixes)]
+
+    async def _send(
+        self,
+        model: routes_pb2.Model,
+        table: CompiledTable,
+        call: UpstreamCall,
+        fwd: list[tuple[str, str]],
+    ) -> UpstreamResponse:
+        origin = table.origins[model.name]
+        return await self.client.request("POST", origin, call.target, call.headers + fwd, call.body)
+
+    def _classify(
+        self, model: routes_pb2.Model, adapter: Adapter, resp: UpstreamResponse, raw: bytes
+    ) -> _Failure:
+        status = resp.status
+        message = adapter.error_message(raw)
+        upstream = f"{model.name}: {message}"
+        if status == 429:
+            f = _Failure(
+                "429",
+                True,
+                False,
+                ApiError(429, upstream, "rate_limit_exceeded", "rate_limit_exceeded"),
+            )
+            f.retry_after = retry_after_s(resp.headers.get("retry-after"))
+            if f.retry_after is not None:
+                f.error.headers.append(("retry-after", str(max(1, round(f.retry_after)))))
+            return f
+        if status >= 500 or status == 408:
+            return _Failure(
+                f"http-{status}",
+                True,
+                status >= 500,
+                ApiError(502, upstream, "server_error", "upstream_error"),
+            )
+        if status == 400 and context_exceeded(raw):
+            f = _Failure(
+                "context-window",
+                False,
+                False,
+                ApiError(400, upstream, code="context_length_exceeded"),
+            )
+            f.next_model = True
+            return f
+        if status in (401, 403, 404):
+            f = _Failure(
+                f"http-{status}",
+                False,
+                False,
+                ApiError(502, upstream, "server_error", "upstream_error"),
+            )
+            f.next_model = True
+            return f
+        f = _Failure(f"http-{status}", False, False, ApiError(status, upstream))
+        f.fatal = True
+        return f
+
+    async def failover(
+        self,
+        ex: Exchange,
+        candidates: list[routes_pb2.Model],
+        attempt: Callable[[routes_pb2.Model, Adapter], Awaitable[T]],
+    ) -> T:
+        """Tries candidates in order, retrying each on retryable failures."""
+        assert ex.table is not None
+        table = ex.table
+        policy = table.policy
+        deadline = time.monotonic() + policy.total_timeout_s
+        last: ApiError | None = None
+        for position, model in enumerate(candidates):
+            breaker = self.store.breakers.get(model.endpoint)
+            last_candidate = position == len(candidates) - 1
+            if not breaker.allow(policy, time.monotonic()) and not last_candidate:
+                ex.tried.append(f"{model.name}:circuit-open")
+                continue
+            adapter = adapter_for(model.provider)
+            retries = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ApiError(
+                        504,
+                        "the total timeout elapsed before any model answered",
+                        "server_error",
+                        "timeout",
+                    )
+                t0 = time.perf_counter()
+                ex.attempts += 1
+                try:
+                    async with asyncio.timeout(min(policy.per_try_timeout_s, remaining)):
+                        result = await attempt(model, adapter)
+                    breaker.record(True, policy, time.monotonic())
+                    table.router.observe(model.name, (time.perf_counter() - t0) * 1000, True)
+                    ex.model = model
+                    ex.provider = PROVIDER_NAMES.get(model.provider, "")
+                    return result
+                except _Failure as f:
+                    failure = f
+                except TimeoutError:
+                    failure = _Failure(
+                        "timeout",
+                        True,
+                        True,
+                        ApiError(
+                            504, f"{model.name}: upstream timed out", "server_error", "timeout"
+                        ),
+                    )
+                except UpstreamConnectError as exc:
+                    failure = _Failure(
+                        "connect",
+                        True,
+                        True,
+                        ApiError(
+                            502, f"{model.name}: {exc}", "server_error", "upstream_unreachable"
+                        ),
+                    )
+                except UpstreamError as exc:
+                    failure = _Failure(
+                        "reset",
+                        True,
+                        True,
+                        ApiError(502, f"{model.name}: {exc}", "server_error", "upstream_error"),
+                    )
+                except asyncio.CancelledError:
+                    breaker.release()  # a cancelled probe tells nothing about the endpoint
+                    raise
+                breaker.record(not failure.breaker, policy, time.monotonic())
+                table.router.observe(model.name, (time.perf_counter() - t0) * 1000, False)
+                self.metrics.upstream_failures.labels(model.name, failure.cause).inc()
+                ex.tried.append(f"{model.name}:{failure.cause}")
+                last = failure.error
+                if failure.fatal:
+                    ex.model = model
+                    ex.provider = PROVIDER_NAMES.get(model.provider, "")
+                    raise failure.error
+                if not failure.retryable or retries >= policy.max_retries:
+                    break
+                delay = (
+                    failure.retry_after
+                    if failure.retry_after is not None
+                    else backoff_s(policy, retries)
+                )
+                if (
+                    failure.retry_after is not None
+                    and delay > policy.backoff_max_s
+                    and not last_candidate
+                ):
+                    break  # honour Retry-After: do not hammer this model, fall back instead
+                if delay >= deadline - time.monotonic():
+                    break
+                retries += 1
+                await asyncio.sleep(delay)
+        raise last or ApiError(502, "no model could answer", "server_error", "upstream_error")
+
+    async def unary(
+        self,
+        ex: Exchange,
+        candidates: list[routes_pb2.Model],
+        build: Callable[[Adapter, routes_pb2.Model, Origin], UpstreamCall],
+        headers: dict[str, str],
+    ) -> tuple[routes_pb2.Model, Adapter, bytes]:
+        fwd = self._forwarded(headers)
+        assert ex.table is not None
+        table = ex.table
+
+        async def attempt(
+            model: routes_pb2.Model, adapter: Adapter
+        ) -> tuple[routes_pb2.Model, Adapter, bytes]:
+            resp = await self._send(
+                model, table, build(adapter, model, table.origins[model.name]), fwd
+            )
+            try:
+                raw = await resp.read()
+            finally:
+                resp.close()
+            if resp.status != 200:
+                raise self._classify(model, adapter, resp, raw)
+            return model, adapter, raw
+
+        return await self.failover(ex, candidates, attempt)
+
+    async def open_stream(
+        self,
+        ex: Exchange,
+        candidates: list[routes_pb2.Model],
+        build: Callable[[Adapter, routes_pb2.Model, Origin], UpstreamCall],
+        decoder: Callable[[Adapter, routes_pb2.Model], StreamDecoder],
+        headers: dict[str, str],
+    ) -> StreamAttempt:
+        """Returns once the first chunk is in hand: until then failover is invisible."""
+        fwd = self._forwarded(headers)
+        assert ex.table is not None
+        table = ex.table
+
+        async def attempt(model: routes_pb2.Model, adapter: Adapter) -> StreamAttempt:
+            call = build(adapter, model, table.origins[model.name])
+            resp = await self._send(model, table, call, fwd)
+            if resp.status != 200:
+                try:
+                    raw = await resp.read()
+                finally:
+                    resp.close()
+                raise self._classify(model, adapter, resp, raw)
+            dec = decoder(adapter, model)
+            chunks = resp.chunks()
+            try:
+                async for data in chunks:
+                    first = dec.feed(data)
+                    if first:
+                        return StreamAttempt(model, adapter, resp, dec, chunks, first)
+            except BaseException:
+                resp.close()
+                raise
+            resp.close()
+            raise UpstreamError("the stream ended before its first chunk")
+
+        return await self.failover(ex, candidates, attempt)
+
+    # after ----------------------------------------------------------------
+    def cost_header(self, ex: Exchange) -> tuple[str, str]:
+        if ex.model is not None and ex.usage is not None:
+            ex.cost = cost_of(ex.usage, ex.model.price)
+        return ("x-switchman-cost", f"{ex.cost:.8f}")
+
+    def finish(self, ex: Exchange) -> None:
+        """Exactly once per request: cost, budget settlement, usage record, metrics, log."""
+        usage = ex.usage or Usage()
+        model = ex.model
+        if model is not None:
+            ex.cost = cost_of(usage, model.price)
+        if ex.admission is not None:
+            self.budget.settle(ex.admission, ex.cost)
+        elapsed = time.perf_counter() - ex.started
+        table = ex.table
+        record = usage_pb2.UsageRecord(
+            request_id=ex.request_id,
+            timestamp_ms=int(time.time() * 1000),
+            team=table.table.team if table else "",
+            model=model.name if model else ex.requested,
+            provider=ex.provider,
+            input_tokens=usage.input,
+            cached_input_tokens=usage.cached,
+            output_tokens=usage.output,
+            reasoning_tokens=usage.reasoning,
+            cost=ex.cost,
+            streamed=ex.streamed,
+            outcome=ex.outcome,  # type: ignore[arg-type]
+            estimated=usage.estimated,
+            fallbacks=ex.fallbacks,
+            reason=ex.decision.reason if ex.decision else "",
+            task_kind=ex.decision.task_kind if ex.decision else "",
+            latency_ms=int(elapsed * 1000),
+        )
+        if ex.redaction is not None and ex.redaction.counts:
+            record.pii_counts.update(ex.redaction.counts)
+        self.sink.submit(record)
+        self.metrics.observe(
+            ex.api,
+            record.model,
+            ex.provider,
+            OUTCOMES.get(ex.outcome, "unknown"),
+            elapsed,
+            (usage.input, usage.cached, usage.output, usage.reasoning),
+            ex.cost,
+        )
+        if self.access_log is not None:
+            self.access_log(ex)

@@ -1,0 +1,163 @@
+"""Token usage: normalised across providers, priced, and handed to a sink.
+
+Every request yields exactly one ``UsageRecord`` (protocol usage.proto). The
+sink is the seam to the control plane: standalone mode logs records; the
+operator client (switchman_sidecar.control) plugs a gRPC reporter in.
+
+Estimates: when a provider reports nothing (a cut stream, an aborted stream,
+a server without usage), tokens are estimated as ceil(characters / 4) — the
+rule of thumb OpenAI documents for English text. tiktoken would be closer but
+downloads its vocabulary at run time, which a pod must not depend on. Records
+carry ``estimated = true`` so the operator can tell.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from google.protobuf import json_format
+
+from switchman_protocol.v1 import routes_pb2, usage_pb2
+
+__all__ = [
+    "InMemoryUsageSink",
+    "LogUsageSink",
+    "Usage",
+    "UsageSink",
+    "cost_of",
+    "estimate_tokens",
+    "usage_from_anthropic",
+    "usage_from_gemini",
+    "usage_from_openai",
+    "usage_from_responses",
+]
+
+log = logging.getLogger("switchman.usage")
+
+
+@dataclass(slots=True)
+class Usage:
+    """Provider-neutral counts. ``input`` includes ``cached``; ``output`` includes ``reasoning``."""
+
+    input: int = 0
+    cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+    estimated: bool = False
+
+
+def estimate_tokens(chars: int) -> int:
+    return (chars + 3) // 4
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def usage_from_openai(u: Any) -> Usage | None:
+    if not isinstance(u, dict):
+        return None
+    pd = u.get("prompt_tokens_details") or {}
+    cd = u.get("completion_tokens_details") or {}
+    return Usage(
+        input=_int(u.get("prompt_tokens")),
+        cached=_int(pd.get("cached_tokens")) if isinstance(pd, dict) else 0,
+        output=_int(u.get("completion_tokens")),
+        reasoning=_int(cd.get("reasoning_tokens")) if isinstance(cd, dict) else 0,
+    )
+
+
+def usage_from_responses(u: Any) -> Usage | None:
+    if not isinstance(u, dict):
+        return None
+    idt = u.get("input_tokens_details") or {}
+    odt = u.get("output_tokens_details") or {}
+    return Usage(
+        input=_int(u.get("input_tokens")),
+        cached=_int(idt.get("cached_tokens")) if isinstance(idt, dict) else 0,
+        output=_int(u.get("output_tokens")),
+        reasoning=_int(odt.get("reasoning_tokens")) if isinstance(odt, dict) else 0,
+    )
+
+
+def usage_from_anthropic(u: Any) -> Usage | None:
+    """Anthropic reports uncached input separately from cache reads and writes."""
+    if not isinstance(u, dict):
+        return None
+    read = _int(u.get("cache_read_input_tokens"))
+    write = _int(u.get("cache_creation_input_tokens"))
+    return Usage(
+        input=_int(u.get("input_tokens")) + read + write,
+        cached=read,
+        output=_int(u.get("output_tokens")),
+    )
+
+
+def usage_from_gemini(u: Any) -> Usage | None:
+    """Gemini counts thinking tokens apart from candidates; we fold them into output."""
+    if not isinstance(u, dict):
+        return None
+    thoughts = _int(u.get("thoughtsTokenCount"))
+    return Usage(
+        input=_int(u.get("promptTokenCount")),
+        cached=_int(u.get("cachedContentTokenCount")),
+        output=_int(u.get("candidatesTokenCount")) + thoughts,
+        reasoning=thoughts,
+    )
+
+
+def cost_of(usage: Usage, price: routes_pb2.Price) -> float:
+    """US dollars. Cached input is billed at the cached price when one is set."""
+    cached_price = price.cached_input_per_mtok or price.input_per_mtok
+    cached = min(usage.cached, usage.input)
+    return (
+        (usage.input - cached) * price.input_per_mtok
+        + cached * cached_price
+        + usage.output * price.output_per_mtok
+    ) / 1_000_000
+
+
+class UsageSink(Protocol):
+    """Receives one record per request. Must not block: called on the event loop."""
+
+    def submit(self, record: usage_pb2.UsageRecord) -> None: ...
+
+
+class InMemoryUsageSink:
+    """Keeps the last records (tests, /config_dump); bounded so it cannot grow."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.records: collections.deque[usage_pb2.UsageRecord] = collections.deque(maxlen=limit)
+
+    def submit(self, record: usage_pb2.UsageRecord) -> None:
+        self.records.append(record)
+
+
+class LogUsageSink:
+    """Standalone mode: one JSON line per record on stderr (no prompt text in it)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream or sys.stderr
+
+    def submit(self, record: usage_pb2.UsageRecord) -> None:
+        data = json_format.MessageToDict(record, preserving_proto_field_name=True)
+        self._stream.write(orjson.dumps({"msg": "usage", **data}).decode() + "\n")
+
+
+class FanoutUsageSink:
+    """Several sinks behind one (e.g. log and the operator reporter)."""
+
+    def __init__(self, *sinks: UsageSink) -> None:
+        self.sinks = list(sinks)
+
+    def submit(self, record: usage_pb2.UsageRecord) -> None:
+        for sink in self.sinks:
+            try:
+                sink.submit(record)
+            except Exception:
+                log.exception("usage sink failed")
