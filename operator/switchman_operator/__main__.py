@@ -1,0 +1,123 @@
+"""``switchman-operator``: kopf watches + gRPC control plane + admin HTTP in one loop.
+
+``run`` is composable: other servers of the operator process (the admission
+webhook) are passed as ``extra`` coroutine factories and run beside the rest,
+sharing the one Settings object and the Operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import kopf
+
+from .admin import AdminServer
+from .app import Operator
+from .discovery.identity import TokenReviewIdentifier
+from .handlers import register
+from .kube import Kube, load_api_client
+from .settings import Settings
+from .tls import ServerTls, load_tls, make_self_signed
+
+__all__ = ["main", "run"]
+
+log = logging.getLogger("switchman.operator")
+
+Extra = Callable[[Operator], Coroutine[Any, Any, None]]
+
+
+def server_tls(settings: Settings) -> ServerTls:
+    if settings.tls_cert_file and settings.tls_key_file:
+        tls = load_tls(settings.tls_cert_file, settings.tls_key_file, settings.tls_ca_file)
+    else:
+        tls = make_self_signed(list(settings.tls_hosts))
+    if settings.tls_ca_out:
+        settings.tls_ca_out.write_bytes(tls.ca_pem)
+    return tls
+
+
+async def run(
+    settings: Settings, stop: asyncio.Event | None = None, extra: Sequence[Extra] = ()
+) -> None:
+    stop = stop or asyncio.Event()
+    kube = Kube(load_api_client(settings.kubeconfig))
+    operator = Operator(
+        settings,
+        kube,
+        TokenReviewIdentifier(kube, settings.audience),
+        server_tls(settings),
+    )
+    grpc_port = await operator.start()
+    admin = AdminServer(operator.cp.hub, operator.metrics, settings.replica)
+    admin_port = await admin.start(settings.admin_address)
+    # One line on stdout that a supervisor (or a test) can parse.
+    print(f"switchman-operator grpc={grpc_port} admin={admin_port}", flush=True)
+    registry = kopf.OperatorRegistry()
+    register(registry, operator)
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.posting.enabled = False  # our own events, not kopf's handler chatter
+    kopf_settings.watching.server_timeout = 300
+    ready = asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            kopf.operator(
+                registry=registry,
+                settings=kopf_settings,
+                standalone=True,
+                clusterwide=not settings.namespaces,
+                namespaces=list(settings.namespaces),
+                stop_flag=stop,
+                ready_flag=ready,
+            ),
+            name="kopf",
+        ),
+        *(asyncio.create_task(fn(operator), name="extra") for fn in extra),
+    ]
+    await ready.wait()
+    admin.ready = True
+    try:
+        done, _ = await asyncio.wait(
+            [*tasks, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            if task in tasks and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await admin.stop()
+        await operator.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kopf").setLevel(logging.WARNING)
+    settings = Settings.from_env()
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(_main())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

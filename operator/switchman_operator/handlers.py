@@ -1,0 +1,60 @@
+"""kopf registrations: thin, level-based; everything happens in ``Operator``.
+
+Only watch-event handlers and a timer are used: they need no per-object
+bookkeeping annotations, are replayed in full on every (re)start, and make
+each replica's in-memory World complete on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from .api import GROUP, VERSION
+from .app import Operator
+
+__all__ = ["register"]
+
+PLURALS = (
+    ("ModelPool", "modelpools"),
+    ("RoutingPolicy", "routingpolicies"),
+    ("TeamBudget", "teambudgets"),
+)
+
+
+def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    for kind, plural in PLURALS:
+        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"watch-{plural}")(
+            _observer(op, kind)
+        )
+
+    def wanted(body: Any, **_: Any) -> bool:
+        return op.wants_secret(body)
+
+    kopf.on.event("", "v1", "secrets", registry=registry, when=wanted, id="watch-secrets")(
+        _observer(op, "Secret")
+    )
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        "teambudgets",
+        registry=registry,
+        interval=op.settings.budget_refresh_interval,
+        idle=None,
+        id="budget-period",
+    )
+    async def budget_period(**kwargs: Any) -> None:
+        meta = kwargs["body"].get("metadata") or {}
+        await op.refresh_budget(str(meta.get("namespace")), str(meta.get("name")))
+
+
+def _observer(op: Operator, kind: str) -> Any:
+    async def observe(**kwargs: Any) -> None:
+        event_type = str(kwargs["event"].get("type") or "MODIFIED")
+        await op.observe(event_type, {**kwargs["body"], "kind": kind})
+
+    return observe
