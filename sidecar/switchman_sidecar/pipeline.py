@@ -468,12 +468,10 @@ class Pipeline:
                     if failure.retry_after is not None
                     else backoff_s(policy, retries)
                 )
-                if (
-                    failure.retry_after is not None
-                    and delay > policy.backoff_max_s
-                    and not last_candidate
-                ):
-                    break  # honour Retry-After: do not hammer this model, fall back instead
+                if failure.retry_after is not None and delay > policy.backoff_max_s:
+                    # Honour Retry-After without holding the client: fall back, or hand
+                    # the 429 (with its Retry-After) to the client when nothing is left.
+                    break
                 if delay >= deadline - time.monotonic():
                     break
                 retries += 1

@@ -171,6 +171,7 @@ class _HttpConnection(asyncio.Protocol):
         self.paused = False
         self.lost = asyncio.Event()
         self.lost_callbacks: list[Callable[[], None]] = []
+        self._lingering = False
 
     # transport callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -205,6 +206,8 @@ class _HttpConnection(asyncio.Protocol):
             self._drain_waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # rejected request: its rest is read and dropped until we close
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -312,7 +315,13 @@ class _HttpConnection(asyncio.Protocol):
             len(body),
         )
         self.write(head + b"connection: close\r\n\r\n" + body)
-        self.close()
+        # Lingering close (as nginx does): keep reading and dropping what the client
+        # still sends for a moment, so it sees the error instead of a reset.
+        self._lingering = True
+        if self._transport is not None:
+            self._transport.resume_reading()
+        self._disarm()
+        self._timer = self._loop.call_later(1.0, self.close)
 
     def _arm(self, seconds: float, status: int = 0) -> None:
         self._disarm()
