@@ -13,6 +13,7 @@ carry ``estimated = true`` so the operator can tell.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import sys
@@ -133,9 +134,18 @@ class InMemoryUsageSink:
 
     def __init__(self, limit: int = 10_000) -> None:
         self.records: collections.deque[usage_pb2.UsageRecord] = collections.deque(maxlen=limit)
+        self._changed = asyncio.Event()
 
     def submit(self, record: usage_pb2.UsageRecord) -> None:
         self.records.append(record)
+        self._changed.set()
+
+    async def wait(self, count: int, within_s: float = 5.0) -> None:
+        """Until at least ``count`` records arrived (tests wait on this, not on sleeps)."""
+        async with asyncio.timeout(within_s):
+            while len(self.records) < count:
+                self._changed.clear()
+                await self._changed.wait()
 
 
 class LogUsageSink:

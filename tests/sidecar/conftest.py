@@ -129,6 +129,16 @@ async def sdk() -> AsyncIterator[Callable[..., openai.AsyncOpenAI]]:
 
 
 @pytest.fixture
+def wait_records() -> Callable[[Sidecar, int], Awaitable[None]]:
+    async def wait(sidecar: Sidecar, count: int) -> None:
+        sink = sidecar.sinks.sinks[0]
+        assert isinstance(sink, InMemoryUsageSink)
+        await sink.wait(count)
+
+    return wait
+
+
+@pytest.fixture
 def table_for() -> Callable[..., dict[str, Any]]:
     return make_table
 

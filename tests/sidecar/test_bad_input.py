@@ -12,6 +12,8 @@ import pytest
 
 from switchman_sidecar.main import Sidecar
 
+USER = b'{"role": "user", "content": "x"}'
+
 
 @pytest.fixture
 async def http(sidecar: Sidecar) -> AsyncIterator[httpx.AsyncClient]:
@@ -53,11 +55,11 @@ def assert_openai_error(
             "stream",
         ),
         (
-            b'{"model": "gpt-4o", "max_tokens": -1, "messages": [{"role": "user", "content": "x"}]}',
+            b'{"model": "gpt-4o", "max_tokens": -1, "messages": [' + USER + b"]}",
             "max_tokens",
         ),
         (
-            b'{"model": "gpt-4o", "temperature": "hot", "messages": [{"role": "user", "content": "x"}]}',
+            b'{"model": "gpt-4o", "temperature": "hot", "messages": [' + USER + b"]}",
             "temperature",
         ),
     ],
@@ -142,9 +144,9 @@ async def test_garbage_http_gets_400(sidecar: Sidecar) -> None:
 
 
 async def test_client_disconnect_before_answer_still_records_usage(
-    sidecar: Sidecar, records: Any
+    sidecar: Sidecar, records: Any, wait_records: Any
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", await raw_port(sidecar))
+    _, writer = await asyncio.open_connection("127.0.0.1", await raw_port(sidecar))
     body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}'
     writer.write(
         b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-fake-latency-ms: 100\r\n"
@@ -152,9 +154,7 @@ async def test_client_disconnect_before_answer_still_records_usage(
     )
     await writer.drain()
     writer.close()
-    async with asyncio.timeout(5):
-        while not records(sidecar):
-            await asyncio.sleep(0.01)
+    await wait_records(sidecar, 1)
     assert records(sidecar)[0].output_tokens > 0  # the provider answered; it is charged
 
 

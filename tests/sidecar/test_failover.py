@@ -230,14 +230,8 @@ async def test_stream_failing_mid_way_ends_with_an_error_event(
     assert rec.estimated and rec.output_tokens > 0 and rec.cost > 0
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
 async def test_client_abort_is_charged_for_what_was_streamed(
-    sidecar: Sidecar, fake: FakeUpstream, records: Records
+    sidecar: Sidecar, fake: FakeUpstream, records: Records, wait_records: Any
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", int(sidecar.url.rsplit(":", 1)[1]))
     body = b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hello"}]}'
@@ -252,7 +246,7 @@ async def test_client_abort_is_charged_for_what_was_streamed(
         while seen.count(b"data: ") < 3:
             seen += await reader.read(4096)
     writer.close()
-    await wait_for(lambda: len(records(sidecar)) == 1)
+    await wait_records(sidecar, 1)
     [rec] = records(sidecar)
     assert rec.outcome == usage_pb2.OUTCOME_CLIENT_ABORTED
     assert rec.estimated and 0 < rec.output_tokens < 200
