@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+import uvloop
 
 from switchman_fake import FakeUpstream
 from switchman_sidecar.main import Sidecar
@@ -53,6 +55,16 @@ def make_table(fake_url: str, **extra: Any) -> dict[str, Any]:
     }
     table.update(extra)
     return table
+
+
+_HERE = Path(__file__).parent
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Any:
+    """The sidecar runs on uvloop in production; so do its tests (and only these)."""
+    if _HERE in Path(str(item.path)).parents:
+        return {"uvloop": uvloop.new_event_loop}
+    return None
 
 
 @pytest.fixture
