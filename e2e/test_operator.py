@@ -379,6 +379,8 @@ def test_pod_cannot_read_another_namespace_or_report_for_another_team(
                 first = next(call)
             except grpc.RpcError as exc:
                 return exc.code(), None  # type: ignore[attr-defined]
+            except StopIteration:  # the stream ended (we half-closed) with nothing for us
+                return grpc.StatusCode.OK, None
             call.cancel()
             return None, xds.unpack(first.resources[0], routes_pb2.RouteTable)
 
@@ -402,7 +404,7 @@ def test_pod_cannot_read_another_namespace_or_report_for_another_team(
         assert code == grpc.StatusCode.PERMISSION_DENIED
         # Without a node id it gets only what its own namespace grants: nothing here.
         code, table = ads(token_other, "")
-        assert table is None and code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert table is None and code == grpc.StatusCode.OK
         # A token that is not bound to a pod is refused.
         plain = cluster.kubectl(
             "create", "token", "default", "-n", world.namespace, "--audience=switchman"

@@ -64,11 +64,10 @@ class DiscoveryService:
                 waiter = asyncio.create_task(conn.wake.wait())
                 await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
-                if reader.done():
-                    break
-                conn.wake.clear()
-                for response in self.hub.next_responses(conn):
-                    await context.write(response)
+                if conn.wake.is_set():  # answer what was asked, even just before a half-close
+                    conn.wake.clear()
+                    for response in self.hub.next_responses(conn):
+                        await context.write(response)
             failure = None if reader.cancelled() else reader.exception()
             if isinstance(failure, AuthError):
                 self.metrics.auth_failures.inc()
