@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from google.protobuf import json_format
 
 from switchman_protocol.v1 import routes_pb2, usage_pb2
 
@@ -155,8 +154,29 @@ class LogUsageSink:
         self._stream = stream or sys.stderr
 
     def submit(self, record: usage_pb2.UsageRecord) -> None:
-        data = json_format.MessageToDict(record, preserving_proto_field_name=True)
-        self._stream.write(orjson.dumps({"msg": "usage", **data}).decode() + "\n")
+        # Field by field: json_format.MessageToDict costs ~10x more on the hot path.
+        r = record
+        line = {
+            "msg": "usage",
+            "request_id": r.request_id,
+            "timestamp_ms": r.timestamp_ms,
+            "team": r.team,
+            "model": r.model,
+            "provider": r.provider,
+            "input_tokens": r.input_tokens,
+            "cached_input_tokens": r.cached_input_tokens,
+            "output_tokens": r.output_tokens,
+            "reasoning_tokens": r.reasoning_tokens,
+            "cost": r.cost,
+            "streamed": r.streamed,
+            "outcome": usage_pb2.Outcome.Name(r.outcome),
+            "estimated": r.estimated,
+            "fallbacks": r.fallbacks,
+            "pii_counts": dict(r.pii_counts),
+            "reason": r.reason,
+            "latency_ms": r.latency_ms,
+        }
+        self._stream.write(orjson.dumps(line).decode() + "\n")
 
 
 class FanoutUsageSink:

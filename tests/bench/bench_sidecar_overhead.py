@@ -1,0 +1,419 @@
+"""Data-plane overhead: direct vs nginx vs the Switchman sidecar vs LiteLLM proxy.
+
+One run, same fake upstream (its own process, loopback), same load:
+* latency at a fixed open-loop rate (scheduled send times, so queueing counts):
+  p50/p99 of each target minus the direct p50/p99 = added latency;
+* maximum req/s with a closed loop of concurrent keep-alive connections;
+* streaming: time to first SSE byte, added over direct;
+* resident memory (VmHWM, peak RSS) of the proxy process.
+Every proxy runs as one process (nginx: one worker). nginx comes from Debian
+(apt-get, only if missing and installable); LiteLLM from PyPI into a throwaway
+venv under ~/.cache/switchman/bench-venv. A missing column is reported as
+skipped with the reason. Prints ONE JSON line at the end.
+
+    .venv/bin/python tests/bench/bench_sidecar_overhead.py            # --quick (default)
+    .venv/bin/python tests/bench/bench_sidecar_overhead.py --full
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+import yaml
+
+LITELLM = "litellm[proxy]==1.80.17"  # pinned; never 1.107.0
+VENV = Path.home() / ".cache" / "switchman" / "bench-venv"
+BODY = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hello benchmark"}]}'
+STREAM_BODY = (
+    b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hello benchmark"}]}'
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} not open after {timeout}s")
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+# --- a minimal keep-alive HTTP/1.1 client (the load generator) --------------------------
+
+
+class Conn:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+    ) -> None:
+        self.r, self.w, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        return cls(r, w, f"127.0.0.1:{port}")
+
+    async def post(self, path: str, body: bytes, stream: bool = False) -> float:
+        """Sends one request; returns seconds to the first body byte (for streams) or 0."""
+        self.w.write(
+            b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n"
+            b"authorization: Bearer sk-bench\r\ncontent-length: %d\r\n\r\n%s"
+            % (path.encode(), self.host.encode(), len(body), body)
+        )
+        t0 = time.perf_counter()
+        head = await self.r.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lower = head.lower()
+        ttfb = 0.0
+        if b"transfer-encoding: chunked" in lower:
+            while True:
+                size_line = await self.r.readuntil(b"\r\n")
+                size = int(size_line.strip().split(b";")[0], 16)
+                if ttfb == 0.0:
+                    ttfb = time.perf_counter() - t0
+                if size == 0:
+                    await self.r.readuntil(b"\r\n")
+                    break
+                await self.r.readexactly(size + 2)
+        else:
+            start = lower.index(b"content-length:") + 15
+            length = int(lower[start : lower.index(b"\r\n", start)])
+            await self.r.readexactly(length)
+            ttfb = time.perf_counter() - t0
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}")
+        return ttfb
+
+    def close(self) -> None:
+        self.w.close()
+
+
+async def open_loop(port: int, path: str, rate: float, seconds: float, conns: int) -> list[float]:
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(conns):
+        pool.put_nowait(await Conn.open(port))
+    for _ in range(min(conns, 50)):  # warm-up
+        c = await pool.get()
+        await c.post(path, BODY)
+        pool.put_nowait(c)
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(scheduled: float) -> None:
+        nonlocal errors
+        c = await pool.get()
+        try:
+            await c.post(path, BODY)
+            latencies.append(time.perf_counter() - scheduled)
+        except Exception:
+            errors += 1
+            c = await Conn.open(port)
+        pool.put_nowait(c)
+
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(total):
+        at = start + i / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(at)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        pool.get_nowait().close()
+    if errors:
+        print(f"  {errors} errors", file=sys.stderr)
+    return latencies
+
+
+async def closed_loop(port: int, path: str, seconds: float, conns: int) -> float:
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        c = await Conn.open(port)
+        while time.perf_counter() < stop:
+            try:
+                await c.post(path, BODY)
+            except (OSError, asyncio.IncompleteReadError):
+                c.close()  # the server closed a keep-alive connection: reconnect
+                c = await Conn.open(port)
+                continue
+            done += 1
+        c.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    return done / (time.perf_counter() - t0)
+
+
+async def ttft(port: int, path: str, n: int) -> list[float]:
+    c = await Conn.open(port)
+    out = []
+    for _ in range(n):
+        out.append(await c.post(path, STREAM_BODY, stream=True))
+    c.close()
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- targets --------------------------------------------------------------------------------
+
+
+def start_nginx(tmp: Path, fake_port: int) -> tuple[subprocess.Popen[bytes], int] | str:
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if nginx is None and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "nginx-light"],
+            capture_output=True,
+            timeout=180,
+            check=False,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        nginx = shutil.which("nginx") or (
+            "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+        )
+    if nginx is None:
+        return "nginx not installed and not installable here"
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log {tmp}/nginx-access.log;
+  client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/pt; fastcgi_temp_path {tmp}/ft;
+  uwsgi_temp_path {tmp}/ut; scgi_temp_path {tmp}/st;
+  keepalive_requests 1000000; keepalive_timeout 75s;
+  upstream fake {{ server 127.0.0.1:{fake_port}; keepalive 128; keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+    )
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
+    wait_port(port, proc, 10)
+    return proc, port
+
+
+def start_sidecar(tmp: Path, fake_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    port, admin = free_port(), free_port()
+    routes = {
+        "team": "bench",
+        "models": [
+            {
+                "name": "gpt-4o",
+                "provider": "PROVIDER_OPENAI",
+                "upstream_model": "gpt-4o",
+                "endpoint": f"http://127.0.0.1:{fake_port}/v1",
+                "credential": {"api_key": "sk-bench"},
+                "price": {"input_per_mtok": 2.5, "output_per_mtok": 10},
+            }
+        ],
+    }
+    (tmp / "routes.yaml").write_text(yaml.safe_dump(routes))
+    cmd = [sys.executable, "-m", "switchman_sidecar", "--config", str(tmp / "routes.yaml")]
+    cmd += ["--port", str(port), "--admin-port", str(admin)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)  # access + usage logs on, discarded
+    wait_port(port, proc, 20)
+    return proc, port
+
+
+def start_litellm(
+    tmp: Path, fake_port: int, quick: bool
+) -> tuple[subprocess.Popen[bytes], int] | str:
+    exe = VENV / "bin" / "litellm"
+    if not exe.exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
+            subprocess.run(
+                [str(VENV / "bin" / "pip"), "install", "-q", LITELLM], check=True, timeout=900
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            return f"litellm install failed: {exc}"
+    port = free_port()
+    config = {
+        "model_list": [
+            {
+                "model_name": "gpt-4o",
+                "litellm_params": {
+                    "model": "openai/gpt-4o",
+                    "api_base": f"http://127.0.0.1:{fake_port}/v1",
+                    "api_key": "sk-bench",
+                },
+            }
+        ],
+        "litellm_settings": {"drop_params": True, "telemetry": False},
+    }
+    (tmp / "litellm.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True"}
+    cmd = [
+        str(exe),
+        "--config",
+        str(tmp / "litellm.yaml"),
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        wait_port(port, proc, 120)
+    except RuntimeError as exc:
+        proc.kill()
+        return f"litellm did not start: {exc}"
+    return proc, port
+
+
+async def measure(
+    port: int, path: str, rate: float, seconds: float, conns: int, rps_s: float
+) -> dict[str, Any]:
+    lat = await open_loop(port, path, rate, seconds, conns)
+    rps = await closed_loop(port, path, rps_s, conns)
+    first = await ttft(port, path, 100)
+    return {
+        "p50_ms": pct(lat, 0.5) * 1000,
+        "p99_ms": pct(lat, 0.99) * 1000,
+        "rps_max": rps,
+        "ttft_ms": statistics.median(first) * 1000,
+        "n": len(lat),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", default=True, help="short run (default)")
+    parser.add_argument(
+        "--full", action="store_true", help="longer run: 1,000 RPS for 20 s per target"
+    )
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests per second")
+    parser.add_argument("--no-litellm", action="store_true")
+    args = parser.parse_args()
+    seconds, rps_s = (20.0, 10.0) if args.full else (4.0, 3.0)
+    conns = 32
+    tmp = Path(tempfile.mkdtemp(prefix="switchman-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    results: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    try:
+        fake_port = free_port()
+        fake = subprocess.Popen(
+            [sys.executable, "-m", "switchman_fake", "--port", str(fake_port), "--no-record"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(fake)
+        wait_port(fake_port, fake, 20)
+        targets: list[tuple[str, int, str, int | None]] = [
+            ("direct", fake_port, "/v1/chat/completions", None)
+        ]
+        ng = start_nginx(tmp, fake_port)
+        if isinstance(ng, str):
+            skipped["nginx"] = ng
+        else:
+            procs.append(ng[0])
+            targets.append(("nginx", ng[1], "/v1/chat/completions", ng[0].pid))
+        sc = start_sidecar(tmp, fake_port)
+        procs.append(sc[0])
+        targets.append(("sidecar", sc[1], "/v1/chat/completions", sc[0].pid))
+        if args.no_litellm:
+            skipped["litellm"] = "--no-litellm"
+        else:
+            ll = start_litellm(tmp, fake_port, not args.full)
+            if isinstance(ll, str):
+                skipped["litellm"] = ll
+            else:
+                procs.append(ll[0])
+                targets.append(("litellm", ll[1], "/v1/chat/completions", ll[0].pid))
+        for name, port, path, pid in targets:
+            print(f"== {name}", file=sys.stderr)
+            r = uvloop.run(measure(port, path, args.rate, seconds, conns, rps_s))
+            if pid is not None:
+                r["rss_mib"] = peak_rss_mib(pid)
+            results[name] = r
+            print(f"   {json.dumps(r)}", file=sys.stderr)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    base = results["direct"]
+    summary: dict[str, Any] = {
+        "bench": "sidecar_overhead",
+        "mode": "full" if args.full else "quick",
+        "rate_rps": args.rate,
+        "seconds_per_target": seconds,
+        "cpus": os.cpu_count(),
+        "direct": {k: round(v, 3) for k, v in base.items() if isinstance(v, float)},
+    }
+    for name, r in results.items():
+        if name == "direct":
+            continue
+        summary[name] = {
+            "added_p50_us": round((r["p50_ms"] - base["p50_ms"]) * 1000, 1),
+            "added_p99_us": round((r["p99_ms"] - base["p99_ms"]) * 1000, 1),
+            "rps_max": round(r["rps_max"]),
+            "added_ttft_us": round((r["ttft_ms"] - base["ttft_ms"]) * 1000, 1),
+            "rss_mib": r.get("rss_mib"),
+        }
+    if "sidecar" in summary and "litellm" in summary and summary["sidecar"]["added_p50_us"] > 0:
+        summary["litellm_vs_sidecar_added_p50"] = round(
+            summary["litellm"]["added_p50_us"] / summary["sidecar"]["added_p50_us"], 1
+        )
+    summary["skipped"] = skipped
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
