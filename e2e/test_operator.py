@@ -283,7 +283,8 @@ def test_table_push_routing_and_exact_spend_across_operator_restart(world: World
         world.namespace,
         "web",
     )
-    wait_until(lambda: chat_ok(port), 30, "sidecar serving")
+    costs: list[float] = []  # every request that reached the sidecar, warm-up included
+    wait_until(lambda: chat_ok(port, costs), 30, "sidecar serving")
     # The policy's status counts the sidecar; the budget starts the period at zero.
     wait_until(
         lambda: (
@@ -302,7 +303,6 @@ def test_table_push_routing_and_exact_spend_across_operator_restart(world: World
         "policy synced 1/1",
     )
 
-    costs: list[float] = []
     errors: list[str] = []
     stop = threading.Event()
 
@@ -318,7 +318,7 @@ def test_table_push_routing_and_exact_spend_across_operator_restart(world: World
     thread = threading.Thread(target=traffic)
     thread.start()
     try:
-        wait_until(lambda: len(costs) >= 40, 60, "traffic")
+        wait_until(lambda: len(costs) >= 40, 60, "traffic")  # the warm-up is costs[0]
         op = world.procs[-2]  # operator started before the sidecar
         assert op.name == "operator"
         op.kill(signal.SIGKILL)  # no chance to flush anything
@@ -331,11 +331,16 @@ def test_table_push_routing_and_exact_spend_across_operator_restart(world: World
         thread.join(60)
     assert not errors, errors[:3]
     expected = sum(to_micros(c) for c in costs)
-    status = wait_until(
-        lambda: (s := world.budget()) and s.get("requests") == len(costs) and s,
-        60,
-        f"{len(costs)} requests counted",
-    )
+    seen: list[dict[str, Any]] = [{}]
+
+    def counted() -> dict[str, Any] | None:
+        seen[0] = world.budget()
+        return seen[0] if seen[0].get("requests") == len(costs) else None
+
+    try:
+        status = wait_until(counted, 60, f"{len(costs)} requests counted")
+    except AssertionError:
+        raise AssertionError(f"status {seen[0]} after {len(costs)} requests") from None
     assert status["spentMicros"] == expected
     assert abs(status["spent"] - sum(costs)) <= len(costs) * 5e-7
     assert status["byModel"]["mini"]["requests"] == len(costs)
@@ -344,9 +349,9 @@ def test_table_push_routing_and_exact_spend_across_operator_restart(world: World
     assert "web" in printed and "Ok" in printed
 
 
-def chat_ok(port: int) -> bool:
+def chat_ok(port: int, costs: list[float]) -> bool:
     try:
-        chat(port, "warm up")
+        costs.append(chat(port, "warm up"))
         return True
     except Exception:
         return False

@@ -189,7 +189,18 @@ class Operator:
 
     # --- lifecycle ---------------------------------------------------------
 
+    async def prime(self) -> None:
+        """List every object once before serving: a usage batch or a sidecar arriving
+        right after a restart must meet a complete World (a missing TeamBudget would
+        leave usage uncharged, a missing policy would refuse it). The watches then
+        replay the same objects, which is harmless: handling is level-based."""
+        for kind in OWNED_KINDS:
+            for ns in self.settings.namespaces or (None,):
+                for body in await self.kube.list_objects(kind, ns):
+                    await self.observe("ADDED", body)
+
     async def start(self) -> int:
+        await self.prime()
         port = await self.cp.start()
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
         return port

@@ -106,6 +106,23 @@ class Kube:
             name,
         )
 
+    async def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of a Switchman kind (in one namespace, or all), with ``kind`` set."""
+        if namespace:
+            out = await asyncio.to_thread(
+                _call,
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURALS[kind],
+            )
+        else:
+            out = await asyncio.to_thread(
+                _call, self.custom.list_cluster_custom_object, GROUP, VERSION, PLURALS[kind]
+            )
+        return [{**item, "kind": kind} for item in out.get("items") or []]
+
     async def replace_status(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PUT .../status; ``metadata.resourceVersion`` is the precondition (409 → Conflict)."""
         meta = body["metadata"]
