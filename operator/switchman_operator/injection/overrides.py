@@ -28,7 +28,9 @@ __all__ = ["LOG_LEVELS", "apply_overrides", "parse_quantity"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
-_QUANTITY = re.compile(r"^(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[a-zA-Z]*|[eE][+-]?[0-9]+)$")
+_QUANTITY = re.compile(
+    r"^(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[a-zA-Z]*|[eE][+-]?[0-9]+)$"
+)
 _SUFFIX = {
     "": Decimal(1),
     "n": Decimal("1e-9"),
