@@ -1,0 +1,196 @@
+"""Prompt features shared by router training (operator, CLI) and inference (sidecar).
+
+Training and inference must turn a prompt into exactly the same features, and
+the two sides may share code only through this package, so the featurizer
+lives here: pure Python, standard library only, deterministic across
+processes (CRC-32, never ``hash()``, which is salted per process) and cheap
+enough for the request path (tens of microseconds for a typical prompt).
+
+A featurizer is named by a version string stored in the route table
+(``LearnedRouter.featurizer``); a router trained with ``hash-v1`` is only ever
+evaluated with ``hash-v1``. Changing what ``hash-v1`` computes would silently
+break every trained router, so a change means a new name.
+
+Features are binary and hashed into ``dim`` buckets (a power of two):
+word unigrams and bigrams of a bounded head and tail of the prompt, plus
+coarse shape features (length, digits, code fences, line count) and the task
+kind from :func:`task_kind`. Hashing needs no vocabulary in the route table
+and works on any user's data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import zlib
+from collections.abc import Sequence
+
+__all__ = [
+    "FEATURIZER",
+    "HEAD_CHARS",
+    "TAIL_CHARS",
+    "TASK_KINDS",
+    "analyze",
+    "featurize",
+    "featurize_text",
+    "supported",
+    "task_kind",
+]
+
+FEATURIZER = "hash-v1"
+#: Bytes of the prompt's start and end that are tokenized: the instruction is
+#: usually at one end, and bounding the work bounds the decision time.
+HEAD_CHARS = 600
+TAIL_CHARS = 300
+#: Task kinds the classifier knows; "chat" is the default.
+TASK_KINDS = (
+    "code",
+    "math",
+    "extraction",
+    "summarization",
+    "translation",
+    "classification",
+    "reasoning",
+    "qa",
+    "chat",
+)
+
+_TOKEN = re.compile(rb"[a-z]+|[0-9]+|[^\sa-z0-9]")
+_BIGRAM = 0x9E3779B1
+
+# Task classifier: keyword sets over the prompt's tokens (set intersections run
+# at C speed, unlike alternations of regexes) plus a few substring signals.
+# Kinds are tried from the most specific signal to the least; each needs
+# ``_MIN_HITS`` distinct keywords, except where a single marker is decisive.
+_KEYWORDS: dict[str, frozenset[bytes]] = {
+    "code": frozenset(
+        b"def python javascript typescript java rust golang sql regex bash function "
+        b"functions implement compile compiler debug refactor stacktrace traceback "
+        b"return returns code program script assert class method array string list "
+        b"algorithm api bug".split()
+    ),
+    "translation": frozenset(
+        b"translate translation translated french german spanish chinese japanese "
+        b"italian portuguese korean russian".split()
+    ),
+    "summarization": frozenset(
+        b"summary summarize summarise summarization tldr condense shorten".split()
+    ),
+    "extraction": frozenset(
+        b"extract extraction parse json fields field entities entity table csv yaml schema".split()
+    ),
+    "math": frozenset(
+        b"solve equation integral derivative probability calculate compute sum "
+        b"remainder prime percent dollars total integer integers real fraction "
+        b"triangle area radius polynomial frac sqrt many much cost".split()
+    ),
+    "classification": frozenset(
+        b"classify classification category categorize categorise sentiment label "
+        b"spam toxic positive negative".split()
+    ),
+    "reasoning": frozenset(
+        b"puzzle clue clues logic following statement statements options choices "
+        b"correct best true false infer".split()
+    ),
+}
+_MIN_HITS = 2
+_DECISIVE: dict[str, frozenset[bytes]] = {
+    "code": frozenset(
+        [b"```", b"def ", b"#include", b"import ", b"()", b"write a function", b"write a python"]
+    ),
+    "math": frozenset([b"\\frac", b"\\sqrt", b"$$", b"\\("]),
+}
+#: One of these words alone decides the kind (checked in ``_ORDER``).
+_STRONG: dict[str, frozenset[bytes]] = {
+    "translation": frozenset(b"translate translation".split()),
+    "summarization": frozenset(b"summarize summarise summarization tldr".split()),
+    "extraction": frozenset(b"extract".split()),
+    "classification": frozenset(b"classify".split()),
+}
+_ORDER = (
+    "code",
+    "translation",
+    "summarization",
+    "extraction",
+    "math",
+    "classification",
+    "reasoning",
+)
+_QUESTION_WORDS = frozenset(b"who what when where which why how".split())
+_OPERATORS = frozenset(b"+ - * / = ^ %".split())
+
+
+def supported(featurizer: str) -> bool:
+    return featurizer == FEATURIZER
+
+
+def _sample(text: str) -> bytes:
+    raw = text.encode("utf-8", "replace").lower()
+    if len(raw) > HEAD_CHARS + TAIL_CHARS:
+        raw = raw[:HEAD_CHARS] + b"\n" + raw[-TAIL_CHARS:]
+    return raw
+
+
+def _kind(raw: bytes, tokens: list[bytes]) -> str:
+    for kind, markers in _DECISIVE.items():
+        if any(m in raw for m in markers):
+            return kind
+    present = set(tokens)
+    for kind, strong in _STRONG.items():
+        if present & strong:
+            return kind
+    best, hits = "", _MIN_HITS - 1
+    for kind in _ORDER:
+        n = len(present & _KEYWORDS[kind])
+        if n > hits:
+            best, hits = kind, n
+    if best:
+        return best
+    numbers = sum(1 for t in tokens if t[:1].isdigit())
+    if numbers >= 2 and (present & _OPERATORS or b"$" in present):
+        return "math"
+    if (tokens and tokens[0] in _QUESTION_WORDS) or raw.rstrip().endswith(b"?"):
+        return "qa"
+    return "chat"
+
+
+def task_kind(text: str) -> str:
+    """A coarse task kind for routing rules and per-task quality (a few µs)."""
+    raw = _sample(text)
+    return _kind(raw, _TOKEN.findall(raw))
+
+
+def analyze(text: str, dim: int) -> tuple[str, list[int]]:
+    """The task kind and the sorted unique feature indices in ``[0, dim)``.
+
+    One tokenization serves both, which is what the request path wants.
+    """
+    if dim <= 0 or dim & (dim - 1):
+        raise ValueError(f"feature dimension must be a power of two, got {dim}")
+    raw = _sample(text)
+    tokens = _TOKEN.findall(raw)
+    kind = _kind(raw, tokens)
+    uni = list(map(zlib.crc32, tokens))
+    mask = dim - 1
+    feats = {h & mask for h in uni}
+    feats.update(((a * _BIGRAM) ^ b) & mask for a, b in itertools.pairwise(uni))
+    digits = sum(1 for t in tokens if t[:1].isdigit())
+    shape = (
+        b"len=%d" % (len(text) // 16).bit_length(),
+        b"num=%d" % digits.bit_length(),
+        b"lines=%d" % text.count("\n").bit_length(),
+        b"fence=%d" % (b"```" in raw),
+        b"task=" + kind.encode(),
+    )
+    feats.update(zlib.crc32(s, 0x5EED) & mask for s in shape)
+    return kind, sorted(feats)
+
+
+def featurize_text(text: str, dim: int) -> list[int]:
+    """Sorted unique feature indices in ``[0, dim)`` for one prompt."""
+    return analyze(text, dim)[1]
+
+
+def featurize(texts: Sequence[str], dim: int) -> list[list[int]]:
+    """Batch form for training."""
+    return [analyze(t, dim)[1] for t in texts]

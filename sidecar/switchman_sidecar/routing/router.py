@@ -1,0 +1,366 @@
+"""The Router: one per route table, ``decide`` once per request.
+
+Order of a decision (each step is recorded in ``RouteDecision.explanation``):
+
+1. The requested name is resolved through the table's aliases.
+2. Rules are evaluated in order; the first match may reject, route to a
+   model, fan out to an ensemble, cap output tokens, switch strategy or
+   restrict the candidates.
+3. A request for a concrete model with no routing rule gets that model and
+   its fallback chain (apps that pin a model keep it). A request for
+   ``auto`` (or an alias to it), or a rule with ``strategy``/``allowedModels``,
+   lets the router choose: the learned router when the table has one,
+   otherwise the strategy; a rule with ``allowedModels`` and no strategy is a
+   weighted split by ``Model.weight``.
+4. Output budgets, cascades and the shadow sample are planned for the choice.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+from switchman_protocol import featurize
+from switchman_protocol.v1 import routes_pb2
+
+from .ensemble import ShadowGate
+from .learned import LearnedScorer, adjustments, sigmoid
+from .rules import compile_rules, match_rule, request_fields
+from .selection import (
+    DEFAULT_OUTPUT_TOKENS,
+    Option,
+    expected_cost,
+    plan_budgets,
+    rank,
+    strategy_rank,
+    weighted_pick,
+)
+from .stats import StatsBook
+from .types import CascadePlan, EnsemblePlan, RouteDecision, RouteRequest
+
+__all__ = ["AUTO", "STRATEGY_NAMES", "Router"]
+
+#: The model name that asks the router to choose.
+AUTO = "auto"
+STRATEGY_NAMES = {
+    routes_pb2.STRATEGY_COST: "cost",
+    routes_pb2.STRATEGY_QUALITY: "quality",
+    routes_pb2.STRATEGY_BALANCED: "balanced",
+    routes_pb2.STRATEGY_LATENCY: "latency",
+}
+MAX_ALIAS_DEPTH = 8
+#: Candidates handed to the pipeline for one request (choice + fallbacks).
+MAX_CANDIDATES = 4
+#: Quality assumed for a model whose pool declares none.
+UNKNOWN_QUALITY = 0.5
+_CHAT_APIS = frozenset({"chat", "messages", "responses"})
+
+
+def _logit(p: float) -> float:
+    p = min(1 - 1e-6, max(1e-6, p))
+    return math.log(p / (1 - p))
+
+
+class Router:
+    """Aliases, rules, strategies, the learned router, cascades, budgets, shadow."""
+
+    def __init__(self, table: routes_pb2.RouteTable, seed: int | None = None) -> None:
+        self._table = table
+        self._models = {m.name: m for m in table.models}
+        self._order = [m.name for m in table.models]
+        self._fallbacks = {f.model: list(f.fallbacks) for f in table.fallbacks}
+        self._aliases = dict(table.aliases)
+        for alias in self._aliases:
+            if self.resolve(alias) is None:
+                raise ValueError(
+                    f"alias {alias!r} points at unknown model {self._aliases[alias]!r}"
+                )
+        self._rules = compile_rules(table.rules)
+        self._fields = request_fields(self._rules)
+        for compiled in self._rules:
+            rule = compiled.rule
+            for ref in [rule.route_to, *rule.allowed_models, *rule.ensemble.models]:
+                if ref and self.resolve(ref) is None:
+                    raise ValueError(f"routing rule {rule.name!r} names unknown model {ref!r}")
+        self._scorer: LearnedScorer | None = None
+        if table.router.kind == "learned" and table.router.learned.heads:
+            self._scorer = LearnedScorer(table.router, set(self._models))
+        elif table.router.kind not in ("", "learned"):
+            raise ValueError(f"unknown router kind {table.router.kind!r}")
+        self._adjust = adjustments(table.router)
+        self._rng = random.Random(seed)
+        self.stats = StatsBook()
+        self.shadow: ShadowGate | None = None
+        if table.shadow.model and table.shadow.sample_rate > 0:
+            if self.resolve(table.shadow.model) is None:
+                raise ValueError(f"shadow model {table.shadow.model!r} is not in the table")
+            self.shadow = ShadowGate(
+                table.shadow.sample_rate, table.shadow.max_spend, random.Random(seed)
+            )
+        cascade = table.cascade
+        self._cascade: tuple[str, ...] = ()
+        if cascade.enabled:
+            if cascade.check not in ("json", "logprob", "self_check", "verifier"):
+                raise ValueError(f"unknown cascade check {cascade.check!r}")
+            names = [self.resolve(m) for m in cascade.models]
+            if any(n is None for n in names) or len(names) < 2:
+                raise ValueError("a cascade needs at least two models of the table")
+            if cascade.check == "verifier" and self.resolve(cascade.verifier_model) is None:
+                raise ValueError("the verifier cascade check needs a verifier model of the table")
+            self._cascade = tuple(n for n in names if n is not None)
+
+    # -- helpers -------------------------------------------------------------
+    def resolve(self, name: str) -> str | None:
+        """Follow aliases to a model name (or ``auto``); None when it ends nowhere."""
+        current = name
+        for _ in range(MAX_ALIAS_DEPTH):
+            if current in self._models or current == AUTO:
+                return current
+            nxt = self._aliases.get(current)
+            if nxt is None:
+                return None
+            current = nxt
+        return None
+
+    def _chain(self, name: str) -> list[str]:
+        chain = [name]
+        for fb in self._fallbacks.get(name, []):
+            target = self.resolve(fb)
+            if target and target != AUTO and target not in chain:
+                chain.append(target)
+        return chain
+
+    def _quality(self, model: routes_pb2.Model, task: str) -> float:
+        q = model.quality
+        base = q.by_task.get(task, q.overall) if task else q.overall
+        if base <= 0:
+            base = UNKNOWN_QUALITY
+        adj = self._adjust.get((model.name, task), 0.0) + self._adjust.get((model.name, "*"), 0.0)
+        return sigmoid(_logit(base) + adj) if adj else base
+
+    def _eligible(self, names: list[str], request: RouteRequest, notes: list[str]) -> list[str]:
+        out = []
+        for name in names:
+            model = self._models[name]
+            caps = set(model.capabilities)
+            missing = request.needs - caps if caps else frozenset()
+            if missing:
+                notes.append(f"{name}: lacks {', '.join(sorted(missing))}")
+                continue
+            if model.context_window and request.input_tokens > model.context_window:
+                notes.append(f"{name}: prompt exceeds its context window")
+                continue
+            out.append(name)
+        return out
+
+    # -- the decision --------------------------------------------------------
+    def decide(self, request: RouteRequest) -> RouteDecision:
+        notes: list[str] = []
+        resolved = self.resolve(request.model) if request.model else None
+        analysis: list[tuple[str, list[int]]] = []
+
+        def analyze() -> tuple[str, list[int]]:
+            if not analysis:
+                text = request.prompt_text
+                if self._scorer is not None:
+                    analysis.append(self._scorer.analyze(text))
+                else:
+                    analysis.append((featurize.task_kind(text) if text else "chat", []))
+            return analysis[0]
+
+        task: Callable[[], str] = lambda: analyze()[0]  # noqa: E731
+        match = match_rule(self._rules, request, task, self._fields)
+        notes.extend(match.notes)
+        rule = match.rule
+        strategy = STRATEGY_NAMES.get(self._table.default_strategy, "")
+        allowed: list[str] | None = None
+        cap: int | None = None
+        ensemble: EnsemblePlan | None = None
+        if rule is not None:
+            notes.append(f"rule {rule.name} matched: {rule.when}")
+            if rule.reject:
+                return RouteDecision(
+                    candidates=[],
+                    reason=f"rule:{rule.name}",
+                    rule=rule.name,
+                    reject=rule.reject,
+                    task_kind=analysis[0][0] if analysis else "",
+                    explanation=notes,
+                )
+            if rule.max_output_tokens:
+                cap = int(rule.max_output_tokens)
+            if rule.ensemble.models:
+                members = [n for n in (self.resolve(m) for m in rule.ensemble.models) if n]
+                judge = (
+                    self.resolve(rule.ensemble.judge_model) if rule.ensemble.judge_model else None
+                )
+                ensemble = EnsemblePlan(
+                    tuple(m for m in members if m != AUTO),
+                    rule.ensemble.aggregate or "vote",
+                    judge if judge != AUTO else None,
+                )
+            if rule.strategy:
+                strategy = STRATEGY_NAMES[rule.strategy]
+            if rule.allowed_models:
+                allowed = [n for n in (self.resolve(m) for m in rule.allowed_models) if n]
+            if rule.route_to:
+                resolved = self.resolve(rule.route_to)
+        choose = resolved == AUTO or (
+            rule is not None and not rule.route_to and bool(rule.strategy or rule.allowed_models)
+        )
+        if resolved is None and not choose:
+            return RouteDecision(candidates=[], reason="unknown-model", explanation=notes)
+        decision: RouteDecision
+        if not choose:
+            assert resolved is not None
+            reason = (
+                f"rule:{rule.name}"
+                if rule is not None and (rule.route_to or ensemble or cap)
+                else ("alias" if resolved != request.model else "requested")
+            )
+            notes.append(f"{resolved}: {reason}")
+            decision = RouteDecision(candidates=self._chain(resolved), reason=reason)
+        else:
+            decision = self._choose(request, strategy, allowed, rule, analyze, notes)
+        if rule is not None:
+            decision.rule = rule.name
+        decision.task_kind = analysis[0][0] if analysis else decision.task_kind
+        if cap is not None:
+            current = decision.max_output_tokens
+            decision.max_output_tokens = min(current, cap) if current else cap
+            notes.append(f"output capped at {cap} tokens by rule {rule.name if rule else ''}")
+        if ensemble is not None and len(ensemble.models) >= 2:
+            decision.ensemble_plan = ensemble
+            decision.ensemble = list(ensemble.models)
+            notes.append(f"ensemble of {', '.join(ensemble.models)} ({ensemble.aggregate})")
+        if (
+            self.shadow is not None
+            and decision.candidates
+            and request.api in _CHAT_APIS
+            and self.shadow.sample(request.request_id)
+        ):
+            shadow = self.resolve(self._table.shadow.model)
+            if shadow and shadow != decision.candidates[0]:
+                decision.shadow_model = shadow
+                notes.append(f"shadowed to {shadow} (sample rate {self.shadow.sample_rate})")
+        decision.explanation = notes
+        return decision
+
+    def _choose(
+        self,
+        request: RouteRequest,
+        strategy: str,
+        allowed: list[str] | None,
+        rule: routes_pb2.Rule | None,
+        analyze: Callable[[], tuple[str, list[int]]],
+        notes: list[str],
+    ) -> RouteDecision:
+        pool = allowed if allowed else self._order
+        names = self._eligible([n for n in pool if n != AUTO], request, notes)
+        if not names:
+            return RouteDecision(candidates=[], reason="no-eligible-model", explanation=notes)
+        prefix = f"rule:{rule.name}/" if rule is not None else ""
+        if rule is not None and rule.allowed_models and not rule.strategy:
+            weights = [self._models[n].weight for n in names]
+            chosen = weighted_pick(names, weights, self._rng)
+            notes.append(
+                "weighted split "
+                + ", ".join(f"{n}={w}" for n, w in zip(names, weights, strict=True))
+                + f" drew {chosen[0]}"
+            )
+            return RouteDecision(
+                candidates=self._with_fallbacks(chosen), reason=f"{prefix}weighted", strategy=""
+            )
+        kind, indices = analyze()
+        scorer = self._scorer
+        use_learned = scorer is not None and (rule is None or not rule.strategy)
+        out_tokens = {n: DEFAULT_OUTPUT_TOKENS for n in names}
+        if scorer is not None:
+            out_tokens.update({n: v for n, v in scorer.mean_output.items() if n in out_tokens})
+        probs = scorer.predict(indices, kind) if use_learned and scorer is not None else {}
+        options = []
+        for name in names:
+            model = self._models[name]
+            quality = probs.get(name)
+            if quality is None:
+                quality = self._quality(model, kind)
+            quality *= 1.0 - self.stats.error_rate(name)
+            options.append(
+                Option(
+                    model=name,
+                    quality=quality,
+                    cost=expected_cost(model, request.input_tokens, out_tokens[name]),
+                    latency_ms=self.stats.expected_latency_ms(name),
+                )
+            )
+        bar = self._table.quality_bar
+        cost_weight = self._table.router.cost_weight
+        budget_cfg = self._table.output_budget
+        if budget_cfg.enabled and budget_cfg.choices:
+            options = plan_budgets(
+                options,
+                out_tokens,
+                {n: self._models[n].price.output_per_mtok for n in names},
+                list(budget_cfg.choices),
+                request.max_output_tokens,
+            )
+        if use_learned:
+            ranked = rank(options, bar, cost_weight)
+            reason, label = f"{prefix}router", "learned"
+        else:
+            ranked = strategy_rank(options, strategy or "balanced", bar)
+            reason, label = f"{prefix}strategy:{strategy or 'balanced'}", strategy or "balanced"
+        best = ranked[0]
+        order: list[str] = []
+        for option in ranked:
+            if option.model not in order:
+                order.append(option.model)
+        scores = {}
+        for option in options:
+            if option.budget in (None, best.budget) or option.model not in scores:
+                scores[option.model] = round(option.quality, 4)
+        notes.append(
+            f"{label}: task {kind}, bar {bar:g}, cost weight {cost_weight:g}; chose {best.model}"
+            + (f" with budget {best.budget}" if best.budget else "")
+            + f" (quality {best.quality:.3f}, est. ${best.cost:.6f})"
+        )
+        decision = RouteDecision(
+            candidates=self._with_fallbacks(order),
+            reason=reason,
+            strategy=label,
+            score=round(best.quality, 4),
+            task_kind=kind,
+            max_output_tokens=best.budget,
+            scores=scores,
+        )
+        if self._cascade and (rule is None or not allowed):
+            plan = [m for m in self._cascade if m in names]
+            if len(plan) >= 2:
+                cascade = self._table.cascade
+                decision.cascade = plan
+                decision.cascade_plan = CascadePlan(
+                    tuple(plan),
+                    cascade.check,
+                    cascade.threshold,
+                    self.resolve(cascade.verifier_model) if cascade.verifier_model else None,
+                )
+                decision.candidates = self._with_fallbacks(plan[:1] + order)
+                decision.reason = f"{prefix}cascade"
+                notes.append(f"cascade {' -> '.join(plan)} checked by {cascade.check}")
+        return decision
+
+    def _with_fallbacks(self, order: list[str]) -> list[str]:
+        out = self._chain(order[0])
+        for name in order[1:]:
+            if name not in out:
+                out.append(name)
+        return out[:MAX_CANDIDATES]
+
+    def start(self, model: str) -> None:
+        """An attempt on ``model`` begins (load for the latency strategy)."""
+        self.stats.start(model)
+
+    def observe(self, model: str, latency_ms: float, ok: bool) -> None:
+        """Feed back one outcome (latency EWMA, error rate)."""
+        self.stats.observe(model, latency_ms, ok)
