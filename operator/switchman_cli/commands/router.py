@@ -1,0 +1,121 @@
+"""``switchman router train|eval|import-llmrouter``: the learned router, offline.
+
+``train`` fits the router on a dataset in the documented JSONL format
+(docs/routing.md) and writes the model file a ConfigMap holds; ``eval`` prints
+one JSON line comparing its cost-quality curve with the baselines on held-out
+data; ``import-llmrouter`` converts the LLMRouter reference data into the
+format (with an optional seeded held-out split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _prices(args: argparse.Namespace) -> dict[str, tuple[float, float]] | None:
+    from switchman_operator.learning import load_prices
+
+    return load_prices(Path(args.prices)) if args.prices else None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from switchman_operator.learning import TrainSettings, dump_model, load_examples, train
+
+    try:
+        examples = load_examples(Path(args.data), _prices(args))
+        started = time.monotonic()
+        params = train(examples, TrainSettings(dim=args.dim, seed=args.seed))
+    except (OSError, ValueError) as exc:
+        print(f"switchman router train: {exc}", file=sys.stderr)
+        return 1
+    params.source = f"file {Path(args.data).name}"
+    Path(args.out).write_text(dump_model(params))
+    summary = {
+        "model": args.out,
+        "examples": len(examples),
+        "models": [h.model for h in params.learned.heads],
+        "feature_dim": params.learned.feature_dim,
+        "l2": params.learned.params["l2"],
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from switchman_operator.learning import load_examples, load_model
+    from switchman_operator.learning.evaluate import EvalSettings, evaluate
+
+    try:
+        params = load_model(Path(args.model).read_text())
+        prices = _prices(args)
+        examples = load_examples(Path(args.data), prices)
+        train_examples = load_examples(Path(args.train), prices) if args.train else None
+        missing = set(examples[0].scores) - {h.model for h in params.learned.heads}
+        if missing:
+            raise ValueError(f"the model has no head for {sorted(missing)}")
+        result = evaluate(params, examples, train_examples, EvalSettings(knn_k=args.knn_k))
+    except (OSError, ValueError) as exc:
+        print(f"switchman router eval: {exc}", file=sys.stderr)
+        return 1
+    result = {"data": args.data, "model": args.model, **result}
+    print(json.dumps(result, separators=(",", ":")))
+    return 0
+
+
+def _import_llmrouter(args: argparse.Namespace) -> int:
+    from switchman_operator.learning import from_llmrouter
+    from switchman_operator.learning.dataset import split_rows
+
+    try:
+        rows = from_llmrouter(Path(args.src))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"switchman router import-llmrouter: {exc}", file=sys.stderr)
+        return 1
+    train_rows, test_rows = split_rows(rows, args.test_share if args.test_out else 0.0, args.seed)
+    Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+    if args.test_out:
+        Path(args.test_out).write_text("".join(json.dumps(r) + "\n" for r in test_rows))
+    print(json.dumps({"train": len(train_rows), "test": len(test_rows)}))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("router", help="train and evaluate the learned router")
+    cmds = parser.add_subparsers(dest="router_command", metavar="SUBCOMMAND")
+
+    train = cmds.add_parser("train", help="train a router model from a JSONL dataset")
+    train.add_argument("--data", required=True, help="dataset (JSONL, docs/routing.md)")
+    train.add_argument("--out", required=True, help="model file to write (JSON)")
+    train.add_argument("--prices", help="prices JSON for lines that give token counts")
+    train.add_argument("--dim", type=int, default=4096, help="hashed feature buckets")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=_train)
+
+    ev = cmds.add_parser("eval", help="cost-quality curve vs baselines, one JSON line")
+    ev.add_argument("--data", required=True, help="held-out dataset (JSONL)")
+    ev.add_argument("--model", required=True, help="model file from `router train`")
+    ev.add_argument("--train", help="training dataset for the nearest-neighbour baseline")
+    ev.add_argument("--prices", help="prices JSON for lines that give token counts")
+    ev.add_argument("--knn-k", type=int, default=10)
+    ev.set_defaults(handler=_eval)
+
+    imp = cmds.add_parser("import-llmrouter", help="convert LLMRouter data to the JSONL format")
+    imp.add_argument("--src", required=True, help="folder with dcrouter_train.json etc.")
+    imp.add_argument("--out", required=True, help="JSONL to write (training part)")
+    imp.add_argument("--test-out", help="JSONL for a held-out part")
+    imp.add_argument("--test-share", type=float, default=0.2)
+    imp.add_argument("--seed", type=int, default=0)
+    imp.set_defaults(handler=_import_llmrouter)
+
+    def usage(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(handler=usage)

@@ -1,0 +1,225 @@
+"""Router evaluation: the cost-quality curve against baselines, on held-out data.
+
+Every router is swept over the same knob the route table exposes — the cost
+weight ``w`` (per prompt: maximise ``(1 - w) * p - w * cost / max_cost``) —
+giving a curve of (mean cost per request, mean score). Reported per router:
+the curve, and the cost needed to reach 95% and 100% of the strongest single
+model's quality (None when the curve never gets there).
+
+Baselines:
+* always-strongest / always-cheapest: one point each;
+* random at matched cost: the best random mixture of single models at each
+  cost (the upper convex hull of the single-model points) — any router that
+  sends a random share of traffic to each model lies on or below it;
+* nearest-neighbour: the k most similar training prompts (cosine over the
+  same features) vote each model's success, then the same knob is swept.
+  Without a training set it uses leave-one-out on the evaluation data, which
+  favours it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from switchman_protocol.v1 import routes_pb2
+
+from .dataset import Example
+from .train import predict, sparse_rows
+
+__all__ = ["EvalSettings", "evaluate", "hull_cost_at", "knn_predict", "sweep"]
+
+F = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSettings:
+    knn_k: int = 10
+    #: Cost weights swept; denser near 1, where the cheap end of the curve lives.
+    weights: tuple[float, ...] = tuple(
+        sorted(
+            {round(float(w), 6) for w in np.linspace(0.0, 0.9, 91)}
+            | {round(float(w), 6) for w in np.linspace(0.9, 1.0, 401)}
+        )
+    )
+    targets: tuple[float, ...] = (0.95, 1.0)
+
+
+def sweep(p: F, costs: F, scores: F, weights: Sequence[float]) -> list[tuple[float, float]]:
+    """(mean cost, mean score) per cost weight, the per-prompt choice as in the sidecar."""
+    top = np.maximum(costs.max(axis=1, keepdims=True), 1e-12)
+    norm = costs / top
+    rows = np.arange(p.shape[0])
+    points = []
+    for w in weights:
+        utility = (1.0 - w) * p - w * norm
+        # Ties (e.g. w = 1) go to the cheaper model, as in the sidecar.
+        choice = _argmax_tiebreak(utility, costs)
+        points.append((float(costs[rows, choice].mean()), float(scores[rows, choice].mean())))
+    return points
+
+
+def _argmax_tiebreak(utility: F, costs: F) -> npt.NDArray[np.int64]:
+    best = utility.max(axis=1, keepdims=True)
+    masked = np.where(utility >= best - 1e-12, costs, np.inf)
+    out: npt.NDArray[np.int64] = np.argmin(masked, axis=1)
+    return out
+
+
+def cost_at(points: Sequence[tuple[float, float]], quality: float) -> float | None:
+    reach = [c for c, q in points if q >= quality - 1e-12]
+    return min(reach) if reach else None
+
+
+def _hull(singles: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Upper-left convex frontier of single-model (cost, quality) points."""
+    pts = sorted(set(singles))
+    frontier: list[tuple[float, float]] = []
+    for c, q in pts:
+        if frontier and q <= frontier[-1][1]:
+            continue
+        while len(frontier) >= 2:
+            (c1, q1), (c2, q2) = frontier[-2], frontier[-1]
+            if (q2 - q1) * (c - c1) <= (q - q1) * (c2 - c1):
+                frontier.pop()
+            else:
+                break
+        frontier.append((c, q))
+    return frontier
+
+
+def hull_cost_at(singles: Sequence[tuple[float, float]], quality: float) -> float | None:
+    """Cheapest random mixture of single models reaching ``quality``."""
+    frontier = _hull(singles)
+    for (c1, q1), (c2, q2) in itertools.pairwise(frontier):
+        if q1 >= quality:
+            return c1
+        if q2 >= quality:
+            return c1 + (c2 - c1) * (quality - q1) / (q2 - q1)
+    if frontier and frontier[-1][1] >= quality - 1e-12:
+        return frontier[-1][0]
+    return None
+
+
+def knn_predict(
+    train_prompts: Sequence[str],
+    train_scores: F,
+    prompts: Sequence[str],
+    dim: int,
+    k: int,
+    leave_one_out: bool = False,
+) -> F:
+    def dense(texts: Sequence[str]) -> F:
+        x = sparse_rows(texts, dim)
+        out = np.zeros((x.n, dim))
+        out[x.rows, x.indices] = x.values  # rows are unit-norm already
+        return out
+
+    a = dense(prompts)
+    b = a if leave_one_out else dense(train_prompts)
+    preds = np.zeros((len(prompts), train_scores.shape[1]))
+    for start in range(0, len(prompts), 512):
+        sim = a[start : start + 512] @ b.T
+        if leave_one_out:
+            idx = np.arange(start, min(start + 512, len(prompts)))
+            sim[idx - start, idx] = -np.inf
+        top = np.argpartition(-sim, k, axis=1)[:, :k]
+        preds[start : start + 512] = train_scores[top].mean(axis=1)
+    return preds
+
+
+def _summary(
+    points: Sequence[tuple[float, float]],
+    strong_q: float,
+    targets: Sequence[float],
+    curve: bool = True,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for t in targets:
+        c = cost_at(points, t * strong_q)
+        out[f"cost_at_{round(t * 100)}pct"] = None if c is None else round(c, 8)
+    out["best_quality"] = round(max(q for _, q in points), 4)
+    if curve:
+        pareto = sorted(set(points))
+        out["curve"] = [[round(c, 8), round(q, 4)] for c, q in pareto]
+    return out
+
+
+def evaluate(
+    params: routes_pb2.RouterParams,
+    examples: Sequence[Example],
+    train_examples: Sequence[Example] | None = None,
+    settings: EvalSettings | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    s = settings or EvalSettings()
+    head_models, p = predict(params, [e.prompt for e in examples])
+    models = [m for m in head_models if m in examples[0].scores]
+    cols = [head_models.index(m) for m in models]
+    p = p[:, cols]
+    scores = np.array([[e.scores[m] for m in models] for e in examples])
+    costs = np.array([[e.costs[m] for m in models] for e in examples])
+    singles = {
+        m: (float(costs[:, j].mean()), float(scores[:, j].mean())) for j, m in enumerate(models)
+    }
+    strongest = max(models, key=lambda m: (singles[m][1], -singles[m][0]))
+    cheapest = min(models, key=lambda m: (singles[m][0], -singles[m][1]))
+    strong_q = singles[strongest][1]
+    router_pts = sweep(p, costs, scores, s.weights)
+    dim = int(params.learned.feature_dim)
+    if train_examples:
+        knn = knn_predict(
+            [e.prompt for e in train_examples],
+            np.array([[e.scores[m] for m in models] for e in train_examples]),
+            [e.prompt for e in examples],
+            dim,
+            s.knn_k,
+        )
+    else:
+        knn = knn_predict([], scores, [e.prompt for e in examples], dim, s.knn_k, True)
+    knn_pts = sweep(knn, costs, scores, s.weights)
+    hull_pts = list(singles.values())
+    random_summary: dict[str, Any] = {}
+    for t in s.targets:
+        c = hull_cost_at(hull_pts, t * strong_q)
+        random_summary[f"cost_at_{round(t * 100)}pct"] = None if c is None else round(c, 8)
+    random_summary["curve"] = [[round(c, 8), round(q, 4)] for c, q in _hull(hull_pts)]
+    oracle_q = float(scores.max(axis=1).mean())
+    result: dict[str, Any] = {
+        "examples": len(examples),
+        "models": {
+            m: {"cost": round(c, 8), "quality": round(q, 4)} for m, (c, q) in singles.items()
+        },
+        "strongest": strongest,
+        "strongest_quality": round(strong_q, 4),
+        "strongest_cost": round(singles[strongest][0], 8),
+        "oracle_quality": round(oracle_q, 4),
+        "router": _summary(router_pts, strong_q, s.targets),
+        "baselines": {
+            "always_strongest": _summary([singles[strongest]], strong_q, s.targets, False),
+            "always_cheapest": _summary([singles[cheapest]], strong_q, s.targets, False),
+            "random_matched_cost": random_summary,
+            "nearest_neighbour": _summary(knn_pts, strong_q, s.targets),
+        },
+    }
+    result["beats_baselines"] = _beats(result)
+    return result
+
+
+def _beats(result: dict[str, Any]) -> dict[str, bool]:
+    """Per baseline: the router reaches each target at a lower cost (or reaches it at all)."""
+    router = result["router"]
+    out = {}
+    for name, base in result["baselines"].items():
+        ok = True
+        for key in ("cost_at_95pct", "cost_at_100pct"):
+            ours, theirs = router.get(key), base.get(key)
+            if ours is None or (theirs is not None and ours >= theirs):
+                ok = False
+        out[name] = ok
+    return out

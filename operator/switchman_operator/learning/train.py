@@ -1,0 +1,218 @@
+"""Offline training of the learned router: one logistic head per model.
+
+Each head predicts the probability that its model answers a prompt well, from
+the shared hashed features (``switchman_protocol.featurize``), each scaled by
+``1/sqrt(#features)`` — exactly what the sidecar's scorer computes. Targets
+are the dataset's scores in [0, 1] (soft labels are fine for cross-entropy).
+The L2 strength is chosen on a validation split carved out of the training
+data, never on the evaluation data, so nothing is tuned to one test set.
+
+The result is a ``RouterParams`` proto; ``dump_model``/``load_model`` turn it
+into the JSON text a ConfigMap holds (``RoutingPolicy.router.modelRef``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from google.protobuf import json_format
+
+from switchman_protocol import featurize
+from switchman_protocol.v1 import routes_pb2
+
+from .dataset import Example
+
+__all__ = [
+    "MODEL_FORMAT",
+    "SparseRows",
+    "TrainSettings",
+    "dump_model",
+    "load_model",
+    "predict",
+    "sparse_rows",
+    "train",
+]
+
+MODEL_FORMAT = "switchman-router/v1"
+F = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    dim: int = 4096
+    """Hashed feature buckets (a power of two); 4096 keeps the table ~150 KB for 9 models."""
+    l2_grid: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    """Candidate L2 strengths; the best on the validation split is used."""
+    epochs: int = 200
+    learning_rate: float = 0.05
+    validation_share: float = 0.15
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SparseRows:
+    """Binary features scaled by 1/sqrt(n), in CSR form."""
+
+    indptr: Ints
+    indices: Ints
+    values: F
+    rows: Ints
+    """Row id of every non-zero."""
+    n: int
+
+    @property
+    def starts(self) -> Ints:
+        return self.indptr[:-1]
+
+
+def sparse_rows(prompts: Sequence[str], dim: int) -> SparseRows:
+    feats = featurize.featurize(prompts, dim)
+    lengths = np.array([len(f) for f in feats], dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    indices = np.fromiter((i for f in feats for i in f), dtype=np.int64, count=int(indptr[-1]))
+    rows = np.repeat(np.arange(len(feats), dtype=np.int64), lengths)
+    values = (1.0 / np.sqrt(np.maximum(lengths, 1)))[rows]
+    return SparseRows(indptr, indices, values, rows, len(feats))
+
+
+def _forward(x: SparseRows, w: F, b: F) -> F:
+    gathered = w[x.indices] * x.values[:, None]
+    return np.add.reduceat(gathered, x.starts, axis=0) + b
+
+
+def _sigmoid(z: F) -> F:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def _fit(x: SparseRows, y: F, dim: int, l2: float, s: TrainSettings) -> tuple[F, F]:
+    """Full-batch Adam on mean cross-entropy + l2/2 * |w|^2."""
+    m = y.shape[1]
+    w = np.zeros((dim, m))
+    mean = np.clip(y.mean(axis=0), 1e-3, 1 - 1e-3)
+    b = np.log(mean / (1 - mean))
+    order = np.argsort(x.indices, kind="stable")
+    sorted_idx = x.indices[order]
+    uniq, seg = np.unique(sorted_idx, return_index=True)
+    mw, vw = np.zeros_like(w), np.zeros_like(w)
+    mb, vb = np.zeros_like(b), np.zeros_like(b)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, s.epochs + 1):
+        g = (_sigmoid(_forward(x, w, b)) - y) / x.n
+        contrib = (g[x.rows] * x.values[:, None])[order]
+        gw = l2 * w
+        gw[uniq] += np.add.reduceat(contrib, seg, axis=0)
+        gb = g.sum(axis=0)
+        mw = beta1 * mw + (1 - beta1) * gw
+        vw = beta2 * vw + (1 - beta2) * gw * gw
+        mb = beta1 * mb + (1 - beta1) * gb
+        vb = beta2 * vb + (1 - beta2) * gb * gb
+        lr = s.learning_rate * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+        w -= lr * mw / (np.sqrt(vw) + eps)
+        b -= lr * mb / (np.sqrt(vb) + eps)
+    return w, b
+
+
+def _log_loss(p: F, y: F) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def _mean_outputs(examples: Sequence[Example], models: Sequence[str]) -> dict[str, float]:
+    out = {}
+    for model in models:
+        seen = [
+            e.output_tokens[model] for e in examples if e.output_tokens and model in e.output_tokens
+        ]
+        if seen:
+            out[model] = sum(seen) / len(seen)
+    return out
+
+
+def train(
+    examples: Sequence[Example], settings: TrainSettings | None = None
+) -> routes_pb2.RouterParams:
+    s = settings or TrainSettings()
+    if not examples:
+        raise ValueError("no training examples")
+    models = sorted(examples[0].scores)
+    mean_output_tokens = _mean_outputs(examples, models)
+    y = np.array([[e.scores[m] for m in models] for e in examples], dtype=np.float64)
+    order = list(range(len(examples)))
+    random.Random(s.seed).shuffle(order)
+    cut = max(1, int(len(order) * s.validation_share))
+    val_ids, fit_ids = order[:cut], order[cut:]
+    prompts = [e.prompt for e in examples]
+    x_fit = sparse_rows([prompts[i] for i in fit_ids], s.dim)
+    x_val = sparse_rows([prompts[i] for i in val_ids], s.dim)
+    best_l2, best_loss = s.l2_grid[0], float("inf")
+    if len(s.l2_grid) > 1 and len(val_ids) >= 20:
+        for l2 in s.l2_grid:
+            w, b = _fit(x_fit, y[fit_ids], s.dim, l2, s)
+            loss = _log_loss(_sigmoid(_forward(x_val, w, b)), y[val_ids])
+            if loss < best_loss:
+                best_l2, best_loss = l2, loss
+    w, b = _fit(sparse_rows(prompts, s.dim), y, s.dim, best_l2, s)
+    learned = routes_pb2.LearnedRouter(featurizer=featurize.FEATURIZER, feature_dim=s.dim)
+    learned.params["scale"] = 1.0
+    learned.params["l2"] = best_l2
+    learned.params["examples"] = float(len(examples))
+    for j, model in enumerate(models):
+        learned.heads.append(
+            routes_pb2.ModelHead(
+                model=model,
+                weights=w[:, j].astype(np.float32).tolist(),
+                bias=float(b[j]),
+                mean_output_tokens=float(mean_output_tokens.get(model, 0.0)),
+            )
+        )
+    # Per-task success rates on the training data: the prior the online update
+    # (learning.online) measures feedback against.
+    kinds = [featurize.task_kind(p) for p in prompts]
+    for kind in sorted(set(kinds)):
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        for j, model in enumerate(models):
+            learned.params[f"prior/{model}/{kind}"] = float(y[rows, j].mean())
+    return routes_pb2.RouterParams(kind="learned", learned=learned)
+
+
+def predict(params: routes_pb2.RouterParams, prompts: Sequence[str]) -> tuple[list[str], F]:
+    """Success probabilities (rows: prompts, columns: models), as the sidecar computes them."""
+    learned = params.learned
+    dim = int(learned.feature_dim)
+    models = [h.model for h in learned.heads]
+    w = np.array([list(h.weights) for h in learned.heads], dtype=np.float64).T
+    b = np.array([h.bias for h in learned.heads], dtype=np.float64)
+    x = sparse_rows(prompts, dim)
+    scale = float(learned.params.get("scale", 1.0))
+    return models, _sigmoid(b + scale * (_forward(x, w, np.zeros_like(b))))
+
+
+def dump_model(params: routes_pb2.RouterParams) -> str:
+    """The model file (and ConfigMap value): JSON, one object."""
+    return json.dumps(
+        {"format": MODEL_FORMAT, "params": json_format.MessageToDict(params)}, separators=(",", ":")
+    )
+
+
+def load_model(text: str) -> routes_pb2.RouterParams:
+    """Parse a model file; ``ValueError`` with a clear message when it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"router model is not JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        raise ValueError(f"router model must be a {MODEL_FORMAT!r} document")
+    params = routes_pb2.RouterParams()
+    try:
+        json_format.ParseDict(data.get("params", {}), params)
+    except json_format.ParseError as exc:
+        raise ValueError(f"router model does not match RouterParams: {exc}") from exc
+    if not params.learned.heads:
+        raise ValueError("router model has no model heads")
+    return params
