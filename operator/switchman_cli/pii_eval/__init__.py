@@ -1,0 +1,1 @@
+"""Scoring PII detectors on labelled texts (``switchman pii eval``)."""

@@ -1,0 +1,111 @@
+"""One scan of a text: every recognizer, then overlaps resolved.
+
+Order matters for precision: validated structured entities (checksums) win
+over shapes, addresses over the names inside them ("12 Wallis Street"), and
+names over places. Addresses stop at structured findings, and places are only
+looked for outside addresses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from switchman_sidecar.pii.address import find_addresses, find_locations
+from switchman_sidecar.pii.gazetteer import Gazetteer, load_gazetteer
+from switchman_sidecar.pii.names import find_persons
+from switchman_sidecar.pii.patterns import find_structured, has_context
+from switchman_sidecar.pii.spans import Finding, resolve_overlaps
+from switchman_sidecar.pii.validators import VALIDATORS
+
+__all__ = ["BUILTIN_ENTITIES", "CustomRecognizer", "Detector"]
+
+BUILTIN_ENTITIES = (
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS",
+    "PERSON", "STREET_ADDRESS", "LOCATION",
+)  # fmt: skip
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomRecognizer:
+    """A policy-defined entity: a regex, an optional validator, optional context
+    words (when given, one must appear shortly before the match)."""
+
+    name: str
+    regex: re.Pattern[str]
+    validator: Callable[[str], bool] | None = None
+    context: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls, name: str, regex: str, validator: str, context: Sequence[str]
+    ) -> CustomRecognizer:
+        if not name:
+            raise ValueError("a custom PII entity needs a name")
+        try:
+            pattern = re.compile(regex)
+        except re.error as exc:
+            raise ValueError(f"custom PII entity {name!r}: bad regex: {exc}") from exc
+        if pattern.match(""):
+            raise ValueError(f"custom PII entity {name!r}: the regex matches the empty string")
+        check = None
+        if validator:
+            check = VALIDATORS.get(validator)
+            if check is None:
+                raise ValueError(
+                    f"custom PII entity {name!r}: unknown validator {validator!r} "
+                    f"(known: {', '.join(sorted(VALIDATORS))})"
+                )
+        return cls(name, pattern, check, tuple(w.lower() for w in context if w))
+
+    def find(self, text: str) -> list[Finding]:
+        out = []
+        for m in self.regex.finditer(text):
+            if m.end() == m.start():
+                continue
+            if self.validator is not None and not self.validator(m.group()):
+                continue
+            if self.context and not has_context(text, m.start(), self.context, window=64):
+                continue
+            out.append(Finding(m.start(), m.end(), self.name, 5))
+        return out
+
+
+class Detector:
+    """Finds entities in one text; safe to share (no per-scan state)."""
+
+    def __init__(
+        self,
+        custom: Sequence[CustomRecognizer] = (),
+        gazetteer: Gazetteer | None = None,
+        *,
+        names: bool = True,
+        addresses: bool = True,
+    ) -> None:
+        self.custom = tuple(custom)
+        self.names = names
+        self.addresses = addresses
+        self.gaz = (
+            gazetteer if gazetteer is not None or not (names or addresses) else load_gazetteer()
+        )
+
+    def scan(self, text: str) -> list[Finding]:
+        if len(text) < 2:
+            return []
+        found: list[Finding] = []
+        for rec in self.custom:
+            found.extend(rec.find(text))
+        found.extend(find_structured(text))
+        gaz = self.gaz
+        if gaz is not None and _LETTER.search(text):
+            hard = [(f.start, f.end) for f in found]
+            if self.addresses:
+                found.extend(find_addresses(text, gaz, hard))
+            if self.names:
+                found.extend(find_persons(text, gaz))
+            if self.addresses:
+                taken = [(f.start, f.end) for f in found]
+                found.extend(find_locations(text, gaz, taken))
+        return resolve_overlaps(found)

@@ -1,0 +1,145 @@
+"""The policy applied to one request: detect, act per entity type, remember
+what to restore.
+
+Actions (``PiiPolicy.actions`` per type, else ``default_action``, else
+redact): ``REDACT`` swaps in a reversible placeholder, ``MASK`` and ``HASH``
+are irreversible, ``BLOCK`` refuses the request (nothing is sent),
+``ROUTE_COMPLIANT`` leaves the value in place and restricts the request to
+models tagged with one of ``compliant_tags``, ``ALLOW`` leaves it. Every
+finding is counted whatever its action; counts are all that leaves this
+module (no values in logs, metrics or usage records).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchman_protocol.v1 import routes_pb2
+from switchman_sidecar.pii.detector import CustomRecognizer, Detector
+from switchman_sidecar.pii.restorer import Restorer, VaultRestorer
+from switchman_sidecar.pii.vault import Vault, hash_value, mask_value
+from switchman_sidecar.pii.walker import walk_request
+
+__all__ = ["PiiEngine", "Redaction"]
+
+A = routes_pb2.PiiAction
+
+
+@dataclass(slots=True)
+class Redaction:
+    body: dict[str, Any]
+    counts: dict[str, int] = field(default_factory=dict)
+    blocked: str | None = None
+    """Entity type that blocks the request, if any."""
+    compliant_only: bool = False
+    """Only models whose compliance tags intersect the policy's may answer."""
+    restorer: Restorer = field(default_factory=Restorer)
+
+
+class PiiEngine:
+    """Built once per route table (``ValueError`` → the table is NACKed)."""
+
+    def __init__(
+        self,
+        policy: routes_pb2.PiiPolicy,
+        *,
+        secret: bytes | None = None,
+        detector: Detector | None = None,
+    ) -> None:
+        self.policy = policy
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self._actions: dict[str, int] = {}
+        for entity, action in policy.actions.items():
+            if action not in A.values():
+                raise ValueError(f"PII policy: unknown action {action} for {entity}")
+            self._actions[entity] = action
+        default = policy.default_action
+        self._default = default if default != A.PII_ACTION_UNSPECIFIED else A.PII_ACTION_REDACT
+        custom = []
+        seen: set[str] = set()
+        for c in policy.custom:
+            if c.name in seen:
+                raise ValueError(f"PII policy: custom entity {c.name!r} is defined twice")
+            seen.add(c.name)
+            custom.append(CustomRecognizer.build(c.name, c.regex, c.validator, list(c.context)))
+        routes = [a for a in self._actions.values() if a == A.PII_ACTION_ROUTE_COMPLIANT]
+        if (routes or self._default == A.PII_ACTION_ROUTE_COMPLIANT) and not policy.compliant_tags:
+            raise ValueError("PII policy: route-to-compliant needs compliant_tags")
+        self.detector = detector
+        if detector is None and policy.enabled:
+            self.detector = Detector(custom)
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy.enabled
+
+    def action_for(self, entity: str) -> int:
+        action = self._actions.get(entity, A.PII_ACTION_UNSPECIFIED)
+        if action == A.PII_ACTION_UNSPECIFIED and entity == "LOCATION":
+            # A bare city or country is rarely personal on its own; follow the
+            # street-address setting unless LOCATION has its own.
+            action = self._actions.get("STREET_ADDRESS", A.PII_ACTION_UNSPECIFIED)
+        return action if action != A.PII_ACTION_UNSPECIFIED else self._default
+
+    def redact(self, body: dict[str, Any], api: str) -> Redaction:
+        if not self.policy.enabled or self.detector is None:
+            return Redaction(body=body)
+        run = _Run(self, Vault(self._secret))
+        new_body = walk_request(body, api, run.rewrite)
+        counts = dict(run.counts)
+        if run.blocked is not None:
+            return Redaction(body=body, counts=counts, blocked=run.blocked)
+        return Redaction(
+            body=new_body,
+            counts=counts,
+            compliant_only=run.compliant_only,
+            restorer=VaultRestorer(run.vault.values) if run.vault.values else Restorer(),
+        )
+
+
+class _Run:
+    """State of one ``redact`` call."""
+
+    __slots__ = ("blocked", "compliant_only", "counts", "engine", "vault")
+
+    def __init__(self, engine: PiiEngine, vault: Vault) -> None:
+        self.engine = engine
+        self.vault = vault
+        self.counts: Counter[str] = Counter()
+        self.blocked: str | None = None
+        self.compliant_only = False
+
+    def rewrite(self, text: str) -> str:
+        detector = self.engine.detector
+        assert detector is not None
+        findings = detector.scan(text)
+        if not findings:
+            return text
+        pieces: list[str] = []
+        pos = 0
+        for f in findings:
+            self.counts[f.entity] += 1
+            action = self.engine.action_for(f.entity)
+            value = text[f.start : f.end]
+            if action == A.PII_ACTION_REDACT:
+                new = self.vault.placeholder(f.entity, value)
+            elif action == A.PII_ACTION_MASK:
+                new = mask_value(f.entity, value)
+            elif action == A.PII_ACTION_HASH:
+                new = hash_value(self.engine._secret, f.entity, value)
+            else:
+                if action == A.PII_ACTION_BLOCK and self.blocked is None:
+                    self.blocked = f.entity
+                elif action == A.PII_ACTION_ROUTE_COMPLIANT:
+                    self.compliant_only = True
+                continue
+            pieces.append(text[pos : f.start])
+            pieces.append(new)
+            pos = f.end
+        if not pieces:
+            return text
+        pieces.append(text[pos:])
+        return "".join(pieces)

@@ -1,0 +1,167 @@
+"""Recognizers for structured entities: e-mail, phone, card, SSN, IBAN, IP.
+
+Each is a regex for candidates plus a validator (checksum, issuing rules,
+``ipaddress``, ``phonenumbers``) so that recall comes from loose shapes and
+precision from the checks. Cheap pre-tests (is there an ``@``, a digit?) skip
+whole recognizers on texts that cannot contain their entity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import phonenumbers
+
+from switchman_sidecar.pii.spans import Finding
+from switchman_sidecar.pii.validators import iban_ok, ip_ok, luhn_ok, ssn_ok
+
+__all__ = ["find_structured", "has_context"]
+
+# Each pattern starts with a plain character class and checks what precedes
+# it with a lookbehind placed *after* that class: the regex engine can then
+# skip ahead to candidate characters instead of trying every position.
+EMAIL_RE = re.compile(
+    r"[A-Za-z0-9](?<![\w.+-][A-Za-z0-9])[A-Za-z0-9._%+-]{0,63}@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
+)
+CARD_RE = re.compile(r"\d(?<![\w-]\d)(?:[ -]?\d){11,18}(?![\w-])")
+SSN_RE = re.compile(r"\d(?<![\w-]\d)\d\d([- .]?)\d{2}\1\d{4}(?![\w-])")
+# Found from its check digits ("GB82 WEST...": letters, then two digits).
+IBAN_RE = re.compile(
+    r"\d\d(?<=[A-Za-z]{2}\d\d)(?<!\w[A-Za-z]{2}\d\d)"
+    r"(?:[ ]?[A-Za-z0-9]{4}){2,7}(?:[ ]?[A-Za-z0-9]{1,3})?(?!\w)"
+)
+IPV4_RE = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w]|\.\d)")
+IPV6_RE = re.compile(
+    r"[0-9A-Fa-f:](?<![\w:][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"
+)
+PHONE_RE = re.compile(
+    r"[+(\d](?<![\w+@/.-][+(\d])"
+    r"(?:(?<=\+)\d{0,2}[ .-]?)?"
+    r"(?:(?<=\()\d{1,5}\)[ .-]?)?"
+    r"\d{0,12}(?:(?:[ .-]|[ ]?\(\d{1,4}\)[ ]?)\d{1,8}){0,6}"
+    r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
+    r"(?![\w@:]|[.-]\d)",
+    re.IGNORECASE,
+)
+EXT_RE = re.compile(r"[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6}$", re.IGNORECASE)
+DATE_SHAPE_RE = re.compile(
+    r"^(?:\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?:[ ]\d{1,2})?$"
+)
+DECIMAL_RE = re.compile(r"^\d+\.\d+$")
+DIGIT_RE = re.compile(r"\d")
+
+PHONE_CONTEXT = (
+    "phone", "tel", "call", "mobile", "cell", "fax", "number", "contact", "reach",
+    "text", "whatsapp", "sms", "dial", "ring", "landline",
+)  # fmt: skip
+NOT_PHONE_CONTEXT = (
+    "licen", "account", "order", "passport", "invoice", "ticket", "policy", "member",
+    "customer", "serial", "tracking", "reference", "id ", "id:", "id#", "zip", "postal",
+)  # fmt: skip
+SSN_CONTEXT = ("ssn", "social security", "social-security", "ss#", "ss #", "taxpayer")
+
+
+def has_context(text: str, start: int, words: tuple[str, ...], window: int = 48) -> bool:
+    """Whether one of ``words`` occurs in the ``window`` characters before ``start``."""
+    before = text[max(0, start - window) : start].lower()
+    return any(w in before for w in words)
+
+
+def _emails(text: str) -> Iterator[Finding]:
+    for m in EMAIL_RE.finditer(text):
+        yield Finding(m.start(), m.end(), "EMAIL_ADDRESS", 10)
+
+
+def _ibans(text: str) -> Iterator[Finding]:
+    for m in IBAN_RE.finditer(text):
+        start = m.start() - 2
+        if iban_ok(text[start : m.end()]):
+            yield Finding(start, m.end(), "IBAN_CODE", 12)
+
+
+def _cards(text: str) -> Iterator[Finding]:
+    for m in CARD_RE.finditer(text):
+        if luhn_ok(m.group()):
+            yield Finding(m.start(), m.end(), "CREDIT_CARD", 14)
+
+
+def _ips(text: str) -> Iterator[Finding]:
+    for m in IPV4_RE.finditer(text):
+        if ip_ok(m.group()):
+            yield Finding(m.start(), m.end(), "IP_ADDRESS", 16)
+    if "::" in text or text.count(":") >= 5:
+        for m in IPV6_RE.finditer(text):
+            value = m.group()
+            # "12:30:45" is a time, not an address: demand hex letters, a "::" or 8 groups.
+            if (
+                ("::" in value or value.count(":") == 7 or any(c.isalpha() for c in value))
+                and ip_ok(value)
+                and value.strip(":")
+            ):
+                yield Finding(m.start(), m.end(), "IP_ADDRESS", 16)
+
+
+def _ssns(text: str) -> Iterator[Finding]:
+    for m in SSN_RE.finditer(text):
+        value = m.group()
+        if not ssn_ok(value):
+            continue
+        # Dashed 3-2-4 is the SSN shape; bare or dotted needs a cue nearby.
+        if m.group(1) == "-" or has_context(text, m.start(), SSN_CONTEXT):
+            yield Finding(m.start(), m.end(), "US_SSN", 18)
+
+
+PHONE_AFTER_RE = re.compile(r"[ \t\-]*\(?(?:office|fax|mobile|home|work|cell|tel|phone)", re.I)
+UNIT_BEFORE = ("apt", "apt.", "suite", "box", "unit", "ste", "flat", "room")
+
+
+def _phone_ok(text: str, start: int, value: str) -> bool:
+    before = text[max(0, start - 8) : start].lower().split()
+    if before and before[-1] in UNIT_BEFORE:
+        return False
+    core = EXT_RE.sub("", value)
+    digits = sum(c.isdigit() for c in core)
+    if not 7 <= digits <= 15:
+        return False
+    if DATE_SHAPE_RE.match(core) or DECIMAL_RE.match(core):
+        return False
+    if core.startswith("+"):
+        try:
+            return phonenumbers.is_possible_number(phonenumbers.parse(core, None))
+        except phonenumbers.NumberParseException:
+            return False
+    groups = [g for g in re.split(r"[ .()-]+", core) if g]
+    if len(groups) == 1 or (len(groups) == 2 and " " in core and not any(c in core for c in "-.(")):
+        # A bare digit run, or two space-separated numbers ("638 2229", a house
+        # number and a postcode), is an order or street number as often as a
+        # phone: it needs a cue, and no cue for another kind of number.
+        cue = has_context(text, start, PHONE_CONTEXT) or PHONE_AFTER_RE.match(
+            text, start + len(value)
+        )
+        return bool(cue) and not has_context(text, start, NOT_PHONE_CONTEXT)
+    return max(len(g) for g in groups) <= 8
+
+
+def _phones(text: str) -> Iterator[Finding]:
+    for m in PHONE_RE.finditer(text):
+        value = m.group()
+        if _phone_ok(text, m.start(), value):
+            yield Finding(m.start(), m.end(), "PHONE_NUMBER", 20)
+
+
+def find_structured(text: str) -> list[Finding]:
+    """All structured candidates in ``text`` (overlaps resolved by the caller)."""
+    out: list[Finding] = []
+    if "@" in text:
+        out.extend(_emails(text))
+    if DIGIT_RE.search(text) is None:
+        return out
+    out.extend(_ibans(text))
+    out.extend(_cards(text))
+    out.extend(_ips(text))
+    out.extend(_ssns(text))
+    out.extend(_phones(text))
+    return out
