@@ -58,3 +58,8 @@ def make_table() -> Callable[..., pb.RouteTable]:
         return table
 
     return build
+
+
+@pytest.fixture
+def make_model() -> Callable[..., pb.Model]:
+    return model

@@ -1,0 +1,222 @@
+"""The learned router: training, the sidecar scorer agreeing with it, eval, online updates."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from switchman_operator.learning import (
+    TrainSettings,
+    dump_model,
+    load_model,
+    parse_examples,
+    predict,
+    split,
+    train,
+    update_router,
+)
+from switchman_operator.learning.dataset import DatasetError, from_llmrouter
+from switchman_operator.learning.evaluate import evaluate, hull_cost_at
+from switchman_protocol.v1 import routes_pb2 as pb
+from switchman_protocol.v1 import usage_pb2
+from switchman_sidecar.routing import Router, RouteRequest
+
+SMALL = TrainSettings(dim=256, l2_grid=(1e-3,), epochs=150)
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "routing" / "llmrouter"
+
+
+def synthetic(n: int, seed: int = 0) -> list[str]:
+    """cheap answers chat well and math badly; strong answers both."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        a, b = rng.randint(2, 99), rng.randint(2, 99)
+        if i % 2:
+            prompt = f"Solve for x: {a} x + {b} = {a * b}. Compute the remainder too."
+            scores = {"cheap": float(rng.random() < 0.1), "strong": float(rng.random() < 0.9)}
+        else:
+            topic = rng.choice(["weather", "movies", "your weekend", "coffee", "travel"])
+            prompt = f"hey there, let's chat about {topic} for a bit"
+            scores = {"cheap": float(rng.random() < 0.9), "strong": float(rng.random() < 0.95)}
+        costs = {"cheap": 0.0001, "strong": 0.01}
+        lines.append(json.dumps({"prompt": prompt, "scores": scores, "costs": costs}))
+    return lines
+
+
+def _model(name: str, price: float, quality: float) -> pb.Model:
+    return pb.Model(
+        name=name,
+        provider=pb.PROVIDER_OPENAI,
+        endpoint="http://127.0.0.1:1/v1",
+        price=pb.Price(input_per_mtok=price, output_per_mtok=price * 4),
+        quality=pb.Quality(overall=quality),
+    )
+
+
+def learned_table(params: pb.RouterParams, bar: float = 0.6) -> pb.RouteTable:
+    table = pb.RouteTable(
+        team="t",
+        models=[_model("cheap", 0.1, 0.7), _model("strong", 5.0, 0.9)],
+        quality_bar=bar,
+        default_strategy=pb.STRATEGY_BALANCED,
+    )
+    table.router.CopyFrom(params)
+    return table
+
+
+MATH = "Solve for x: 7 x + 5 = 40. Compute the remainder too."
+CHAT = "hey there, let's chat about coffee for a bit"
+
+
+@pytest.fixture(scope="module")
+def params() -> pb.RouterParams:
+    return train(parse_examples(synthetic(400)), SMALL)
+
+
+def test_router_routes_by_predicted_success(params: pb.RouterParams) -> None:
+    router = Router(learned_table(params))
+    math, chat = (
+        router.decide(RouteRequest("auto", prompt_text=MATH)),
+        router.decide(RouteRequest("auto", prompt_text=CHAT)),
+    )
+    assert math.candidates[0] == "strong" and chat.candidates[0] == "cheap"
+    assert chat.reason == "router" and chat.strategy == "learned"
+    assert chat.score is not None and chat.score > 0.6 and math.scores["cheap"] < 0.4
+
+
+def test_sidecar_scorer_matches_training_prediction(params: pb.RouterParams) -> None:
+    models, probs = predict(params, [MATH, CHAT])
+    router = Router(learned_table(params, bar=0.0))
+    for row, prompt in enumerate([MATH, CHAT]):
+        decision = router.decide(RouteRequest("auto", prompt_text=prompt))
+        for col, name in enumerate(models):
+            assert decision.scores[name] == pytest.approx(probs[row, col], abs=1e-3)
+
+
+def test_model_file_round_trip_and_errors(params: pb.RouterParams) -> None:
+    assert load_model(dump_model(params)) == params
+    with pytest.raises(ValueError, match="not JSON"):
+        load_model("{nope")
+    with pytest.raises(ValueError, match="switchman-router/v1"):
+        load_model('{"format": "other"}')
+    bad = pb.RouterParams()
+    bad.CopyFrom(params)
+    bad.learned.featurizer = "hash-v99"
+    with pytest.raises(ValueError, match="featurizer"):
+        Router(learned_table(bad))
+
+
+def test_eval_beats_baselines_on_held_out_synthetic(params: pb.RouterParams) -> None:
+    held_out = parse_examples(synthetic(200, seed=9))
+    result = evaluate(params, held_out, parse_examples(synthetic(400)))
+    assert result["strongest"] == "strong"
+    router = result["router"]
+    # 95% of strong's quality for a fraction of its cost: cheap answers the chat half.
+    assert router["cost_at_95pct"] < 0.6 * result["strongest_cost"]
+    assert router["cost_at_95pct"] < result["baselines"]["random_matched_cost"]["cost_at_95pct"]
+    assert json.loads(json.dumps(result)) == result  # one JSON document
+
+
+def test_random_hull_interpolates() -> None:
+    assert hull_cost_at([(1.0, 0.5), (3.0, 0.9)], 0.7) == pytest.approx(2.0)
+    assert hull_cost_at([(1.0, 0.5)], 0.7) is None
+
+
+def test_dataset_errors_name_the_line() -> None:
+    with pytest.raises(DatasetError, match="line 1: needs a string 'prompt'"):
+        parse_examples(['{"scores": {"a": 1}}'])
+    with pytest.raises(DatasetError, match="line 2: scores models"):
+        parse_examples(
+            [
+                '{"prompt": "x", "scores": {"a": 1}, "costs": {"a": 1}}',
+                '{"prompt": "y", "scores": {"b": 1}, "costs": {"b": 1}}',
+            ]
+        )
+    with pytest.raises(DatasetError, match="no price"):
+        parse_examples(['{"prompt": "x", "scores": {"a": 1}, "tokens": {"a": {"input": 3}}}'])
+    with pytest.raises(DatasetError, match=r"outside 0\.\.1"):
+        parse_examples(['{"prompt": "x", "scores": {"a": 7}, "costs": {"a": 1}}'])
+    ok = parse_examples(
+        ['{"prompt": "x", "scores": {"a": 1}, "tokens": {"a": {"input": 1000, "output": 500}}}'],
+        {"a": (1.0, 2.0)},
+    )
+    assert ok[0].costs["a"] == pytest.approx(0.002) and ok[0].output_tokens == {"a": 500.0}
+
+
+def test_traffic_shifts_when_a_model_starts_failing_a_task(params: pb.RouterParams) -> None:
+    """EvoRoute: cheap starts failing chat; feedback moves chat traffic to strong."""
+    before = Router(learned_table(params))
+    assert before.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "cheap"
+    current = params
+    for batch in range(6):
+        feedback = [
+            usage_pb2.Feedback(
+                request_id=f"r{batch}-{i}",
+                model="cheap",
+                task_kind="chat",
+                score=0.0,
+                source="explicit",
+            )
+            for i in range(10)
+        ]
+        current = update_router(current, [], feedback)
+    assert current.learned.params["adj/cheap/chat"] < -1.0
+    after = Router(learned_table(current))
+    assert after.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "strong"
+    # Other task kinds keep their routing, and the input parameters were not modified.
+    assert after.decide(RouteRequest("auto", prompt_text=MATH)).candidates[0] == "strong"
+    assert "adj/cheap/chat" not in params.learned.params
+    # Recovery: good outcomes win the traffic back.
+    for _ in range(40):
+        feedback = [
+            usage_pb2.Feedback(model="cheap", task_kind="chat", score=1.0, source="shadow")
+            for _ in range(10)
+        ]
+        current = update_router(current, [], feedback)
+    recovered = Router(learned_table(current))
+    assert recovered.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "cheap"
+
+
+def test_cascade_escalations_count_as_failures_once() -> None:
+    params = pb.RouterParams()
+    records = [
+        usage_pb2.UsageRecord(request_id="a", model="m", task_kind="math", cascade_escalated=True),
+        usage_pb2.UsageRecord(request_id="b", model="m", task_kind="math", cascade_escalated=True),
+    ]
+    feedback = [usage_pb2.Feedback(request_id="a", model="m", task_kind="math", source="cascade")]
+    out = update_router(params, records, feedback, priors={"m": {"math": 0.8}})
+    assert out.learned.params["fb_n/m/math"] == 2.0  # "a" once (feedback), "b" from its record
+    assert out.learned.params["adj/m/math"] < 0
+    assert update_router(params, [], []) == params
+
+
+def test_strategies_use_feedback_offsets_too() -> None:
+    table = pb.RouteTable(
+        team="t",
+        models=[_model("a", 0.1, 0.8), _model("b", 1.0, 0.8)],
+        default_strategy=pb.STRATEGY_COST,
+        quality_bar=0.7,
+    )
+    assert Router(table).decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "a"
+    fb = [usage_pb2.Feedback(model="a", task_kind="chat", score=0.0) for _ in range(60)]
+    table.router.CopyFrom(update_router(table.router, [], fb, priors={"a": {"chat": 0.8}}))
+    assert Router(table).decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "b"
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="reference data not present")
+def test_llmrouter_adapter_and_a_small_held_out_run() -> None:
+    rows = from_llmrouter(DATA)
+    assert len(rows) == 5608
+    examples = parse_examples(json.dumps(r) for r in rows)
+    assert examples[0].output_tokens and all(c > 0 for c in examples[0].costs.values())
+    fit, held_out = split(examples, 0.1, seed=3)
+    trained = train(fit[:2000], TrainSettings(dim=1024, l2_grid=(1e-3,), epochs=100))
+    result = evaluate(trained, held_out, fit[:2000])
+    # Even a small run reaches 95% of the strongest model's quality far cheaper than
+    # always-strongest and than random mixing.
+    ours = result["router"]["cost_at_95pct"]
+    assert ours is not None and ours < 0.5 * result["strongest_cost"]
+    assert ours < result["baselines"]["random_matched_cost"]["cost_at_95pct"]
