@@ -23,7 +23,7 @@ def restore_completion(result: dict[str, Any], restorer: Restorer) -> None:
         for call in message.get("tool_calls") or []:
             fn = call.get("function") or {}
             if isinstance(fn.get("arguments"), str):
-                fn["arguments"] = restorer.restore(fn["arguments"])
+                fn["arguments"] = restorer.restore_json(fn["arguments"])
 
 
 class ChunkRestorer:
@@ -37,7 +37,10 @@ class ChunkRestorer:
         key = (choice, tool)
         ch = self._channels.get(key)
         if ch is None:
-            ch = self._channels[key] = self._restorer.stream()
+            # tool-call arguments are JSON text: values go back JSON-escaped
+            ch = self._channels[key] = (
+                self._restorer.stream() if tool < 0 else self._restorer.stream_json()
+            )
         return ch
 
     def process(self, chunk: dict[str, Any]) -> None:

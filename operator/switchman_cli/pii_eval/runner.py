@@ -11,13 +11,15 @@ recogniser without one, so those rows are absent on its side.
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from switchman_cli.pii_eval.scoring import TYPES, Sample, Span, score
 
-__all__ = ["Detect", "evaluate", "ours", "presidio", "prompts_of"]
+__all__ = ["PRESIDIO_TYPES", "Detect", "evaluate", "ours", "presidio", "prompts_of"]
 
 Detect = Callable[[str], list[Span]]
 
@@ -57,9 +59,15 @@ PRESIDIO_TYPES = (
 def presidio() -> Detect | None:
     """Presidio's predefined pattern recognizers, or None when not installed."""
     try:
+        import tldextract
         from presidio_analyzer import predefined_recognizers as pr
     except ImportError:
         return None
+    # Presidio's e-mail check asks tldextract, which would fetch the public
+    # suffix list from the network; use the snapshot bundled in the package.
+    offline = tldextract.TLDExtract(suffix_list_urls=())
+    email_module = sys.modules[pr.EmailRecognizer.__module__]
+    email_module.tldextract = types.SimpleNamespace(extract=offline)  # type: ignore[attr-defined]
     recognizers = [
         pr.EmailRecognizer(),
         pr.PhoneRecognizer(),
@@ -130,14 +138,3 @@ def evaluate(
             "prompts": len(prompts),
         },
     }
-
-
-def compare(samples: Sequence[Sample], *, with_presidio: bool = True) -> dict[str, Any]:
-    result: dict[str, Any] = {"samples": len(samples), "ours": evaluate(ours(), samples, TYPES)}
-    other = presidio() if with_presidio else None
-    result["presidio"] = (
-        evaluate(other, samples, PRESIDIO_TYPES)
-        if other is not None
-        else {"error": "presidio-analyzer is not installed (pip install 'switchman[eval]')"}
-    )
-    return result

@@ -91,6 +91,7 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
 
 
 _ANCHOR_KINDS = frozenset({"num", "zip", "unit", "street"})
+_WORDY = frozenset({"cap", "upper", "word", "place"})
 _BODY_KINDS = frozenset({"num", "zip", "unit", "street", "cap", "place", "upper"})
 
 
@@ -102,6 +103,7 @@ def _cased(text: str) -> bool:
 def _kind(tok: str, gaz: Gazetteer, cased: bool) -> str:
     c = tok[0]
     if c.isdigit():
+        tok = tok.rstrip(".")
         if NUM_RE.match(tok):
             return "num"
         return "zip" if ZIP_RE.match(tok) else "other"
@@ -129,7 +131,7 @@ def _near(text: str, a: tuple[int, int, str], b: tuple[int, int, str]) -> bool:
     gap = text[a[1] : b[0]]
     if gap.count("\n") > 1 or a[2][-1] in "!?":
         return False
-    return not any(c in ".!?;" for c in gap)
+    return not any(c in ".!?;:" for c in gap)
 
 
 def _anchor(
@@ -160,7 +162,9 @@ def _anchor(
     if k == "num":
         j = i + 1
         while j < n and j <= i + 6 and _near(text, toks[j - 1], toks[j]) and not blocked[j]:
-            if kinds[j] == "street" or (kinds[j] == "num" and j > i + 1):
+            if kinds[j] == "street" or (
+                kinds[j] == "num" and any(kinds[x] in _WORDY for x in range(i + 1, j))
+            ):
                 return i, j
             if kinds[j] in ("common", "unit", "other"):
                 break

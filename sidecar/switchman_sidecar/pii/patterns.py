@@ -142,6 +142,8 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
             text, start + len(value)
         )
         return bool(cue) and not has_context(text, start, NOT_PHONE_CONTEXT)
+    if not any(c in core for c in " -()") and min(len(g) for g in groups) < 2:
+        return False  # "1.2.3.4000": a version, not a number to dial
     return max(len(g) for g in groups) <= 8
 
 

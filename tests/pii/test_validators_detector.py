@@ -1,0 +1,101 @@
+"""Validators and recognizers on hand-written texts (not the evaluation data)."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchman_sidecar.pii.detector import CustomRecognizer, Detector
+from switchman_sidecar.pii.validators import iban_ok, luhn_ok, ssn_ok
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector()
+
+
+def found(detector: Detector, text: str) -> list[tuple[str, str]]:
+    return [(text[f.start : f.end], f.entity) for f in detector.scan(text)]
+
+
+def test_checksums() -> None:
+    assert luhn_ok("4111 1111 1111 1111") and not luhn_ok("4111 1111 1111 1112")
+    assert iban_ok("DE89 3704 0044 0532 0130 00") and not iban_ok("DE89 3704 0044 0532 0130 01")
+    assert not iban_ok("DE89 3704 0044 0532 0130")  # wrong length for DE
+    assert ssn_ok("536-22-1234")
+    for bad in ("000-12-3456", "666-12-3456", "912-12-3456", "536-00-1234", "536-22-0000"):
+        assert not ssn_ok(bad), bad
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "entity"),
+    [
+        ("write to jane.roe+news@mail.example.org today", "jane.roe+news@mail.example.org", "EMAIL_ADDRESS"),
+        ("card: 4111-1111-1111-1111, exp 09/29", "4111-1111-1111-1111", "CREDIT_CARD"),
+        ("IBAN DE89 3704 0044 0532 0130 00 please", "DE89 3704 0044 0532 0130 00", "IBAN_CODE"),
+        ("my ssn is 536-22-1234.", "536-22-1234", "US_SSN"),
+        ("server at 192.168.10.254 is down", "192.168.10.254", "IP_ADDRESS"),
+        ("v6 2001:db8::8a2e:370:7334 here", "2001:db8::8a2e:370:7334", "IP_ADDRESS"),
+        ("Call +44 20 7946 0958 tomorrow", "+44 20 7946 0958", "PHONE_NUMBER"),
+        ("office (415) 555-2671 ext. 12", "(415) 555-2671 ext. 12", "PHONE_NUMBER"),
+    ],
+)
+def test_structured_entities(detector: Detector, text: str, value: str, entity: str) -> None:
+    assert (value, entity) in found(detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The meeting is on 2024-03-15 at 10:30:00.",
+        "Order 4111111111111112 shipped",  # fails Luhn
+        "Pi is 3.14159265 roughly",
+        "version 1.2.3.4000 released",
+        "It costs 1,299.00 dollars and weighs 12 kg",
+        "Set the timeout to 15000 ms and retry 3 times",
+    ],
+)
+def test_no_false_alarms_on_numbers(detector: Detector, text: str) -> None:
+    assert [e for _, e in found(detector, text) if e not in ("PERSON", "LOCATION")] == []
+
+
+def test_person_address_location_on_unseen_text(detector: Detector) -> None:
+    text = (
+        "Hi, my name is Margarethe Oyelaran-Quist and I moved last week. "
+        "Please send the contract to 4417 Birchwood Avenue, Apt. 12, Springfield, IL 62704. "
+        "My colleague Mr. Zbigniew Wrzesniewski lives in Portugal."
+    )
+    result = found(detector, text)
+    kinds = {e for _, e in result}
+    assert {"PERSON", "STREET_ADDRESS", "LOCATION"} <= kinds
+    persons = [v for v, e in result if e == "PERSON"]
+    assert any("Oyelaran-Quist" in p for p in persons)
+    assert any("Wrzesniewski" in p for p in persons)
+    address = next(v for v, e in result if e == "STREET_ADDRESS")
+    assert address.startswith("4417 Birchwood Avenue") and "62704" in address
+
+
+def test_ordinary_prose_is_left_alone(detector: Detector) -> None:
+    text = (
+        "Will the new release support streaming? May we also get a summary of the long "
+        "document in three bullet points, with the best examples first?"
+    )
+    assert found(detector, text) == []
+
+
+def test_custom_entity_with_validator_and_context() -> None:
+    rec = CustomRecognizer.build("EMPLOYEE_ID", r"\bE-\d{6}\b", "", ["employee"])
+    det = Detector([rec], names=False, addresses=False)
+    assert found(det, "employee number E-123456") == [("E-123456", "EMPLOYEE_ID")]
+    assert found(det, "part E-123456 is in stock") == []
+    luhn = CustomRecognizer.build("LOYALTY", r"\b\d{12}\b", "luhn", [])
+    det = Detector([luhn], names=False, addresses=False)
+    assert [e for _, e in found(det, "loyalty 123456789015")] == ["LOYALTY"]
+
+
+@pytest.mark.parametrize(
+    ("regex", "validator", "message"),
+    [("(", "", "bad regex"), ("a*", "", "empty string"), ("x", "crc", "unknown validator")],
+)
+def test_custom_entity_errors(regex: str, validator: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CustomRecognizer.build("X", regex, validator, [])
