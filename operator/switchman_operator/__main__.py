@@ -24,6 +24,7 @@ from .handlers import register
 from .kube import Kube, load_api_client
 from .settings import Settings
 from .tls import ServerTls, load_tls, make_self_signed
+from .webhook.hook import prepare
 
 __all__ = ["main", "run"]
 
@@ -113,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
+        # The admission webhook (issue #5): its certificates and its task.
+        ready_settings, webhook = await prepare(settings)
+        await run(ready_settings, stop, extra=webhook)
 
     asyncio.run(_main())
     return 0

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .webhook.settings import WebhookSettings
+
 __all__ = ["Settings"]
 
 
@@ -45,6 +47,8 @@ class Settings:
     namespaces: tuple[str, ...] = field(default_factory=tuple)
     #: Identity of this replica in logs and status.
     replica: str = "switchman-operator"
+    #: The admission webhook (sidecar injection), off unless SWITCHMAN_WEBHOOK_ENABLED.
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,4 +76,5 @@ class Settings:
             kubeconfig=e.get("KUBECONFIG") or None,
             namespaces=tuple(n for n in e.get("SWITCHMAN_NAMESPACES", "").split(",") if n),
             replica=e.get("POD_NAME") or e.get("HOSTNAME") or cls.replica,
+            webhook=WebhookSettings.from_env(e),
         )
