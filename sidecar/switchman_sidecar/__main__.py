@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     if settings.config is None and not settings.operator_address:
         parser.error("give --config (standalone) or set SWITCHMAN_OPERATOR_ADDRESS")
     logging.basicConfig(
-        level=logging.INFO,
+        # Set per pod by the injection webhook (switchman.io/log-level annotation).
+        level=os.environ.get("SWITCHMAN_LOG_LEVEL", "info").upper(),
         format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
     )
     import uvloop
