@@ -20,10 +20,12 @@ and works on any user's data.
 
 from __future__ import annotations
 
-import itertools
+import functools
 import re
 import zlib
 from collections.abc import Sequence
+from itertools import repeat
+from operator import and_, mul, xor
 
 __all__ = [
     "FEATURIZER",
@@ -118,6 +120,11 @@ _ORDER = (
 )
 _QUESTION_WORDS = frozenset(b"who what when where which why how".split())
 _OPERATORS = frozenset(b"+ - * / = ^ %".split())
+_DECISIVE_RE = tuple(
+    (kind, re.compile(b"|".join(re.escape(m) for m in sorted(markers))))
+    for kind, markers in _DECISIVE.items()
+)
+_NUMBERS = re.compile(rb"[0-9]+")
 
 
 def supported(featurizer: str) -> bool:
@@ -131,9 +138,9 @@ def _sample(text: str) -> bytes:
     return raw
 
 
-def _kind(raw: bytes, tokens: list[bytes]) -> str:
-    for kind, markers in _DECISIVE.items():
-        if any(m in raw for m in markers):
+def _kind(raw: bytes, tokens: list[bytes], numbers: int) -> str:
+    for kind, pattern in _DECISIVE_RE:
+        if pattern.search(raw):
             return kind
     present = set(tokens)
     for kind, strong in _STRONG.items():
@@ -146,7 +153,6 @@ def _kind(raw: bytes, tokens: list[bytes]) -> str:
             best, hits = kind, n
     if best:
         return best
-    numbers = sum(1 for t in tokens if t[:1].isdigit())
     if numbers >= 2 and (present & _OPERATORS or b"$" in present):
         return "math"
     if (tokens and tokens[0] in _QUESTION_WORDS) or raw.rstrip().endswith(b"?"):
@@ -157,7 +163,7 @@ def _kind(raw: bytes, tokens: list[bytes]) -> str:
 def task_kind(text: str) -> str:
     """A coarse task kind for routing rules and per-task quality (a few µs)."""
     raw = _sample(text)
-    return _kind(raw, _TOKEN.findall(raw))
+    return _kind(raw, _TOKEN.findall(raw), len(_NUMBERS.findall(raw)))
 
 
 def analyze(text: str, dim: int) -> tuple[str, list[int]]:
@@ -169,21 +175,40 @@ def analyze(text: str, dim: int) -> tuple[str, list[int]]:
         raise ValueError(f"feature dimension must be a power of two, got {dim}")
     raw = _sample(text)
     tokens = _TOKEN.findall(raw)
-    kind = _kind(raw, tokens)
+    digits = len(_NUMBERS.findall(raw))
+    kind = _kind(raw, tokens, digits)
     uni = list(map(zlib.crc32, tokens))
     mask = dim - 1
-    feats = {h & mask for h in uni}
-    feats.update(((a * _BIGRAM) ^ b) & mask for a, b in itertools.pairwise(uni))
-    digits = sum(1 for t in tokens if t[:1].isdigit())
+    # map() over C callables keeps the per-token work out of the interpreter loop.
+    masks = repeat(mask)
+    feats = set(map(and_, uni, masks))
+    feats.update(map(and_, map(xor, map(mul, uni, repeat(_BIGRAM)), uni[1:]), masks))
+    feats.update(
+        _shape_hashes(
+            (len(text) // 16).bit_length(),
+            digits.bit_length(),
+            text.count("\n").bit_length(),
+            b"```" in raw,
+            kind,
+            mask,
+        )
+    )
+    return kind, sorted(feats)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape_hashes(
+    length: int, digits: int, lines: int, fence: bool, kind: str, mask: int
+) -> tuple[int, ...]:
+    """Coarse shape features; few distinct values, so their hashes are cached."""
     shape = (
-        b"len=%d" % (len(text) // 16).bit_length(),
-        b"num=%d" % digits.bit_length(),
-        b"lines=%d" % text.count("\n").bit_length(),
-        b"fence=%d" % (b"```" in raw),
+        b"len=%d" % length,
+        b"num=%d" % digits,
+        b"lines=%d" % lines,
+        b"fence=%d" % fence,
         b"task=" + kind.encode(),
     )
-    feats.update(zlib.crc32(s, 0x5EED) & mask for s in shape)
-    return kind, sorted(feats)
+    return tuple(zlib.crc32(s, 0x5EED) & mask for s in shape)
 
 
 def featurize_text(text: str, dim: int) -> list[int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from switchman_protocol import featurize
 from switchman_protocol.v1 import routes_pb2
@@ -30,7 +31,7 @@ from .rules import compile_rules, match_rule, request_fields
 from .selection import (
     DEFAULT_OUTPUT_TOKENS,
     Option,
-    expected_cost,
+    cost_of,
     plan_budgets,
     rank,
     strategy_rank,
@@ -62,12 +63,45 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+@dataclass(frozen=True, slots=True)
+class _ModelInfo:
+    """What the hot path reads of a model, copied out of the proto once per table
+    (protobuf attribute access costs ~100 ns each, for 9 models and several fields)."""
+
+    name: str
+    in_price: float
+    out_price: float
+    caps: frozenset[str]
+    context_window: int
+    weight: int
+    overall: float
+    by_task: dict[str, float]
+
+    @classmethod
+    def of(cls, m: routes_pb2.Model) -> _ModelInfo:
+        return cls(
+            m.name,
+            m.price.input_per_mtok,
+            m.price.output_per_mtok,
+            frozenset(m.capabilities),
+            int(m.context_window),
+            int(m.weight),
+            float(m.quality.overall),
+            dict(m.quality.by_task),
+        )
+
+
 class Router:
     """Aliases, rules, strategies, the learned router, cascades, budgets, shadow."""
 
     def __init__(self, table: routes_pb2.RouteTable, seed: int | None = None) -> None:
         self._table = table
         self._models = {m.name: m for m in table.models}
+        self._info = {m.name: _ModelInfo.of(m) for m in table.models}
+        self._bar = float(table.quality_bar)
+        self._default_strategy = STRATEGY_NAMES.get(table.default_strategy, "")
+        self._cost_weight = float(table.router.cost_weight)
+        self._budgets = list(table.output_budget.choices) if table.output_budget.enabled else []
         self._order = [m.name for m in table.models]
         self._fallbacks = {f.model: list(f.fallbacks) for f in table.fallbacks}
         self._aliases = dict(table.aliases)
@@ -131,20 +165,22 @@ class Router:
                 chain.append(target)
         return chain
 
-    def _quality(self, model: routes_pb2.Model, task: str) -> float:
-        q = model.quality
-        base = q.by_task.get(task, q.overall) if task else q.overall
+    def _quality(self, model: _ModelInfo, task: str) -> float:
+        base = model.by_task.get(task, model.overall) if task else model.overall
         if base <= 0:
             base = UNKNOWN_QUALITY
+        if not self._adjust:
+            return base
         adj = self._adjust.get((model.name, task), 0.0) + self._adjust.get((model.name, "*"), 0.0)
         return sigmoid(_logit(base) + adj) if adj else base
 
     def _eligible(self, names: list[str], request: RouteRequest, notes: list[str]) -> list[str]:
         out = []
+        needs = request.needs
         for name in names:
-            model = self._models[name]
-            caps = set(model.capabilities)
-            missing = request.needs - caps if caps else frozenset()
+            model = self._info[name]
+            caps = model.caps
+            missing = needs - caps if needs and caps else None
             if missing:
                 notes.append(f"{name}: lacks {', '.join(sorted(missing))}")
                 continue
@@ -173,7 +209,7 @@ class Router:
         match = match_rule(self._rules, request, task, self._fields)
         notes.extend(match.notes)
         rule = match.rule
-        strategy = STRATEGY_NAMES.get(self._table.default_strategy, "")
+        strategy = self._default_strategy
         allowed: list[str] | None = None
         cap: int | None = None
         ensemble: EnsemblePlan | None = None
@@ -262,7 +298,7 @@ class Router:
             return RouteDecision(candidates=[], reason="no-eligible-model", explanation=notes)
         prefix = f"rule:{rule.name}/" if rule is not None else ""
         if rule is not None and rule.allowed_models and not rule.strategy:
-            weights = [self._models[n].weight for n in names]
+            weights = [self._info[n].weight for n in names]
             chosen = weighted_pick(names, weights, self._rng)
             notes.append(
                 "weighted split "
@@ -280,29 +316,31 @@ class Router:
             out_tokens.update({n: v for n, v in scorer.mean_output.items() if n in out_tokens})
         probs = scorer.predict(indices, kind) if use_learned and scorer is not None else {}
         options = []
+        stats = self.stats
+        in_tokens = request.input_tokens
         for name in names:
-            model = self._models[name]
+            info = self._info[name]
             quality = probs.get(name)
             if quality is None:
-                quality = self._quality(model, kind)
-            quality *= 1.0 - self.stats.error_rate(name)
+                quality = self._quality(info, kind)
+            quality *= 1.0 - stats.error_rate(name)
             options.append(
                 Option(
-                    model=name,
-                    quality=quality,
-                    cost=expected_cost(model, request.input_tokens, out_tokens[name]),
-                    latency_ms=self.stats.expected_latency_ms(name),
+                    name,
+                    quality,
+                    cost_of(info.in_price, info.out_price, in_tokens, out_tokens[name]),
+                    stats.expected_latency_ms(name),
                 )
             )
-        bar = self._table.quality_bar
-        cost_weight = self._table.router.cost_weight
-        budget_cfg = self._table.output_budget
-        if budget_cfg.enabled and budget_cfg.choices:
+        bar = self._bar
+        cost_weight = self._cost_weight
+        unbudgeted = options
+        if self._budgets:
             options = plan_budgets(
                 options,
                 out_tokens,
-                {n: self._models[n].price.output_per_mtok for n in names},
-                list(budget_cfg.choices),
+                {n: self._info[n].out_price for n in names},
+                self._budgets,
                 request.max_output_tokens,
             )
         if use_learned:
@@ -316,10 +354,7 @@ class Router:
         for option in ranked:
             if option.model not in order:
                 order.append(option.model)
-        scores = {}
-        for option in options:
-            if option.budget in (None, best.budget) or option.model not in scores:
-                scores[option.model] = round(option.quality, 4)
+        scores = {o.model: round(o.quality, 4) for o in unbudgeted}
         notes.append(
             f"{label}: task {kind}, bar {bar:g}, cost weight {cost_weight:g}; chose {best.model}"
             + (f" with budget {best.budget}" if best.budget else "")

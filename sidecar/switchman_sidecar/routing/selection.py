@@ -16,10 +16,11 @@ static strategies and the output-budget planner share one selection rule:
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from switchman_protocol.v1 import routes_pb2
 
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
     "Option",
     "choose",
+    "cost_of",
     "expected_cost",
     "plan_budgets",
     "rank",
@@ -42,8 +44,9 @@ BALANCED_COST_WEIGHT = 0.3
 QUALITY_TIE = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
+class Option(NamedTuple):
+    """A NamedTuple, not a dataclass: ~9 are made per decision on the hot path."""
+
     model: str
     quality: float
     cost: float
@@ -56,6 +59,11 @@ class Option:
 def expected_cost(model: routes_pb2.Model, input_tokens: int, output_tokens: float) -> float:
     price = model.price
     return (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
+
+
+def cost_of(in_price: float, out_price: float, input_tokens: int, output_tokens: float) -> float:
+    """USD for a request, prices in USD per million tokens."""
+    return (input_tokens * in_price + output_tokens * out_price) / 1e6
 
 
 def _utility(option: Option, max_cost: float, cost_weight: float) -> float:
@@ -137,23 +145,24 @@ def plan_budgets(
     the selection rule picks the pair. ``cap`` (the client's own limit)
     bounds every budget.
     """
-    budgets = sorted({min(b, cap) if cap else b for b in choices if b > 0})
+    budgets = tuple(sorted({min(b, cap) if cap else b for b in choices if b > 0}))
     if not budgets:
         return list(options)
     out: list[Option] = []
-    for option in options:
-        length = max(1.0, mean_output.get(option.model, DEFAULT_OUTPUT_TOKENS))
-        unbudgeted_out = length  # the cost in ``option`` assumed a full answer
-        base = option.cost - unbudgeted_out * out_price.get(option.model, 0.0) / 1e6
-        for b in budgets:
-            fits = 1.0 - math.exp(-b / length)
-            billed = length * fits
-            out.append(
-                replace(
-                    option,
-                    quality=option.quality * fits,
-                    cost=base + billed * out_price.get(option.model, 0.0) / 1e6,
-                    budget=b,
-                )
-            )
+    for model, quality, cost, latency, _ in options:
+        length = max(1.0, mean_output.get(model, DEFAULT_OUTPUT_TOKENS))
+        price = out_price.get(model, 0.0) / 1e6
+        base = cost - length * price  # ``cost`` assumed a full answer of ``length`` tokens
+        for b, fits, billed in _budget_curve(length, budgets):
+            out.append(Option(model, quality * fits, base + billed * price, latency, b))
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _budget_curve(length: float, budgets: tuple[int, ...]) -> tuple[tuple[int, float, float], ...]:
+    """(budget, P(answer fits), expected billed tokens) per budget; cached per table's lengths."""
+    out = []
+    for b in budgets:
+        fits = 1.0 - math.exp(-b / length)
+        out.append((b, fits, length * fits))
+    return tuple(out)
