@@ -29,7 +29,11 @@ def test_checksums() -> None:
 @pytest.mark.parametrize(
     ("text", "value", "entity"),
     [
-        ("write to jane.roe+news@mail.example.org today", "jane.roe+news@mail.example.org", "EMAIL_ADDRESS"),
+        (
+            "write to jane.roe+news@mail.example.org today",
+            "jane.roe+news@mail.example.org",
+            "EMAIL_ADDRESS",
+        ),
         ("card: 4111-1111-1111-1111, exp 09/29", "4111-1111-1111-1111", "CREDIT_CARD"),
         ("IBAN DE89 3704 0044 0532 0130 00 please", "DE89 3704 0044 0532 0130 00", "IBAN_CODE"),
         ("my ssn is 536-22-1234.", "536-22-1234", "US_SSN"),

@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="drop the file's gold name/place words from our gazetteer first",
     )
     ev.set_defaults(handler=run_eval)
-    parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(handler=usage)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -47,7 +52,7 @@ def run_eval(args: argparse.Namespace) -> int:
         samples = samples[: args.limit]
     exclude: frozenset[str] = frozenset()
     if args.unseen_names:
-        words = set()
+        words: set[str] = set()
         for s in samples:
             for start, end, kind in s.gold:
                 if kind in ("PERSON", "LOCATION"):
@@ -63,6 +68,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if other is not None:
         result["presidio"] = runner.evaluate(other, samples, runner.PRESIDIO_TYPES)
     elif not args.no_presidio:
-        result["presidio"] = {"error": "presidio-analyzer is not installed: pip install 'switchman[eval]'"}
+        result["presidio"] = {
+            "error": "presidio-analyzer is not installed: pip install 'switchman[eval]'"
+        }
     print(json.dumps(result, separators=(",", ":")))
     return 0

@@ -17,7 +17,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from switchman_cli.pii_eval.scoring import TYPES, Sample, Span, score
+from switchman_cli.pii_eval.scoring import Sample, Span, score
 
 __all__ = ["PRESIDIO_TYPES", "Detect", "evaluate", "ours", "presidio", "prompts_of"]
 
@@ -81,7 +81,7 @@ def presidio() -> Detect | None:
     def detect(text: str) -> list[Span]:
         out: list[Span] = []
         for r in recognizers:
-            for res in r.analyze(text, entities, None):
+            for res in r.analyze(text, entities, None):  # type: ignore[arg-type]
                 out.append((res.start, res.end, res.entity_type))
         return out
 

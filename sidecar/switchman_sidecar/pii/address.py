@@ -25,7 +25,38 @@ ZIP_RE = re.compile(
     r"^(?:\d{4,6}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?|\d[A-Z]{2}|[A-Z]\d[A-Z]|\d[A-Z]\d)$"
 )
 UNITS = frozenset(
-    ["apt", "apt.", "apartment", "suite", "ste", "ste.", "unit", "box", "p.o.", "po", "p.o.box", "psc", "uss", "usns", "usnv", "fpo", "apo", "dpo", "floor", "fl", "fl.", "flat", "room", "rm", "bldg", "bldg.", "building", "no.", "nr.", "lot"]
+    [
+        "apt",
+        "apt.",
+        "apartment",
+        "suite",
+        "ste",
+        "ste.",
+        "unit",
+        "box",
+        "p.o.",
+        "po",
+        "p.o.box",
+        "psc",
+        "uss",
+        "usns",
+        "usnv",
+        "fpo",
+        "apo",
+        "dpo",
+        "floor",
+        "fl",
+        "fl.",
+        "flat",
+        "room",
+        "rm",
+        "bldg",
+        "bldg.",
+        "building",
+        "no.",
+        "nr.",
+        "lot",
+    ]
 )
 STREET_ENDINGS = (
     "strasse", "straße", "stasse", "gasse", "weg", "platz", "allee", "katu", "tie", "vej",
@@ -39,6 +70,7 @@ CUE_RE = re.compile(
     r"[\s:,]*",
     re.IGNORECASE,
 )
+PLACE_WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019.-][^\W\d_]+)*")
 MAX_GAP = 3
 """Characters of separator (spaces, comma, newline, '>') allowed inside an address."""
 
@@ -55,8 +87,8 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
     cased = _cased(text)
     blocked = [False] * n
     if barriers:
-        for k, (s, e, _) in enumerate(toks):
-            blocked[k] = any(s < be and bs < e for bs, be in barriers)
+        for idx, (s, e, _) in enumerate(toks):
+            blocked[idx] = any(s < be and bs < e for bs, be in barriers)
     cue_ends = {m.end() for m in CUE_RE.finditer(text)}
     kinds = [_kind(t[2], gaz, cased) for t in toks]
     out: list[Finding] = []
@@ -72,9 +104,10 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
             continue
         lo, hi = anchor
         while hi + 1 < n and not blocked[hi + 1] and _near(text, toks[hi], toks[hi + 1]):
-            if kinds[hi + 1] in _BODY_KINDS:
-                hi += 1
-            elif kinds[hi + 1] == "word" and not cased and hi + 2 < n and kinds[hi + 2] == "num":
+            nxt = kinds[hi + 1]
+            # lower-cased texts: a word is fine when a number follows ("rua d 25")
+            lower_street = nxt == "word" and not cased and hi + 2 < n and kinds[hi + 2] == "num"
+            if nxt in _BODY_KINDS or lower_street:
                 hi += 1
             else:
                 break
@@ -198,11 +231,9 @@ def _has_num_soon(toks: list[tuple[int, int, str]], kinds: list[str], i: int) ->
 
 def find_locations(text: str, gaz: Gazetteer, taken: list[tuple[int, int]]) -> list[Finding]:
     """Known places outside addresses (single words and two/three-word names)."""
-    cased = any(c.isupper() for c in text) and any(c.islower() for c in text)
+    cased = _cased(text)
     out: list[Finding] = []
-    words = [
-        (m.start(), m.end(), m.group()) for m in re.finditer(r"[^\W\d_]+(?:['’.-][^\W\d_]+)*", text)
-    ]
+    words = [(m.start(), m.end(), m.group()) for m in PLACE_WORD_RE.finditer(text)]
     i = 0
     n = len(words)
     while i < n:

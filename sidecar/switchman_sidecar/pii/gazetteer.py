@@ -101,7 +101,7 @@ def _providers(package: str) -> Iterable[Any]:
 
 def _latin(word: str) -> bool:
     """Names in scripts we tokenise (Latin, Greek, Cyrillic): skip CJK/Arabic/Indic lists."""
-    return all(c.isalpha() or c in "-'’ ." for c in word) and all(ord(c) < 0x0530 for c in word)
+    return all((c.isalpha() or c in "-'\u2019 .") and ord(c) < 0x0530 for c in word)
 
 
 @functools.cache

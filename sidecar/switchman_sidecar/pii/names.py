@@ -17,22 +17,70 @@ from switchman_sidecar.pii.spans import Finding
 
 __all__ = ["find_persons"]
 
-WORD_RE = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 PARTICLES = frozenset(
-    ["van", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "la", "le", "von", "zu", "bin", "binti", "ibn", "al", "el", "ben", "ter", "ten", "mac", "st."]
+    [
+        "van",
+        "der",
+        "den",
+        "de",
+        "del",
+        "della",
+        "di",
+        "da",
+        "das",
+        "dos",
+        "du",
+        "la",
+        "le",
+        "von",
+        "zu",
+        "bin",
+        "binti",
+        "ibn",
+        "al",
+        "el",
+        "ben",
+        "ter",
+        "ten",
+        "mac",
+        "st.",
+    ]
 )
 ORG_SUFFIXES = frozenset(
-    ["ltd", "inc", "llc", "corp", "co", "plc", "gmbh", "ag", "sa", "group", "company", "bank", "university", "school", "hospital", "ltd.", "inc.", "corp.", "co.", "&", "consulting"]
+    [
+        "ltd",
+        "inc",
+        "llc",
+        "corp",
+        "co",
+        "plc",
+        "gmbh",
+        "ag",
+        "sa",
+        "group",
+        "company",
+        "bank",
+        "university",
+        "school",
+        "hospital",
+        "ltd.",
+        "inc.",
+        "corp.",
+        "co.",
+        "&",
+        "consulting",
+    ]
 )
 STRONG_CUES = re.compile(
-    r"\b(?:name\s+is|name:|i\s+am|i['’]m|mr\.?|mrs\.?|ms\.?|miss|dr\.?|prof\.?|dear|user:|"
-    r"customer:|called|named)[\s,:]*\Z",
+    r"\b(?:name\s+is|name:|i\s+am|i['\u2019]m|mr\.?|mrs\.?|ms\.?|miss|dr\.?|prof\.?|dear|user:|"
+    r"customer:|called|named|(?:user|customer|client|patient|employee)\s+is)[\s,:]*\Z",
     re.IGNORECASE,
 )
 
 
 def _strip_possessive(word: str) -> str:
-    if word.endswith(("'s", "’s")):
+    if word.endswith(("'s", "\u2019s")):
         return word[:-2]
     return word
 
@@ -41,7 +89,7 @@ def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
     words = [(m.start(), m.end(), _strip_possessive(m.group())) for m in WORD_RE.finditer(text)]
     if not words:
         return []
-    cased = any(c.isupper() for c in text) and any(c.islower() for c in text)
+    cased = not (text.islower() or text.isupper())
     first, last, common = gaz.first_names, gaz.last_names, gaz.common_words
     n = len(words)
     is_seed = [False] * n
@@ -52,9 +100,9 @@ def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
                 continue
         elif len(word) < 3:
             continue
-        if lower in common:
-            continue
-        if lower in first or lower in last or (cased and STRONG_CUES.search(text, max(0, start - 24), start)):
+        if cased and STRONG_CUES.search(text, max(0, start - 24), start):
+            is_seed[i] = True  # "my name is Grace": the cue beats the word list
+        elif lower not in common and (lower in first or lower in last):
             is_seed[i] = True
     out: list[Finding] = []
     i = 0
@@ -76,10 +124,9 @@ def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
                 nxt.lower() in PARTICLES
                 and hi + 2 < n
                 and _joins(text, words[hi + 1], words[hi + 2])
-            ):
-                if _name_part(words[hi + 2][2], gaz, cased, is_seed[hi + 2]):
-                    hi += 2
-                    continue
+            ) and _name_part(words[hi + 2][2], gaz, cased, is_seed[hi + 2]):
+                hi += 2
+                continue
             if not _name_part(nxt, gaz, cased, is_seed[hi + 1]):
                 break
             hi += 1

@@ -1,0 +1,178 @@
+"""End to end with the official SDKs: personal data leaves the pod redacted
+(checked at the fake upstream) and comes back restored, streamed or not, in
+text and in tool calls; blocking and route-to-compliant policies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from switchman_fake import FakeUpstream
+from switchman_sidecar.main import Sidecar
+from switchman_sidecar.usage import InMemoryUsageSink
+
+EMAIL = "grace.hopper@navy.example"
+CARD = "4111 1111 1111 1111"
+NAME = "Grace Hopper"
+PROMPT = f"My name is {NAME}, mail {EMAIL} about card {CARD}"
+Factory = Callable[..., Awaitable[Sidecar]]
+
+
+def client(sidecar: Sidecar, **headers: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=sidecar.url + "/v1",
+        api_key="x",
+        default_headers=headers,
+        max_retries=0,
+        timeout=10,
+    )
+
+
+def upstream_saw(fake: FakeUpstream) -> str:
+    return "\n".join(r.raw.decode() for r in fake.received)
+
+
+def assert_clean(fake: FakeUpstream) -> None:
+    seen = upstream_saw(fake)
+    assert fake.received
+    for value in (EMAIL, CARD, "Hopper", "4111"):
+        assert value not in seen, value
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_chat_redacted_upstream_restored_for_the_app(
+    pii_sidecar: Factory, fake: FakeUpstream, stream: bool
+) -> None:
+    sidecar = await pii_sidecar()
+    async with client(sidecar) as c:
+        messages: Any = [{"role": "user", "content": PROMPT}]
+        if stream:
+            s = await c.chat.completions.create(model="gpt-4o", messages=messages, stream=True)
+            text = "".join([ch.choices[0].delta.content or "" async for ch in s if ch.choices])
+        else:
+            raw = await c.chat.completions.with_raw_response.create(
+                model="gpt-4o", messages=messages
+            )
+            assert raw.headers["x-switchman-pii-count"] == "3"
+            text = raw.parse().choices[0].message.content or ""
+    assert text == f"echo: {PROMPT}"
+    assert_clean(fake)
+    assert "[EMAIL_ADDRESS_" in upstream_saw(fake) and "[PERSON_" in upstream_saw(fake)
+    sink = sidecar.sinks.sinks[0]
+    assert isinstance(sink, InMemoryUsageSink)
+    await sink.wait(1)
+    record = sink.records[0]
+    assert dict(record.pii_counts) == {"EMAIL_ADDRESS": 1, "CREDIT_CARD": 1, "PERSON": 1}
+    assert EMAIL not in str(record) and CARD not in str(record)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_tool_call_arguments_restored_with_json_escaping(
+    pii_sidecar: Factory, fake: FakeUpstream, stream: bool
+) -> None:
+    sidecar = await pii_sidecar()
+    tricky = 'Apt. 4, 12 "Quoted" Street'  # quotes must come back JSON-escaped
+    prompt = f"ship to {tricky} for {EMAIL}"
+    tools: Any = [
+        {"type": "function", "function": {"name": "ship", "parameters": {"type": "object"}}}
+    ]
+    history: Any = [
+        {"role": "user", "content": prompt},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c0",
+                    "type": "function",
+                    "function": {"name": "ship", "arguments": json.dumps({"to": EMAIL})},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c0", "content": f"label printed for {EMAIL}"},
+        {"role": "user", "content": prompt},
+    ]
+    async with client(sidecar, **{"x-fake-tool-call": "ship"}) as c:
+        if stream:
+            s = await c.chat.completions.create(
+                model="gpt-4o", messages=history, tools=tools, stream=True
+            )
+            args = ""
+            async for ch in s:
+                for d in (ch.choices[0].delta.tool_calls or []) if ch.choices else []:
+                    args += (d.function.arguments or "") if d.function else ""
+        else:
+            answer = await c.chat.completions.create(model="gpt-4o", messages=history, tools=tools)
+            calls = answer.choices[0].message.tool_calls or []
+            fn = getattr(calls[0], "function", None)
+            args = fn.arguments if fn is not None else ""
+    assert json.loads(args) == {"text": prompt}
+    seen = upstream_saw(fake)
+    assert EMAIL not in seen and "Quoted" not in seen
+
+
+async def test_anthropic_sdk_messages_redacted_and_restored(
+    pii_sidecar: Factory, fake: FakeUpstream
+) -> None:
+    sidecar = await pii_sidecar()
+    async with anthropic.AsyncAnthropic(
+        base_url=sidecar.url, api_key="x", max_retries=0, timeout=10
+    ) as c:
+        msg = await c.messages.create(
+            model="claude",
+            max_tokens=100,
+            system=f"The user is {NAME}.",
+            messages=[{"role": "user", "content": PROMPT}],
+        )
+    block = msg.content[0]
+    assert getattr(block, "text", "") == f"echo: {PROMPT}"
+    assert_clean(fake)
+
+
+async def test_blocked_entity_is_an_openai_error_and_nothing_is_sent(
+    pii_sidecar: Factory, fake: FakeUpstream
+) -> None:
+    sidecar = await pii_sidecar({"actions": {"CREDIT_CARD": "PII_ACTION_BLOCK"}})
+    async with client(sidecar) as c:
+        with pytest.raises(openai.BadRequestError) as err:
+            await c.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": PROMPT}]
+            )
+    body: Any = err.value.body
+    assert body["code"] == "pii_blocked" and "CREDIT_CARD" in body["message"]
+    assert CARD not in body["message"]
+    assert not fake.received
+
+
+async def test_route_to_compliant_only_reaches_an_allowed_model(
+    pii_sidecar: Factory, fake: FakeUpstream
+) -> None:
+    sidecar = await pii_sidecar(
+        {
+            "actions": {"CREDIT_CARD": "PII_ACTION_ROUTE_COMPLIANT"},
+            "compliant_tags": ["self-hosted"],
+        }
+    )
+    async with client(sidecar) as c:
+        raw = await c.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": PROMPT}]
+        )
+        assert raw.headers["x-switchman-model"] == "onprem"
+        # no PII that needs compliance: the requested model answers
+        plain = await c.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hello there"}]
+        )
+        assert plain.headers["x-switchman-model"] == "gpt-4o"
+    models = [
+        json.loads(r.body)["model"] if isinstance(r.body, bytes) else r.body["model"]
+        for r in fake.received
+    ]
+    assert models == ["onprem-upstream", "gpt-4o-upstream"]
+    first = fake.received[0].raw.decode()
+    assert CARD in first  # the compliant model may see the card...
+    assert EMAIL not in first  # ...other entities are still redacted
