@@ -26,7 +26,8 @@ class ReviewError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Reviewed:
     response: dict[str, Any]
-    #: What happened, for the log line: "injected", "skipped", "refused", "ignored".
+    #: What happened: "injected", "unchanged" (already injected), "skipped", "refused",
+    #: "ignored" (not a pod create).
     verdict: str
     reason: str
     pod: str
@@ -81,7 +82,8 @@ def review(
         ).decode()
     if outcome.warnings:
         response["warnings"] = [f"switchman: {w}" for w in outcome.warnings]
-    verdict = "injected" if outcome.injected else "skipped"
+    # Reinvocation (or a pod created from an injected one) yields an empty patch.
+    verdict = "skipped" if not outcome.injected else "injected" if outcome.patch else "unchanged"
     return Reviewed(_envelope(response), verdict, outcome.message, ref)
 
 
