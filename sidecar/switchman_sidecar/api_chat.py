@@ -17,6 +17,7 @@ import orjson
 
 from switchman_protocol.v1 import usage_pb2
 from switchman_sidecar.adapters import UpstreamStreamError
+from switchman_sidecar.cascade import run_cascade
 from switchman_sidecar.http.client import UpstreamError
 from switchman_sidecar.http.server import Request, ResponseWriter
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline, StreamAttempt
@@ -194,9 +195,13 @@ async def serve_chat(
     client_usage = stream and isinstance(opts, dict) and bool(opts.get("include_usage"))
     send_body, candidates = p.prepare(ex, body, req.headers, len(req.body))
     if not stream:
-        model, adapter, raw = await p.unary(
-            ex, candidates, lambda a, m, o: a.chat_call(m, o, send_body, False), req.headers
-        )
+        plan = ex.decision.cascade_plan if ex.decision is not None else None
+        if plan is not None:  # routing (#6): try cheap, check, escalate
+            model, adapter, raw = await run_cascade(p, ex, candidates, send_body, req.headers, plan)
+        else:
+            model, adapter, raw = await p.unary(
+                ex, candidates, lambda a, m, o: a.chat_call(m, o, send_body, False), req.headers
+            )
         try:
             result, usage = adapter.chat_result(raw, model)
         except (ValueError, TypeError, KeyError) as exc:

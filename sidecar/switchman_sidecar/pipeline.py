@@ -252,7 +252,7 @@ class Pipeline:
                 code="model_not_found",
                 param="model",
             )
-        if decision.max_output_tokens and ex.api == "chat":
+        if decision.max_output_tokens and ex.api in ("chat", "messages"):
             key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
             body = {
                 **body,
@@ -414,6 +414,7 @@ class Pipeline:
                     )
                 t0 = time.perf_counter()
                 ex.attempts += 1
+                table.router.start(model.name)  # load for the latency strategy
                 try:
                     async with asyncio.timeout(min(policy.per_try_timeout_s, remaining)):
                         result = await attempt(model, adapter)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from switchman_fake import FakeUpstream
 from switchman_protocol.v1 import routes_pb2 as pb
+from switchman_sidecar.main import Sidecar
+from switchman_sidecar.settings import SidecarSettings
+from switchman_sidecar.table import parse_table
+from switchman_sidecar.usage import InMemoryUsageSink
 
 
 def model(
@@ -63,3 +68,37 @@ def make_table() -> Callable[..., pb.RouteTable]:
 @pytest.fixture
 def make_model() -> Callable[..., pb.Model]:
     return model
+
+
+# -- component fixtures: the fake upstream and a real sidecar on 127.0.0.1:0 --------
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeUpstream]:
+    upstream = FakeUpstream()
+    await upstream.start()
+    yield upstream
+    await upstream.close()
+
+
+@pytest.fixture
+async def start_sidecar() -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Sidecar]]]:
+    started: list[Sidecar] = []
+
+    async def factory(table: dict[str, Any]) -> Sidecar:
+        settings = SidecarSettings(
+            port=0,
+            admin_port=0,
+            forward_header_prefixes=("x-fake-",),
+            access_log=False,
+            log_usage=False,
+        )
+        sidecar = Sidecar(settings, sink=InMemoryUsageSink())
+        sidecar.store.apply(parse_table(table))
+        await sidecar.start()
+        started.append(sidecar)
+        return sidecar
+
+    yield factory
+    for sidecar in started:
+        await sidecar.close()

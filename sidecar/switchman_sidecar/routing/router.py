@@ -380,9 +380,12 @@ class Router:
                     cascade.threshold,
                     self.resolve(cascade.verifier_model) if cascade.verifier_model else None,
                 )
-                decision.candidates = self._with_fallbacks(plan[:1] + order)
-                decision.reason = f"{prefix}cascade"
-                notes.append(f"cascade {' -> '.join(plan)} checked by {cascade.check}")
+                # ``candidates`` stay the router's choice: a streamed request cannot be
+                # checked before the client sees it, so it is not cascaded.
+                notes.append(
+                    f"cascade {' -> '.join(plan)} checked by {cascade.check} "
+                    f"(non-streamed requests)"
+                )
         return decision
 
     def _with_fallbacks(self, order: list[str]) -> list[str]:

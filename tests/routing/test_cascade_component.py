@@ -1,0 +1,134 @@
+"""Cascades through a real sidecar and the fake upstream, with the official OpenAI SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import openai
+
+from switchman_fake import FakeUpstream
+from switchman_sidecar.main import Sidecar
+from switchman_sidecar.usage import InMemoryUsageSink
+
+PRICE_CHEAP = {"input_per_mtok": 0.1, "output_per_mtok": 0.4}
+PRICE_STRONG = {"input_per_mtok": 5.0, "output_per_mtok": 20.0}
+
+
+def _model(name: str, endpoint: str, price: dict[str, float], quality: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "provider": "PROVIDER_OPENAI",
+        "upstream_model": f"{name}-upstream",
+        "endpoint": endpoint,
+        "credential": {"api_key": f"sk-{name}"},
+        "price": price,
+        "context_window": 128000,
+        "quality": {"overall": quality},
+    }
+
+
+def table(
+    fake: FakeUpstream, cheap_answer: str, check: str = "json", **extra: Any
+) -> dict[str, Any]:
+    steer = f"{fake.url}/_steer/content={quote(cheap_answer, safe='')}/v1"
+    strong_answer = quote('{"answer": 42}', safe="")
+    strong = f"{fake.url}/_steer/content={strong_answer}/v1"
+    return {
+        "team": "t",
+        "models": [
+            _model("cheap", steer, PRICE_CHEAP, 0.6),
+            _model("strong", strong, PRICE_STRONG, 0.9),
+        ],
+        "default_strategy": "STRATEGY_COST",
+        "cascade": {
+            "enabled": True,
+            "models": ["cheap", "strong"],
+            "check": check,
+            "threshold": 0.5,
+        },
+        "resilience": {"max_retries": 0, "per_try_timeout_ms": 5000},
+        **extra,
+    }
+
+
+def sink(sidecar: Sidecar) -> InMemoryUsageSink:
+    s = sidecar.sinks.sinks[0]
+    assert isinstance(s, InMemoryUsageSink)
+    return s
+
+
+async def ask(sidecar: Sidecar, stream: bool = False) -> Any:
+    client = openai.AsyncOpenAI(
+        base_url=sidecar.url + "/v1", api_key="x", max_retries=0, timeout=10
+    )
+    try:
+        return await client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "give me JSON"}]
+        )
+    finally:
+        await client.close()
+
+
+async def test_cheap_answer_passing_the_check_is_kept(
+    fake: FakeUpstream, start_sidecar: Callable[[dict[str, Any]], Awaitable[Sidecar]]
+) -> None:
+    sidecar = await start_sidecar(table(fake, '{"answer": 41}'))
+    raw = await ask(sidecar)
+    completion = raw.parse()
+    assert completion.choices[0].message.content == '{"answer": 41}'
+    assert raw.headers["x-switchman-model"] == "cheap"
+    await sink(sidecar).wait(1)
+    records = list(sink(sidecar).records)
+    assert [r.model for r in records] == ["cheap"]
+    assert not records[0].cascade_escalated
+
+
+async def test_failed_check_escalates_and_every_attempt_is_counted(
+    fake: FakeUpstream, start_sidecar: Callable[[dict[str, Any]], Awaitable[Sidecar]]
+) -> None:
+    sidecar = await start_sidecar(table(fake, "sorry, no JSON here"))
+    raw = await ask(sidecar)
+    assert raw.parse().choices[0].message.content == '{"answer": 42}'
+    assert raw.headers["x-switchman-model"] == "strong"
+    assert "cheap:cascade-rejected" in raw.headers["x-switchman-tried"]
+    await sink(sidecar).wait(2)
+    records = list(sink(sidecar).records)
+    by_model = {r.model: r for r in records}
+    assert set(by_model) == {"cheap", "strong"}
+    assert by_model["cheap"].cascade_escalated and by_model["cheap"].cost > 0
+    assert not by_model["strong"].cascade_escalated
+    assert {r.request_id for r in records} == {raw.headers["x-switchman-request-id"]}
+
+
+async def test_self_check_asks_the_model_and_counts_the_grading_call(
+    fake: FakeUpstream, start_sidecar: Callable[[dict[str, Any]], Awaitable[Sidecar]]
+) -> None:
+    # The fake answers every call to "cheap" with "0.2": as an answer, and as its grade.
+    sidecar = await start_sidecar(table(fake, "0.2", check="self_check"))
+    raw = await ask(sidecar)
+    assert raw.headers["x-switchman-model"] == "strong"
+    await sink(sidecar).wait(3)
+    reasons = sorted((r.model, r.reason.split("/")[-1]) for r in sink(sidecar).records)
+    assert ("cheap", "cascade-check") in reasons and ("cheap", "cascade") in reasons
+    sidecar2 = await start_sidecar(table(fake, "0.9", check="self_check"))
+    assert (await ask(sidecar2)).headers["x-switchman-model"] == "cheap"
+
+
+async def test_output_budget_is_enforced_on_the_upstream_request(
+    fake: FakeUpstream, start_sidecar: Callable[[dict[str, Any]], Awaitable[Sidecar]]
+) -> None:
+    t = table(
+        fake,
+        '{"a": 1}',
+        rules=[
+            {"name": "short", "when": "true", "strategy": "STRATEGY_COST", "max_output_tokens": 64}
+        ],
+    )
+    del t["cascade"]
+    sidecar = await start_sidecar(t)
+    raw = await ask(sidecar)
+    assert raw.headers["x-switchman-reason"] == "rule:short/strategy:cost"
+    seen = fake.received[-1]
+    assert seen.body.get("max_tokens") == 64 or seen.body.get("max_completion_tokens") == 64
