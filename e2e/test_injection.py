@@ -13,11 +13,14 @@ this cluster-wide webhook never touches pods of other tests.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import secrets
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,8 +39,12 @@ from chart_testkit import (
     values_file,
     wait_until,
 )
+from cryptography import x509
 
 from cluster.harness import Cluster, free_port
+from switchman_operator.kube import load_api_client
+from switchman_operator.webhook.kubeapi import WebhookKube
+from switchman_operator.webhook.serving import OperatorCertificates
 
 BIN = Path(sys.executable).parent
 E2E_LABEL = "switchman.io/e2e-injection"
@@ -309,3 +316,75 @@ def test_values_change_is_picked_up_without_restart(injection: Injection) -> Non
         wait_until(image_of_new_pod, 10, "the new sidecar image", step=0.3)
     finally:
         injection.values_path.write_text(original)
+
+
+def _served_serial(port: int, ca_pem: str) -> int | None:
+    ctx = ssl.create_default_context(cadata=ca_pem)
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+    return x509.load_der_x509_certificate(der).serial_number if der else None
+
+
+def test_standalone_webhook_shares_the_ca_and_renews_its_certificate(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """`python -m switchman_operator.webhook` without the chart: it creates the CA
+    Secret, a second replica reuses that CA, and a short-lived serving certificate
+    is replaced in-process while the CA stays the same."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "SWITCHMAN_WEBHOOK_ADDRESS": f"127.0.0.1:{port}",
+        "SWITCHMAN_WEBHOOK_TEMPLATE": str(CHART / "files" / "injection-template.yaml"),
+        "SWITCHMAN_WEBHOOK_VALUES": str(tmp_path / "absent.json"),
+        "SWITCHMAN_WEBHOOK_CA_SECRET": f"{namespace}/webhook-ca",
+        "SWITCHMAN_WEBHOOK_HOSTS": "127.0.0.1",
+        "SWITCHMAN_WEBHOOK_CERT_VALIDITY": "3",
+    }
+    log = tmp_path / "webhook.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "switchman_operator.webhook"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(
+            lambda: "switchman-webhook port=" in log.read_text() or proc.poll() is not None,
+            30,
+            "the webhook to listen",
+        )
+        assert proc.poll() is None, log.read_text()[-3000:]
+        secret = get_json(cluster, "secret", "webhook-ca", "-n", namespace)
+        ca_pem = base64.b64decode(secret["data"]["ca.crt"]).decode()
+        first = wait_until(lambda: _served_serial(port, ca_pem), 10, "a verified handshake")
+        # Renewed at two thirds of 3 s; the new certificate chains to the same CA.
+        wait_until(
+            lambda: (_served_serial(port, ca_pem) or first) != first, 15, "a renewed certificate"
+        )
+        replica = OperatorCertificates(
+            WebhookKube(load_api_client(str(cluster.kubeconfig))),
+            f"{namespace}/webhook-ca",
+            ("127.0.0.1",),
+            "",
+            60,
+            3600,
+        )
+        assert asyncio.run(replica.ensure_ca()).cert_pem.decode() == ca_pem
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0, log.read_text()[-3000:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -216,8 +217,15 @@ async def test_certificate_files_are_swapped_without_restart(webhook: Running) -
 
 
 def test_renewal_is_due_at_two_thirds() -> None:
-    tls = issue(make_ca(3600), ["svc.ns.svc"], 300)
+    now = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
+    tls = issue(make_ca(3600, now), ["svc.ns.svc"], 300, now)
     cert = x509.load_pem_x509_certificate(tls.cert_pem)
-    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    assert renew_at(tls.cert_pem) == cert.not_valid_before_utc + lifetime * 2 / 3
+    assert cert.not_valid_after_utc == now + datetime.timedelta(seconds=300)
+    assert cert.not_valid_before_utc < now  # backdated for clock skew
+    assert renew_at(tls.cert_pem) == now + datetime.timedelta(seconds=200)
+    # A certificate never outlives its CA.
+    short = issue(make_ca(60, now), ["a"], 300, now)
+    assert x509.load_pem_x509_certificate(short.cert_pem).not_valid_after_utc == now + (
+        datetime.timedelta(seconds=60)
+    )
     assert x509.load_pem_x509_certificate(tls.ca_pem).subject != cert.subject

@@ -40,7 +40,8 @@ def _now() -> dt.datetime:
 
 
 def make_ca(validity_s: float, now: dt.datetime | None = None) -> CertificateAuthority:
-    start = (now or _now()) - _BACKDATE
+    now = now or _now()
+    start = now - _BACKDATE
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name("switchman-ca")
     cert = (
@@ -50,7 +51,7 @@ def make_ca(validity_s: float, now: dt.datetime | None = None) -> CertificateAut
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(seconds=validity_s))
+        .not_valid_after(now + dt.timedelta(seconds=validity_s))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
@@ -82,8 +83,9 @@ def issue(
     ca_key = serialization.load_pem_private_key(ca.key_pem, None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ValueError("the CA key must be an EC key")
-    start = (now or _now()) - _BACKDATE
-    end = min(start + dt.timedelta(seconds=validity_s), ca_cert.not_valid_after_utc)
+    now = now or _now()
+    start = now - _BACKDATE
+    end = min(now + dt.timedelta(seconds=validity_s), ca_cert.not_valid_after_utc)
     sans: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -120,7 +122,8 @@ def issue(
 
 
 def renew_at(cert_pem: bytes) -> dt.datetime:
-    """When to replace a certificate: two thirds into its lifetime (like cert-manager)."""
+    """When to replace a certificate we issued: two thirds into its intended
+    lifetime (like cert-manager), not counting the backdating for clock skew."""
     cert = x509.load_pem_x509_certificate(cert_pem)
-    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    return start + (end - start) * 2 / 3
+    start, end = cert.not_valid_before_utc + _BACKDATE, cert.not_valid_after_utc
+    return start + max(end - start, dt.timedelta(0)) * 2 / 3
