@@ -4,7 +4,6 @@ and the one place that guarantees a usage record per request."""
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
@@ -25,6 +24,7 @@ from switchman_sidecar.api_passthrough import (
     validate_responses,
 )
 from switchman_sidecar.http.server import Request, ResponseWriter
+from switchman_sidecar.logbuf import LineBuffer
 from switchman_sidecar.pipeline import OUTCOMES, ApiError, Exchange, Pipeline
 from switchman_sidecar.table import PROVIDER_NAMES
 
@@ -46,10 +46,13 @@ _ANTHROPIC = AnthropicFrontend()
 
 
 class AccessLog:
-    """One JSON line per request: the decision and the numbers, never prompt text."""
+    """One JSON line per request: the decision and the numbers, never prompt text.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream or sys.stderr
+    Lines go through a ``LineBuffer`` (batched writes, off the request path).
+    """
+
+    def __init__(self, stream: TextIO | LineBuffer | None = None) -> None:
+        self.out = stream if isinstance(stream, LineBuffer) else LineBuffer(stream)
 
     def __call__(self, ex: Exchange) -> None:
         u = ex.usage
@@ -72,7 +75,7 @@ class AccessLog:
             "cost": ex.cost,
             "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
         }
-        self._stream.write(orjson.dumps(line).decode() + "\n")
+        self.out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
 
 
 def _models_body(p: Pipeline) -> bytes:

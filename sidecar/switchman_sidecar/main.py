@@ -18,6 +18,7 @@ from switchman_sidecar.app import AccessLog, App
 from switchman_sidecar.budget import BudgetGate
 from switchman_sidecar.http.client import UpstreamClient
 from switchman_sidecar.http.server import HttpServer, ServerLimits, serve
+from switchman_sidecar.logbuf import LineBuffer
 from switchman_sidecar.metrics import Metrics
 from switchman_sidecar.pipeline import Pipeline
 from switchman_sidecar.settings import SidecarSettings
@@ -41,10 +42,12 @@ class Sidecar:
         self.store = store or TableStore()
         self.budget = budget or BudgetGate()
         self.sinks = FanoutUsageSink()
+        self.log_lines = LineBuffer()
+        """Access and usage log lines, batched into one write (see logbuf)."""
         if sink is not None:
             self.sinks.sinks.append(sink)
         elif settings.log_usage:
-            self.sinks.sinks.append(LogUsageSink())
+            self.sinks.sinks.append(LogUsageSink(self.log_lines))
         self.metrics = Metrics()
         self.client = UpstreamClient()
         self.pipeline = Pipeline(
@@ -54,7 +57,7 @@ class Sidecar:
             self.budget,
             self.sinks,
             self.metrics,
-            AccessLog() if settings.access_log else None,
+            AccessLog(self.log_lines) if settings.access_log else None,
         )
         self.control: Any = None
         self._servers: list[HttpServer] = []
@@ -132,3 +135,4 @@ class Sidecar:
         for server in self._servers:
             await server.close()
         self.client.close()
+        self.log_lines.flush()

@@ -1,40 +1,115 @@
-"""Prometheus metrics on the admin port. A registry per process (no globals),
-and labelled children cached so the hot path does one dict lookup."""
+"""Prometheus metrics on the admin port. A registry per process (no globals).
+
+The per-request series (requests, latency histogram, tokens, cost) are not
+prometheus_client metric objects: each ``inc``/``observe`` of those takes a
+lock, and a request touched seven of them. Here a request adds to one plain
+``_Series`` (one dict lookup, a few integer additions; the event loop is the
+only writer) and a collector turns the series into the same metric families
+when /metrics is scraped. Rare events (failures, table changes) keep ordinary
+prometheus_client metrics.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-__all__ = ["Metrics"]
+__all__ = ["BUCKETS", "Metrics"]
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_LE: list[str] = [floatToGoString(b) for b in BUCKETS]  # type: ignore[no-untyped-call]
+MAX_SERIES = 4096
+_TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
+
+
+class _Series:
+    """Everything one (api, model, provider, outcome) combination has added up."""
+
+    __slots__ = ("buckets", "cached", "cost", "count", "input", "output", "reasoning", "seconds")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        """Non-cumulative counts per bucket; the last one is +Inf."""
+        self.input = 0
+        self.cached = 0
+        self.output = 0
+        self.reasoning = 0
+        self.cost = 0.0
+
+
+class _RequestCollector(Collector):
+    def __init__(self, series: dict[tuple[str, str, str, str], _Series]) -> None:
+        self._series = series
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        requests, latency, tokens, cost = self._families()
+        per_latency: dict[tuple[str, str], _Series] = {}
+        per_model: dict[str, _Series] = {}
+        for (api, model, provider, outcome), s in list(self._series.items()):
+            requests.add_metric([api, model, provider, outcome], s.count)
+            lat = per_latency.setdefault((api, model), _Series())
+            lat.count += s.count
+            lat.seconds += s.seconds
+            lat.buckets = [a + b for a, b in zip(lat.buckets, s.buckets, strict=True)]
+            m = per_model.setdefault(model, _Series())
+            m.input += s.input
+            m.cached += s.cached
+            m.output += s.output
+            m.reasoning += s.reasoning
+            m.cost += s.cost
+        for (api, model), s in per_latency.items():
+            cumulative, buckets = 0, []
+            for le, n in zip(_LE, s.buckets, strict=False):
+                cumulative += n
+                buckets.append((le, float(cumulative)))
+            buckets.append(("+Inf", float(s.count)))
+            latency.add_metric([api, model], buckets, s.seconds)
+        for model, s in per_model.items():
+            values = (s.input, s.cached, s.output, s.reasoning)
+            for kind, value in zip(_TOKEN_KINDS, values, strict=True):
+                tokens.add_metric([model, kind], value)
+            cost.add_metric([model], s.cost)
+        return iter((requests, latency, tokens, cost))
+
+    @staticmethod
+    def _families() -> tuple[
+        CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily, CounterMetricFamily
+    ]:
+        return (
+            CounterMetricFamily(
+                "switchman_requests",
+                "Requests by API, logical model, provider and outcome.",
+                labels=["api", "model", "provider", "outcome"],
+            ),
+            HistogramMetricFamily(
+                "switchman_request_duration_seconds",
+                "Time from request to last byte, by API and model.",
+                labels=["api", "model"],
+            ),
+            CounterMetricFamily(
+                "switchman_tokens",
+                "Tokens by model and kind (input, cached_input, output, reasoning).",
+                labels=["model", "kind"],
+            ),
+            CounterMetricFamily("switchman_cost_usd", "US dollars by model.", labels=["model"]),
+        )
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "switchman_requests_total",
-            "Requests by API, logical model, provider and outcome.",
-            ["api", "model", "provider", "outcome"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "switchman_request_duration_seconds",
-            "Time from request to last byte, by API and model.",
-            ["api", "model"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=self.registry,
-        )
-        self.tokens = Counter(
-            "switchman_tokens_total",
-            "Tokens by model and kind (input, cached_input, output, reasoning).",
-            ["model", "kind"],
-            registry=self.registry,
-        )
-        self.cost = Counter(
-            "switchman_cost_usd_total", "US dollars by model.", ["model"], registry=self.registry
-        )
+        self._series: dict[tuple[str, str, str, str], _Series] = {}
+        self.registry.register(_RequestCollector(self._series))
         self.upstream_failures = Counter(
             "switchman_upstream_failures_total",
             "Failed upstream attempts by model and cause.",
@@ -52,7 +127,6 @@ class Metrics:
             "Rejected route tables.",
             registry=self.registry,
         )
-        self._children: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
     def observe(
         self,
@@ -65,28 +139,21 @@ class Metrics:
         cost: float,
     ) -> None:
         key = (api, model, provider, outcome)
-        child = self._children.get(key)
-        if child is None:
-            child = (
-                self.requests.labels(api, model, provider, outcome),
-                self.latency.labels(api, model),
-                self.tokens.labels(model, "input"),
-                self.tokens.labels(model, "cached_input"),
-                self.tokens.labels(model, "output"),
-                self.tokens.labels(model, "reasoning"),
-                self.cost.labels(model),
-            )
-            self._children[key] = child
-        req, lat, t_in, t_cached, t_out, t_reason, c = child
-        req.inc()
-        lat.observe(seconds)
-        if tokens[0]:
-            t_in.inc(tokens[0])
-            t_cached.inc(tokens[1])
-            t_out.inc(tokens[2])
-            t_reason.inc(tokens[3])
-        if cost:
-            c.inc(cost)
+        s = self._series.get(key)
+        if s is None:
+            if len(self._series) >= MAX_SERIES:
+                # Rejected requests carry the model the client typed: bound the cardinality.
+                key = (api, "_other", provider, outcome)
+            s = self._series.get(key) or self._series.setdefault(key, _Series())
+        s.count += 1
+        s.seconds += seconds
+        s.buckets[bisect_left(BUCKETS, seconds)] += 1
+        if tokens[0] or tokens[2]:
+            s.input += tokens[0]
+            s.cached += tokens[1]
+            s.output += tokens[2]
+            s.reasoning += tokens[3]
+        s.cost += cost
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

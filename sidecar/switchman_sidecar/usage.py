@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
 from switchman_protocol.v1 import routes_pb2, usage_pb2
+from switchman_sidecar.logbuf import LineBuffer
 
 __all__ = [
     "InMemoryUsageSink",
@@ -148,10 +148,11 @@ class InMemoryUsageSink:
 
 
 class LogUsageSink:
-    """Standalone mode: one JSON line per record on stderr (no prompt text in it)."""
+    """Standalone mode: one JSON line per record on stderr (no prompt text in it),
+    batched through a ``LineBuffer`` (shared with the access log in a sidecar)."""
 
     def __init__(self, stream: Any = None) -> None:
-        self._stream = stream or sys.stderr
+        self.out = stream if isinstance(stream, LineBuffer) else LineBuffer(stream)
 
     def submit(self, record: usage_pb2.UsageRecord) -> None:
         # Field by field: json_format.MessageToDict costs ~10x more on the hot path.
@@ -176,7 +177,7 @@ class LogUsageSink:
             "reason": r.reason,
             "latency_ms": r.latency_ms,
         }
-        self._stream.write(orjson.dumps(line).decode() + "\n")
+        self.out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
 
 
 class FanoutUsageSink:

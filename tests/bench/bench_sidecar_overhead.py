@@ -290,7 +290,10 @@ http {{
     return proc, port
 
 
-def start_sidecar(tmp: Path, fake_port: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_sidecar(
+    tmp: Path, fake_port: int, source: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``source``: a checkout's ``sidecar/`` directory to run instead (A/B runs)."""
     port, admin = free_port(), free_port()
     routes = {
         "team": "bench",
@@ -308,8 +311,15 @@ def start_sidecar(tmp: Path, fake_port: int) -> tuple[subprocess.Popen[bytes], i
     (tmp / "routes.yaml").write_text(yaml.safe_dump(routes))
     cmd = [sys.executable, "-m", "switchman_sidecar", "--config", str(tmp / "routes.yaml")]
     cmd += ["--port", str(port), "--admin-port", str(admin)]
-    # access + usage logs on, discarded
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, preexec_fn=pin_proxy)
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(source), str(source.parent / "protos"), env.get("PYTHONPATH", "")]
+        )
+    # Access and usage logs on, into a file (as nginx's access log).
+    log = (tmp / f"sidecar-{port}.log").open("wb")
+    proc = subprocess.Popen(cmd, stderr=log, preexec_fn=pin_proxy, env=env)
+    log.close()
     wait_port(port, proc, 20)
     return proc, port
 
@@ -428,6 +438,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests per second")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--reps", type=int, default=0, help="repetitions (default 3, full 5)")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="also run the sidecar from another checkout's sidecar/ dir (A/B in one run)",
+    )
     parser.add_argument("--only", default="", help="comma-separated targets to run (and direct)")
     args = parser.parse_args()
     seconds, rps_s, warm_s = (10.0, 5.0, 2.0) if args.full else (3.0, 1.5, 1.0)
@@ -463,6 +480,11 @@ def main() -> None:
             sc = start_sidecar(tmp, fake_port)
             procs.append(sc[0])
             targets.append(("sidecar", sc[1], "/v1/chat/completions", sc[0].pid))
+        for spec in args.baseline:
+            label, _, source = spec.rpartition("=")
+            bl = start_sidecar(tmp, fake_port, Path(source).resolve())
+            procs.append(bl[0])
+            targets.append((label or "baseline", bl[1], "/v1/chat/completions", bl[0].pid))
         if args.no_litellm or (only and "litellm" not in only):
             skipped["litellm"] = "--no-litellm" if args.no_litellm else "--only"
         else:
