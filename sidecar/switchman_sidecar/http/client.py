@@ -235,6 +235,21 @@ class UpstreamClient:
         self._pools: dict[Origin, _Pool] = {}
         self._max_idle = max_idle_per_origin
         self._ssl: ssl.SSLContext | None = None
+        self._heads: dict[tuple[str, Origin, str, tuple[tuple[str, str], ...]], bytes] = {}
+        """Encoded request line + headers, by what they are built from (few distinct)."""
+
+    def _head(
+        self, method: str, origin: Origin, target: str, headers: list[tuple[str, str]]
+    ) -> bytes:
+        key = (method, origin, target, tuple(headers))
+        head = self._heads.get(key)
+        if head is None:
+            lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
+            text = f"{method} {target} HTTP/1.1\r\nhost: {origin.host_header}\r\n{lines}"
+            if len(self._heads) >= 1024:
+                self._heads.clear()
+            head = self._heads[key] = text.encode("latin-1")
+        return head
 
     def _pool(self, origin: Origin) -> _Pool:
         pool = self._pools.get(origin)
@@ -265,13 +280,9 @@ class UpstreamClient:
             reused = bool(pool.idle)
             conn = await pool.get()
             conn.reset()
-            parts = [f"{method} {target} HTTP/1.1\r\nhost: {origin.host_header}\r\n".encode()]
-            for name, value in headers:
-                parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-            parts.append(b"content-length: %d\r\n\r\n" % len(body))
-            parts.append(body)
+            head = self._head(method, origin, target, headers)
             assert conn.transport is not None
-            conn.transport.write(b"".join(parts))
+            conn.transport.write(b"%scontent-length: %d\r\n\r\n%s" % (head, len(body), body))
             try:
                 assert conn.head is not None
                 await conn.head

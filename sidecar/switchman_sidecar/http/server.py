@@ -96,14 +96,14 @@ class ResponseWriter:
         self._conn.lost_callbacks.append(callback)
 
     def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes) -> bytes:
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Status"))]
-        for name, value in headers:
-            parts.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
-        parts.append(extra)
-        if not self._keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
+        lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
+        return b"HTTP/1.1 %d %s\r\n%s%s%s\r\n" % (
+            status,
+            _REASONS.get(status, b"Status"),
+            lines.encode("latin-1"),
+            extra,
+            b"" if self._keep_alive else b"connection: close\r\n",
+        )
 
     def send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         if self.started:
@@ -164,6 +164,9 @@ class _HttpConnection(asyncio.Protocol):
         self._body_len = 0
         self._busy = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline: float | None = None
+        self._timeout_status = 0
         self._task: asyncio.Task[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._client = ""
@@ -187,7 +190,7 @@ class _HttpConnection(asyncio.Protocol):
         self.closed = True
         self.lost.set()
         self._conns.discard(self)
-        self._disarm()
+        self._stop_timer()
         callbacks, self.lost_callbacks = self.lost_callbacks, []
         for callback in callbacks:
             try:
@@ -320,20 +323,46 @@ class _HttpConnection(asyncio.Protocol):
         self._lingering = True
         if self._transport is not None:
             self._transport.resume_reading()
-        self._disarm()
+        self._stop_timer()
         self._timer = self._loop.call_later(1.0, self.close)
 
+    # Timers are lazy: every request re-arms the connection's deadline (header
+    # timeout at its start, keep-alive at its end), and creating and cancelling
+    # a timer handle each time was measurable. One handle stays armed; when it
+    # fires before the current deadline it re-arms itself for the rest.
     def _arm(self, seconds: float, status: int = 0) -> None:
-        self._disarm()
-        self._timer = self._loop.call_later(seconds, self._on_timeout, status)
+        deadline = self._loop.time() + seconds
+        self._deadline = deadline
+        self._timeout_status = status
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _disarm(self) -> None:
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _on_timeout(self, status: int) -> None:
+    def _on_timer(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self._loop.time() < deadline:
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            return
+        self._deadline = None
+        self._on_timeout(self._timeout_status)
+
+    def _on_timeout(self, status: int) -> None:
         if status and not self._busy:
             self._reject(status, "request was not received in time")
         elif not self._busy:

@@ -1,0 +1,149 @@
+"""The pieces the performance pass changed: batched log lines, metrics kept
+outside prometheus_client until scraped, lazy connection timers, cached
+upstream request heads."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import httpx
+import orjson
+
+from switchman_sidecar.app import AccessLog
+from switchman_sidecar.logbuf import LineBuffer
+from switchman_sidecar.metrics import MAX_SERIES, Metrics
+from switchman_sidecar.pipeline import Exchange
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.written = asyncio.Event()
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        self.written.set()
+        return super().write(s)
+
+
+async def test_log_lines_are_batched_and_flushed() -> None:
+    stream = CountingStream()
+    buf = LineBuffer(stream, delay_s=0.01)
+    log = AccessLog(buf)
+    for i in range(50):
+        log(Exchange(api="chat", request_id=f"r{i}"))
+    assert stream.writes == 0  # nothing written on the request path
+    await asyncio.wait_for(stream.written.wait(), 2)
+    lines = stream.getvalue().splitlines()
+    assert stream.writes == 1 and len(lines) == 50
+    assert [orjson.loads(line)["request_id"] for line in lines] == [f"r{i}" for i in range(50)]
+
+
+async def test_log_buffer_writes_at_once_when_large_and_on_flush() -> None:
+    stream = CountingStream()
+    buf = LineBuffer(stream, delay_s=60, flush_bytes=100)
+    buf.write(b"x" * 60 + b"\n")
+    assert stream.writes == 0
+    buf.write(b"y" * 60 + b"\n")  # over the size: written now, not in 60 s
+    assert stream.writes == 1
+    buf.write(b"z\n")
+    buf.flush()
+    assert stream.getvalue().splitlines() == ["x" * 60, "y" * 60, "z"]
+
+
+def test_log_buffer_without_a_loop_writes_immediately() -> None:
+    stream = CountingStream()
+    LineBuffer(stream).write(b'{"a":1}\n')
+    assert stream.getvalue() == '{"a":1}\n'
+
+
+def test_metrics_render_the_request_families() -> None:
+    m = Metrics()
+    m.observe("chat", "gpt-4o", "openai", "success", 0.003, (10, 2, 5, 1), 0.25)
+    m.observe("chat", "gpt-4o", "openai", "upstream_error", 0.3, (0, 0, 0, 0), 0.0)
+    m.observe("embeddings", "gpt-4o", "openai", "success", 0.02, (7, 0, 0, 0), 0.5)
+    text = m.render().decode()
+    expected = [
+        'switchman_requests_total{api="chat",model="gpt-4o",outcome="success",'
+        'provider="openai"} 1.0',
+        'switchman_requests_total{api="chat",model="gpt-4o",outcome="upstream_error",'
+        'provider="openai"} 1.0',
+        'switchman_request_duration_seconds_bucket{api="chat",le="0.005",model="gpt-4o"} 1.0',
+        'switchman_request_duration_seconds_bucket{api="chat",le="0.25",model="gpt-4o"} 1.0',
+        'switchman_request_duration_seconds_bucket{api="chat",le="0.5",model="gpt-4o"} 2.0',
+        'switchman_request_duration_seconds_bucket{api="chat",le="+Inf",model="gpt-4o"} 2.0',
+        'switchman_request_duration_seconds_count{api="chat",model="gpt-4o"} 2.0',
+        'switchman_request_duration_seconds_count{api="embeddings",model="gpt-4o"} 1.0',
+        'switchman_tokens_total{kind="input",model="gpt-4o"} 17.0',
+        'switchman_tokens_total{kind="cached_input",model="gpt-4o"} 2.0',
+        'switchman_tokens_total{kind="output",model="gpt-4o"} 5.0',
+        'switchman_tokens_total{kind="reasoning",model="gpt-4o"} 1.0',
+        'switchman_cost_usd_total{model="gpt-4o"} 0.75',
+    ]
+    for line in expected:
+        assert line in text, line
+    assert "# TYPE switchman_request_duration_seconds histogram" in text
+
+
+def test_metrics_cardinality_is_bounded() -> None:
+    m = Metrics()
+    for i in range(MAX_SERIES + 50):
+        m.observe("chat", f"typo-{i}", "", "rejected", 0.001, (0, 0, 0, 0), 0.0)
+    text = m.render().decode()
+    assert 'model="_other"' in text
+    # The first MAX_SERIES combinations, then everything else folded into one "_other".
+    assert text.count("switchman_requests_total{") == MAX_SERIES + 1
+    assert 'model="_other",outcome="rejected",provider=""} 50.0' in text
+
+
+async def test_keep_alive_timer_survives_many_requests_then_closes(make_sidecar: Any) -> None:
+    """The lazy timer must still close an idle connection, and not close a busy one."""
+    sidecar = await make_sidecar(keepalive_timeout_s=0.3, header_timeout_s=0.15)
+    host, port = sidecar.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    request = b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n"
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    idle_from = start
+    for i in range(8):  # spans more than one keep-alive and header period
+        if i:
+            await asyncio.sleep(0.1)
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        idle_from = loop.time()
+    assert loop.time() - start > 0.6
+    # Idle now: closed after the keep-alive timeout (not the shorter header one).
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    assert loop.time() - idle_from >= 0.25
+    writer.close()
+    # A slow request on a fresh connection still gets 408 after the header timeout.
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n{")
+    data = await asyncio.wait_for(reader.read(), 3)
+    assert data.startswith(b"HTTP/1.1 408")
+    writer.close()
+
+
+async def test_upstream_heads_are_cached_per_model(make_sidecar: Any, fake: Any) -> None:
+    sidecar = await make_sidecar()
+    async with httpx.AsyncClient(base_url=sidecar.url, timeout=5) as client:
+        for name in ("gpt-4o", "local", "gpt-4o"):
+            r = await client.post(
+                "/v1/chat/completions",
+                json={"model": name, "messages": [{"role": "user", "content": "hi"}]},
+            )
+            assert r.status_code == 200, r.text
+    heads = list(sidecar.client._heads.values())
+    assert len(heads) == 2  # two models, one cached head each
+    sent = [r for r in fake.received if r.path.endswith("/chat/completions")]
+    assert [r.headers["authorization"] for r in sent] == [
+        "Bearer sk-secret-gpt-4o",
+        "Bearer sk-secret-local",
+        "Bearer sk-secret-gpt-4o",
+    ]
