@@ -29,10 +29,11 @@ import numpy.typing as npt
 
 from switchman_protocol.v1 import routes_pb2
 
+from .curves import DEFAULT_WEIGHTS, curve_area, sweep
 from .dataset import Example
 from .train import predict, sparse_rows
 
-__all__ = ["EvalSettings", "evaluate", "hull_cost_at", "knn_predict", "sweep"]
+__all__ = ["EvalSettings", "evaluate", "hull_cost_at", "knn_predict"]
 
 F = npt.NDArray[np.float64]
 
@@ -40,35 +41,8 @@ F = npt.NDArray[np.float64]
 @dataclass(frozen=True, slots=True)
 class EvalSettings:
     knn_k: int = 10
-    #: Cost weights swept; denser near 1, where the cheap end of the curve lives.
-    weights: tuple[float, ...] = tuple(
-        sorted(
-            {round(float(w), 6) for w in np.linspace(0.0, 0.9, 91)}
-            | {round(float(w), 6) for w in np.linspace(0.9, 1.0, 401)}
-        )
-    )
+    weights: tuple[float, ...] = DEFAULT_WEIGHTS
     targets: tuple[float, ...] = (0.95, 1.0)
-
-
-def sweep(p: F, costs: F, scores: F, weights: Sequence[float]) -> list[tuple[float, float]]:
-    """(mean cost, mean score) per cost weight, the per-prompt choice as in the sidecar."""
-    top = np.maximum(costs.max(axis=1, keepdims=True), 1e-12)
-    norm = costs / top
-    rows = np.arange(p.shape[0])
-    points = []
-    for w in weights:
-        utility = (1.0 - w) * p - w * norm
-        # Ties (e.g. w = 1) go to the cheaper model, as in the sidecar.
-        choice = _argmax_tiebreak(utility, costs)
-        points.append((float(costs[rows, choice].mean()), float(scores[rows, choice].mean())))
-    return points
-
-
-def _argmax_tiebreak(utility: F, costs: F) -> npt.NDArray[np.int64]:
-    best = utility.max(axis=1, keepdims=True)
-    masked = np.where(utility >= best - 1e-12, costs, np.inf)
-    out: npt.NDArray[np.int64] = np.argmin(masked, axis=1)
-    return out
 
 
 def cost_at(points: Sequence[tuple[float, float]], quality: float) -> float | None:
@@ -138,8 +112,11 @@ def _summary(
     strong_q: float,
     targets: Sequence[float],
     curve: bool = True,
+    span: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if span is not None:
+        out["area"] = round(curve_area(points, *span), 4)
     for t in targets:
         c = cost_at(points, t * strong_q)
         out[f"cost_at_{round(t * 100)}pct"] = None if c is None else round(c, 8)
@@ -171,6 +148,8 @@ def evaluate(
     cheapest = min(models, key=lambda m: (singles[m][0], -singles[m][1]))
     strong_q = singles[strongest][1]
     router_pts = sweep(p, costs, scores, s.weights)
+    # Areas are the mean reachable quality between the cheapest and the strongest model's cost.
+    span = (singles[cheapest][0], singles[strongest][0])
     dim = int(params.learned.feature_dim)
     if train_examples:
         knn = knn_predict(
@@ -188,7 +167,11 @@ def evaluate(
     for t in s.targets:
         c = hull_cost_at(hull_pts, t * strong_q)
         random_summary[f"cost_at_{round(t * 100)}pct"] = None if c is None else round(c, 8)
-    random_summary["curve"] = [[round(c, 8), round(q, 4)] for c, q in _hull(hull_pts)]
+    frontier = _hull(hull_pts)
+    random_summary["curve"] = [[round(c, 8), round(q, 4)] for c, q in frontier]
+    grid = np.linspace(*span, 200)
+    reach = np.interp(grid, [c for c, _ in frontier], [q for _, q in frontier], left=0.0)
+    random_summary["area"] = round(float(reach.mean()), 4)
     oracle_q = float(scores.max(axis=1).mean())
     result: dict[str, Any] = {
         "examples": len(examples),
@@ -199,12 +182,12 @@ def evaluate(
         "strongest_quality": round(strong_q, 4),
         "strongest_cost": round(singles[strongest][0], 8),
         "oracle_quality": round(oracle_q, 4),
-        "router": _summary(router_pts, strong_q, s.targets),
+        "router": _summary(router_pts, strong_q, s.targets, span=span),
         "baselines": {
             "always_strongest": _summary([singles[strongest]], strong_q, s.targets, False),
             "always_cheapest": _summary([singles[cheapest]], strong_q, s.targets, False),
             "random_matched_cost": random_summary,
-            "nearest_neighbour": _summary(knn_pts, strong_q, s.targets),
+            "nearest_neighbour": _summary(knn_pts, strong_q, s.targets, span=span),
         },
     }
     result["beats_baselines"] = _beats(result)

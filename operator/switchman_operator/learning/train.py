@@ -25,6 +25,7 @@ from google.protobuf import json_format
 from switchman_protocol import featurize
 from switchman_protocol.v1 import routes_pb2
 
+from .curves import DEFAULT_WEIGHTS, curve_area, sweep
 from .dataset import Example
 
 __all__ = [
@@ -47,8 +48,8 @@ Ints = npt.NDArray[np.int64]
 class TrainSettings:
     dim: int = 4096
     """Hashed feature buckets (a power of two); 4096 keeps the table ~150 KB for 9 models."""
-    l2_grid: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
-    """Candidate L2 strengths; the best on the validation split is used."""
+    l2_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
+    """Candidate L2 strengths; the one whose router does best on the validation split wins."""
     epochs: int = 200
     learning_rate: float = 0.05
     validation_share: float = 0.15
@@ -150,13 +151,20 @@ def train(
     prompts = [e.prompt for e in examples]
     x_fit = sparse_rows([prompts[i] for i in fit_ids], s.dim)
     x_val = sparse_rows([prompts[i] for i in val_ids], s.dim)
-    best_l2, best_loss = s.l2_grid[0], float("inf")
+    best_l2, best_key = s.l2_grid[0], (-float("inf"), 0.0)
     if len(s.l2_grid) > 1 and len(val_ids) >= 20:
+        costs = np.array([[examples[i].costs[m] for m in models] for i in val_ids])
+        means = costs.mean(axis=0)
+        span = (float(means.min()), float(means.max()))
         for l2 in s.l2_grid:
             w, b = _fit(x_fit, y[fit_ids], s.dim, l2, s)
-            loss = _log_loss(_sigmoid(_forward(x_val, w, b)), y[val_ids])
-            if loss < best_loss:
-                best_l2, best_loss = l2, loss
+            p_val = _sigmoid(_forward(x_val, w, b))
+            # The routing objective itself: mean reachable quality over the cost range;
+            # log-loss breaks ties.
+            area = curve_area(sweep(p_val, costs, y[val_ids], DEFAULT_WEIGHTS[::4]), *span)
+            key = (round(area, 4), -_log_loss(p_val, y[val_ids]))
+            if key > best_key:
+                best_l2, best_key = l2, key
     w, b = _fit(sparse_rows(prompts, s.dim), y, s.dim, best_l2, s)
     learned = routes_pb2.LearnedRouter(featurizer=featurize.FEATURIZER, feature_dim=s.dim)
     learned.params["scale"] = 1.0
