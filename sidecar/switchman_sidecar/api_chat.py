@@ -18,6 +18,7 @@ import orjson
 from switchman_protocol.v1 import usage_pb2
 from switchman_sidecar.adapters import UpstreamStreamError
 from switchman_sidecar.cascade import run_cascade
+from switchman_sidecar.ensemble import run_ensemble
 from switchman_sidecar.http.client import UpstreamError
 from switchman_sidecar.http.server import Request, ResponseWriter
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline, StreamAttempt
@@ -196,7 +197,12 @@ async def serve_chat(
     send_body, candidates = p.prepare(ex, body, req.headers, len(req.body))
     if not stream:
         plan = ex.decision.cascade_plan if ex.decision is not None else None
-        if plan is not None:  # routing (#6): try cheap, check, escalate
+        ensemble = ex.decision.ensemble_plan if ex.decision is not None else None
+        if ensemble is not None:  # routing (#6): fan out, aggregate
+            model, adapter, raw = await run_ensemble(
+                p, ex, candidates, send_body, req.headers, ensemble
+            )
+        elif plan is not None:  # routing (#6): try cheap, check, escalate
             model, adapter, raw = await run_cascade(p, ex, candidates, send_body, req.headers, plan)
         else:
             model, adapter, raw = await p.unary(

@@ -31,20 +31,20 @@ from switchman_sidecar.routing.cascade import logprobs_of
 from switchman_sidecar.table import PROVIDER_NAMES
 from switchman_sidecar.usage import Usage, cost_of, estimate_tokens
 
-__all__ = ["run_cascade"]
+__all__ = ["answer_text", "question_text", "record_attempt", "run_cascade"]
 
 #: Output tokens a grader may use for its one-number reply.
 GRADER_MAX_TOKENS = 8
 
 
-def _answer_text(result: dict[str, Any]) -> str:
+def answer_text(result: dict[str, Any]) -> str:
     choices = result.get("choices") or []
     message = (choices[0].get("message") or {}) if choices else {}
     content = message.get("content")
     return content if isinstance(content, str) else ""
 
 
-def _question(body: dict[str, Any]) -> str:
+def question_text(body: dict[str, Any]) -> str:
     for msg in reversed(body.get("messages") or []):
         if isinstance(msg, dict) and msg.get("role") == "user":
             content = msg.get("content")
@@ -59,7 +59,7 @@ def _question(body: dict[str, Any]) -> str:
     return ""
 
 
-def _record(
+def record_attempt(
     p: Pipeline,
     ex: Exchange,
     model: routes_pb2.Model,
@@ -113,8 +113,8 @@ async def _grade(
         result, usage = adapter.chat_result(raw, model)
     except (ApiError, ValueError, TypeError, KeyError) as exc:
         return Check(0.0, f"grader {grader.name} failed: {exc}")
-    _record(p, ex, model, usage or Usage(estimated=True), "cascade-check", False)
-    return parse_confidence(_answer_text(result))
+    record_attempt(p, ex, model, usage or Usage(estimated=True), "cascade-check", False)
+    return parse_confidence(answer_text(result))
 
 
 async def _check(
@@ -127,7 +127,7 @@ async def _check(
     headers: dict[str, str],
 ) -> Check:
     if plan.check == "json":
-        return check_json(_answer_text(result))
+        return check_json(answer_text(result))
     if plan.check == "logprob":
         choices = result.get("choices") or [{}]
         return check_logprobs(logprobs_of(choices[0]))
@@ -135,7 +135,7 @@ async def _check(
     grader = model if plan.check == "self_check" else ex.table.models.get(plan.verifier_model or "")
     if grader is None:
         return Check(0.0, "no verifier model")
-    return await _grade(p, ex, grader, _question(body), _answer_text(result), headers)
+    return await _grade(p, ex, grader, question_text(body), answer_text(result), headers)
 
 
 async def run_cascade(
@@ -179,9 +179,9 @@ async def run_cascade(
         ex.tried.append(f"{model.name}:cascade-rejected")
         spent = usage or Usage(
             input=ex.input_estimate,
-            output=estimate_tokens(len(_answer_text(result))),
+            output=estimate_tokens(len(answer_text(result))),
             estimated=True,
         )
         reason = ex.decision.reason if ex.decision else ""
-        _record(p, ex, model, spent, f"{reason}/cascade", True)
+        record_attempt(p, ex, model, spent, f"{reason}/cascade", True)
     raise ApiError(502, "no model of the cascade could answer", "server_error", "upstream_error")

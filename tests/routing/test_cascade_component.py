@@ -132,3 +132,69 @@ async def test_output_budget_is_enforced_on_the_upstream_request(
     assert raw.headers["x-switchman-reason"] == "rule:short/strategy:cost"
     seen = fake.received[-1]
     assert seen.body.get("max_tokens") == 64 or seen.body.get("max_completion_tokens") == 64
+
+
+def ensemble_table(fake: FakeUpstream, answers: dict[str, str], aggregate: str) -> dict[str, Any]:
+    models = [
+        _model(name, f"{fake.url}/_steer/content={quote(text, safe='')}/v1", PRICE_CHEAP, 0.7)
+        for name, text in answers.items()
+    ]
+    return {
+        "team": "t",
+        "models": models,
+        "rules": [
+            {
+                "name": "high-stakes",
+                "when": 'request.headers["x-stakes"] == "high"',
+                "route_to": "a",
+                "ensemble": {"models": list(answers), "aggregate": aggregate, "judge_model": "j"},
+            }
+        ],
+        "resilience": {"max_retries": 0, "per_try_timeout_ms": 5000},
+    }
+
+
+async def ask_high_stakes(sidecar: Sidecar) -> Any:
+    client = openai.AsyncOpenAI(
+        base_url=sidecar.url + "/v1",
+        api_key="x",
+        max_retries=0,
+        timeout=10,
+        default_headers={"x-stakes": "high"},
+    )
+    try:
+        return await client.chat.completions.with_raw_response.create(
+            model="a", messages=[{"role": "user", "content": "what is 6 x 7?"}]
+        )
+    finally:
+        await client.close()
+
+
+async def test_ensemble_vote_returns_the_majority_and_counts_every_answer(
+    fake: FakeUpstream, start_sidecar: Callable[[dict[str, Any]], Awaitable[Sidecar]]
+) -> None:
+    answers = {"a": "The answer is 41", "b": "answer: 42", "c": "Final answer: 42", "j": "2"}
+    sidecar = await start_sidecar(ensemble_table(fake, answers, "vote"))
+    raw = await ask_high_stakes(sidecar)
+    assert raw.parse().choices[0].message.content == "answer: 42"
+    assert raw.headers["x-switchman-model"] == "b"
+    await sink(sidecar).wait(4)
+    records = list(sink(sidecar).records)
+    assert sorted(r.model for r in records) == ["a", "b", "c", "j"]  # every answer is paid for
+    assert {r.request_id for r in records} == {raw.headers["x-switchman-request-id"]}
+
+
+async def test_ensemble_judge_picks(
+    fake: FakeUpstream, start_sidecar: Callable[[dict[str, Any]], Awaitable[Sidecar]]
+) -> None:
+    # Three different answers; the judge ("j" always says "3") picks the third.
+    answers = {"a": "x", "b": "y", "c": "z", "j": "3"}
+    table = ensemble_table(fake, answers, "judge")
+    table["rules"][0]["ensemble"]["models"] = ["a", "b", "c"]
+    sidecar = await start_sidecar(table)
+    raw = await ask_high_stakes(sidecar)
+    assert raw.parse().choices[0].message.content == "z"
+    await sink(sidecar).wait(4)
+    reasons = sorted((r.model, r.reason) for r in sink(sidecar).records)
+    assert ("j", "ensemble-judge") in reasons
+    assert len(reasons) == 4  # three answers and the judge's call
