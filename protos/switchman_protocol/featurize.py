@@ -124,7 +124,6 @@ _DECISIVE_RE = tuple(
     (kind, re.compile(b"|".join(re.escape(m) for m in sorted(markers))))
     for kind, markers in _DECISIVE.items()
 )
-_NUMBERS = re.compile(rb"[0-9]+")
 
 
 def supported(featurizer: str) -> bool:
@@ -163,7 +162,8 @@ def _kind(raw: bytes, tokens: list[bytes], numbers: int) -> str:
 def task_kind(text: str) -> str:
     """A coarse task kind for routing rules and per-task quality (a few µs)."""
     raw = _sample(text)
-    return _kind(raw, _TOKEN.findall(raw), len(_NUMBERS.findall(raw)))
+    tokens = _TOKEN.findall(raw)
+    return _kind(raw, tokens, sum(map(bytes.isdigit, tokens)))
 
 
 def analyze(text: str, dim: int) -> tuple[str, list[int]]:
@@ -175,7 +175,7 @@ def analyze(text: str, dim: int) -> tuple[str, list[int]]:
         raise ValueError(f"feature dimension must be a power of two, got {dim}")
     raw = _sample(text)
     tokens = _TOKEN.findall(raw)
-    digits = len(_NUMBERS.findall(raw))
+    digits = sum(map(bytes.isdigit, tokens))  # digit runs are whole tokens
     kind = _kind(raw, tokens, digits)
     uni = list(map(zlib.crc32, tokens))
     mask = dim - 1
