@@ -11,14 +11,19 @@ only when a policy enables PII.
 
 from __future__ import annotations
 
-import functools
 import importlib
+import importlib.metadata
+import json
+import os
 import pkgutil
+import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Gazetteer", "load_gazetteer"]
+__all__ = ["Gazetteer", "build_gazetteer", "cache_path", "load_gazetteer", "preload_gazetteer"]
 
 #: Street words Faker's formats use without listing them, or that are common
 #: abbreviations in real addresses.
@@ -66,6 +71,10 @@ class Gazetteer:
     last_names: frozenset[str]
     common_words: frozenset[str]
     """Lower-case English words that veto a name match on their own."""
+    english: frozenset[str]
+    """A wider list of English words (~3,000: Faker's lorem, parts of speech, job
+    titles, company phrases): an unknown capitalised word that is one of them is
+    not taken for a name on its shape alone."""
     street_words: frozenset[str]
     """Lower-case street prefixes/suffixes ("street", "rue", "ul.", "katu")."""
     places: frozenset[str]
@@ -104,8 +113,90 @@ def _latin(word: str) -> bool:
     return all((c.isalpha() or c in "-'\u2019 .") and ord(c) < 0x0530 for c in word)
 
 
-@functools.cache
+_LOCK = threading.Lock()
+_LOADED: Gazetteer | None = None
+_FIELDS = (
+    "first_names", "last_names", "common_words", "english", "street_words", "places",
+    "place_first_words",
+)  # fmt: skip
+_CACHE_VERSION = 2
+"""Bump when the derivation below changes, so stale cache files are ignored."""
+
+
+def cache_path() -> Path:
+    """Per-user cache file, keyed by Faker's version and our derivation's version."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    version = importlib.metadata.version("faker")
+    return Path(root) / "switchman" / f"pii-words-faker{version}-v{_CACHE_VERSION}.json"
+
+
 def load_gazetteer() -> Gazetteer:
+    """The process-wide word lists (thread-safe, loaded once).
+
+    Reading Faker's ~80 locale modules takes about a second, so the derived
+    lists are kept in a compact JSON file under the user cache directory
+    (~0.1 s to read); a missing, stale or unreadable cache is rebuilt, and an
+    unwritable cache directory only costs the slow path each start.
+    """
+    global _LOADED
+    if _LOADED is not None:
+        return _LOADED
+    with _LOCK:
+        if _LOADED is None:
+            _LOADED = _from_cache() or _build_and_cache()
+        return _LOADED
+
+
+def preload_gazetteer() -> threading.Thread:
+    """Load the lists in a daemon thread (call where a PII policy first shows up,
+    so the event loop does not wait for them); ``load_gazetteer`` then returns
+    at once or waits for the same load."""
+    thread = threading.Thread(target=load_gazetteer, name="pii-gazetteer", daemon=True)
+    thread.start()
+    return thread
+
+
+def _from_cache() -> Gazetteer | None:
+    try:
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
+        return Gazetteer(**{f: frozenset(data[f]) for f in _FIELDS})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _build_and_cache() -> Gazetteer:
+    gaz = build_gazetteer()
+    try:
+        path = cache_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({f: sorted(getattr(gaz, f)) for f in _FIELDS}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # read-only home: the lists still work, only the next start is slower
+    return gaz
+
+
+def _english_words(common: set[str]) -> set[str]:
+    lorem = importlib.import_module("faker.providers.lorem.en_US").Provider
+    words = {w.lower() for w in lorem.word_list}
+    for group in getattr(lorem, "parts_of_speech", {}).values():
+        words.update(w.lower() for w in group)
+    company = importlib.import_module("faker.providers.company").Provider
+    for attr in ("catch_phrase_words", "bsWords"):
+        for group in getattr(company, attr, ()):
+            words.update(w.lower() for w in group)
+    jobs = importlib.import_module("faker.providers.job.en_US").Provider
+    for job in getattr(jobs, "jobs", ()):
+        words.update(w.lower() for w in _WORD.findall(job) if len(w) > 2)
+    return words | common
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def build_gazetteer() -> Gazetteer:
+    """Derive the lists from Faker's providers (slow: imports every locale)."""
     first: set[str] = set()
     last: set[str] = set()
     for prov in _providers("faker.providers.person"):
@@ -134,6 +225,7 @@ def load_gazetteer() -> Gazetteer:
         first_names=frozenset(first - common),
         last_names=frozenset(last - common),
         common_words=frozenset(common),
+        english=frozenset(_english_words(common)),
         street_words=frozenset(streets),
         places=frozenset(places),
         place_first_words=frozenset(p.split()[0] for p in places if " " in p),
