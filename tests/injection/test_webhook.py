@@ -26,7 +26,7 @@ from injection_testkit import TEMPLATE_FILE, apply_patch
 from switchman_operator.webhook import WebhookSettings, run_webhook
 from switchman_operator.webhook.certs import issue, make_ca, renew_at
 
-POD = {
+POD: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",
     "metadata": {"generateName": "chat-", "namespace": "apps"},
