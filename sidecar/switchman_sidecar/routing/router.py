@@ -31,13 +31,12 @@ from .rules import compile_rules, match_rule, request_fields
 from .selection import (
     DEFAULT_OUTPUT_TOKENS,
     Option,
-    cost_of,
     plan_budgets,
     rank,
     strategy_rank,
     weighted_pick,
 )
-from .stats import StatsBook
+from .stats import DEFAULT_LATENCY_MS, StatsBook
 from .types import CascadePlan, EnsemblePlan, RouteDecision, RouteRequest
 
 __all__ = ["AUTO", "STRATEGY_NAMES", "Router"]
@@ -99,6 +98,7 @@ class Router:
         self._models = {m.name: m for m in table.models}
         self._info = {m.name: _ModelInfo.of(m) for m in table.models}
         self._bar = float(table.quality_bar)
+        self._declared_by_task: dict[str, dict[str, float]] = {}
         self._default_strategy = STRATEGY_NAMES.get(table.default_strategy, "")
         self._cost_weight = float(table.router.cost_weight)
         self._budgets = list(table.output_budget.choices) if table.output_budget.enabled else []
@@ -316,20 +316,25 @@ class Router:
             out_tokens.update({n: v for n, v in scorer.mean_output.items() if n in out_tokens})
         probs = scorer.predict(indices, kind) if use_learned and scorer is not None else {}
         options = []
-        stats = self.stats
+        observed = self.stats.observed
+        declared = self._declared(kind)
         in_tokens = request.input_tokens
         for name in names:
             info = self._info[name]
             quality = probs.get(name)
             if quality is None:
-                quality = self._quality(info, kind)
-            quality *= 1.0 - stats.error_rate(name)
+                quality = declared[name]
+            seen = observed.get(name)
+            latency = DEFAULT_LATENCY_MS
+            if seen is not None:
+                quality *= 1.0 - seen.error_rate
+                latency = self.stats.expected_latency_ms(name)
             options.append(
                 Option(
                     name,
                     quality,
-                    cost_of(info.in_price, info.out_price, in_tokens, out_tokens[name]),
-                    stats.expected_latency_ms(name),
+                    (in_tokens * info.in_price + out_tokens[name] * info.out_price) / 1e6,
+                    latency,
                 )
             )
         bar = self._bar
@@ -350,11 +355,14 @@ class Router:
             ranked = strategy_rank(options, strategy or "balanced", bar)
             reason, label = f"{prefix}strategy:{strategy or 'balanced'}", strategy or "balanced"
         best = ranked[0]
-        order: list[str] = []
-        for option in ranked:
-            if option.model not in order:
-                order.append(option.model)
-        scores = {o.model: round(o.quality, 4) for o in unbudgeted}
+        if self._budgets:
+            order: list[str] = []
+            for option in ranked:
+                if option.model not in order:
+                    order.append(option.model)
+        else:
+            order = [o.model for o in ranked]
+        scores = {o.model: o.quality for o in unbudgeted}
         notes.append(
             f"{label}: task {kind}, bar {bar:g}, cost weight {cost_weight:g}; chose {best.model}"
             + (f" with budget {best.budget}" if best.budget else "")
@@ -391,9 +399,19 @@ class Router:
     def _with_fallbacks(self, order: list[str]) -> list[str]:
         out = self._chain(order[0])
         for name in order[1:]:
+            if len(out) >= MAX_CANDIDATES:
+                break
             if name not in out:
                 out.append(name)
         return out[:MAX_CANDIDATES]
+
+    def _declared(self, task: str) -> dict[str, float]:
+        """Declared quality per model for a task kind (with feedback offsets), cached per table."""
+        cached = self._declared_by_task.get(task)
+        if cached is None:
+            cached = {name: self._quality(info, task) for name, info in self._info.items()}
+            self._declared_by_task[task] = cached
+        return cached
 
     def start(self, model: str) -> None:
         """An attempt on ``model`` begins (load for the latency strategy)."""

@@ -99,14 +99,18 @@ def strategy_rank(options: Sequence[Option], strategy: str, bar: float) -> list[
         return sorted(options, key=lambda o: (-o.quality, o.cost, o.model))
     others = [o for o in options if o not in clearing]
     if strategy == "cost":
-        head = sorted(clearing, key=lambda o: (o.cost, -o.quality, o.model))
+        keyed = [(o.cost, -o.quality, o.model, o) for o in clearing]
     elif strategy == "latency":
-        head = sorted(clearing, key=lambda o: (o.latency_ms, o.cost, o.model))
+        keyed = [(o.latency_ms, o.cost, o.model, o) for o in clearing]
     else:  # balanced
-        top = max((o.cost for o in clearing), default=0.0)
-        head = sorted(
-            clearing, key=lambda o: (-_utility(o, top, BALANCED_COST_WEIGHT), o.cost, o.model)
-        )
+        top = max(o.cost for o in clearing)
+        scale = BALANCED_COST_WEIGHT / top if top > 0 else 0.0
+        keep = 1.0 - BALANCED_COST_WEIGHT
+        keyed = [(o.cost * scale - keep * o.quality, o.cost, o.model, o) for o in clearing]
+    keyed.sort(key=lambda k: k[:3])
+    head = [k[3] for k in keyed]
+    if not others:
+        return head
     return head + sorted(others, key=lambda o: (-o.quality, o.cost))
 
 

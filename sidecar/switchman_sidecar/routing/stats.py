@@ -33,6 +33,11 @@ class StatsBook:
     def __init__(self) -> None:
         self._stats: dict[str, ModelStats] = {}
 
+    @property
+    def observed(self) -> dict[str, ModelStats]:
+        """Models with any observation (read-only use: the hot path skips the rest)."""
+        return self._stats
+
     def get(self, model: str) -> ModelStats:
         stats = self._stats.get(model)
         if stats is None:
