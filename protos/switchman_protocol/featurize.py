@@ -118,6 +118,8 @@ _ORDER = (
     "classification",
     "reasoning",
 )
+_ANY_STRONG = frozenset().union(*_STRONG.values())
+_ANY_KEYWORD = frozenset().union(*_KEYWORDS.values())
 _QUESTION_WORDS = frozenset(b"who what when where which why how".split())
 _OPERATORS = frozenset(b"+ - * / = ^ %".split())
 _DECISIVE_RE = tuple(
@@ -142,16 +144,19 @@ def _kind(raw: bytes, tokens: list[bytes], numbers: int) -> str:
         if pattern.search(raw):
             return kind
     present = set(tokens)
-    for kind, strong in _STRONG.items():
-        if present & strong:
-            return kind
-    best, hits = "", _MIN_HITS - 1
-    for kind in _ORDER:
-        n = len(present & _KEYWORDS[kind])
-        if n > hits:
-            best, hits = kind, n
-    if best:
-        return best
+    if present & _ANY_STRONG:
+        for kind, strong in _STRONG.items():
+            if present & strong:
+                return kind
+    # Most prompts hit fewer keywords than any kind needs: one intersection decides that.
+    if len(present & _ANY_KEYWORD) >= _MIN_HITS:
+        best, hits = "", _MIN_HITS - 1
+        for kind in _ORDER:
+            n = len(present & _KEYWORDS[kind])
+            if n > hits:
+                best, hits = kind, n
+        if best:
+            return best
     if numbers >= 2 and (present & _OPERATORS or b"$" in present):
         return "math"
     if (tokens and tokens[0] in _QUESTION_WORDS) or raw.rstrip().endswith(b"?"):
