@@ -22,6 +22,7 @@ from .app import Operator
 from .discovery.identity import TokenReviewIdentifier
 from .handlers import register
 from .kube import Kube, load_api_client
+from .leader.elector import elector_for
 from .settings import Settings
 from .tls import ServerTls, load_tls, make_self_signed
 from .webhook.hook import prepare
@@ -54,6 +55,10 @@ async def run(
         TokenReviewIdentifier(kube, settings.audience),
         server_tls(settings),
     )
+    # Leader election (off: always leader); gate status writes before anything starts.
+    elector = elector_for(settings.leader, kube.client, operator.leadership_changed)
+    if elector is not None:
+        operator.leading = elector.is_leader
     grpc_port = await operator.start()
     admin = AdminServer(operator.cp.hub, operator.metrics, settings.replica)
     admin_port = await admin.start(settings.admin_address)
@@ -79,6 +84,7 @@ async def run(
             name="kopf",
         ),
         *(asyncio.create_task(fn(operator), name="extra") for fn in extra),
+        *([asyncio.create_task(elector.run(stop), name="leader")] if elector else []),
     ]
     await ready.wait()
     admin.ready = True
@@ -98,6 +104,8 @@ async def run(
                 await task
         await admin.stop()
         await operator.stop()
+        if elector is not None:
+            await elector.release()  # after the last status write
 
 
 def main(argv: Sequence[str] | None = None) -> int:

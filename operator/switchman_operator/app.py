@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .conditions import desired_status, same_conditions
@@ -61,6 +61,9 @@ class Operator:
         self._dirty: set[str] = set()
         self._dirty_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Leader election (leader/): only the leader writes conditions/events and rolls
+        # budget periods over; every replica watches, serves and counts usage.
+        self.leading: Callable[[], bool] = lambda: True
 
     # --- watch side --------------------------------------------------------
 
@@ -123,6 +126,8 @@ class Operator:
         return name in table[kind]
 
     async def _write_status(self, kind: str, body: dict[str, Any], desired: dict[str, Any]) -> None:
+        if not self.leading():
+            return
         meta = body["metadata"]
         current: dict[str, Any] = body.get("status") or {}
         changed = {k: v for k, v in desired.items() if k != "conditions" and current.get(k) != v}
@@ -143,6 +148,7 @@ class Operator:
             written = await self.kube.merge_status(kind, meta["namespace"], meta["name"], patch)
         except (NotFound, Conflict):
             return
+        self.metrics.status_writes.inc()
         body["status"] = written.get("status") or {}
         if conds_changed:
             ready = patch["conditions"][0]
@@ -184,8 +190,15 @@ class Operator:
     async def refresh_budget(self, namespace: str, name: str) -> None:
         """Timer: roll the period over even when no usage arrives."""
         budget = self.world.resources(namespace).budgets.get(name)
-        if budget is not None:
+        if budget is not None and self.leading():
             await self.cp.ledger.refresh(namespace, budget.spec.team)
+
+    def leadership_changed(self, leading: bool) -> None:
+        """A new leader reconciles everything: it wrote nothing while it followed."""
+        self.metrics.leader.set(int(leading))
+        if leading:
+            for _, ns, _ in list(self.bodies):
+                self.mark_dirty(ns)
 
     # --- lifecycle ---------------------------------------------------------
 

@@ -59,6 +59,16 @@ class OperatorMetrics:
             "Streams refused because the token or the pod did not check out.",
             registry=r,
         )
+        self.leader = Gauge(
+            "switchman_leader",
+            "1 while this replica holds the leader Lease (always 1 without election).",
+            registry=r,
+        )
+        self.status_writes = Counter(
+            "switchman_status_writes_total",
+            "Condition/sync-count status patches written (leader only).",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

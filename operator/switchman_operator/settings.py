@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .leader.settings import LeaderSettings
 from .webhook.settings import WebhookSettings
 
 __all__ = ["Settings"]
@@ -49,6 +50,9 @@ class Settings:
     replica: str = "switchman-operator"
     #: The admission webhook (sidecar injection), off unless SWITCHMAN_WEBHOOK_ENABLED.
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    #: Lease-based leader election (SWITCHMAN_LEADER_ELECTION; the chart sets it when
+    #: replicas > 1). Off: this replica always acts as leader.
+    leader: LeaderSettings = field(default_factory=LeaderSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,4 +81,5 @@ class Settings:
             namespaces=tuple(n for n in e.get("SWITCHMAN_NAMESPACES", "").split(",") if n),
             replica=e.get("POD_NAME") or e.get("HOSTNAME") or cls.replica,
             webhook=WebhookSettings.from_env(e),
+            leader=LeaderSettings.from_env(e),
         )
