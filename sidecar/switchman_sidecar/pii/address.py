@@ -12,6 +12,8 @@ the next line). LOCATION is a known country, state or city outside addresses.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 
 from switchman_sidecar.pii.gazetteer import Gazetteer
@@ -71,6 +73,8 @@ CUE_RE = re.compile(
     re.IGNORECASE,
 )
 PLACE_WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019.-][^\W\d_]+)*")
+_UPPER = "".join(re.escape(c) for c in map(chr, range(0x530)) if c.isupper())
+CAP_WORD_RE = re.compile(rf"[{_UPPER}](?<![^\W\d_][{_UPPER}])[^\W\d_]*(?:['\u2019.-][^\W\d_]+)*")
 MAX_GAP = 3
 """Characters of separator (spaces, comma, newline, '>') allowed inside an address."""
 
@@ -80,18 +84,72 @@ def _streety(lower: str, gaz: Gazetteer) -> bool:
 
 
 def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -> list[Finding]:
-    toks = [(m.start(), m.end(), m.group()) for m in TOKEN_RE.finditer(text)]
-    n = len(toks)
-    if n == 0:
+    """Addresses, looked for only around digits: every anchor (house number,
+    unit number, street word with a number, cue with a number) has one within
+    a few tokens, so the grammar runs on short windows instead of every token
+    of the text (most of a 4 KB prompt is prose)."""
+    windows: list[list[int]] = []
+    size = len(text)
+    for m in DIGITS_RE.finditer(text):
+        lo, hi = max(0, m.start() - WINDOW_BEFORE), min(size, m.end() + WINDOW_AFTER)
+        if windows and lo <= windows[-1][1]:
+            windows[-1][1] = hi
+        else:
+            windows.append([lo, hi])
+    if not windows:
         return []
     cased = _cased(text)
+    ordered = sorted(barriers)
+    out: list[Finding] = []
+    for lo, hi in windows:
+        while lo > 0 and not text[lo - 1].isspace():
+            lo -= 1
+        while True:
+            found, reached_end = _scan_window(text, lo, hi, gaz, cased, ordered)
+            if not reached_end or hi >= size:
+                break
+            hi = min(size, hi + WINDOW_AFTER)  # the address runs on past the window
+        out.extend(f for f in found if not out or f.start >= out[-1].end)
+    return out
+
+
+DIGITS_RE = re.compile(r"\d+")
+WINDOW_BEFORE, WINDOW_AFTER = 60, 80
+
+
+def _scan_window(
+    text: str,
+    lo: int,
+    hi: int,
+    gaz: Gazetteer,
+    cased: bool,
+    barriers: list[tuple[int, int]],
+) -> tuple[list[Finding], bool]:
+    toks = [(m.start(), m.end(), m.group()) for m in TOKEN_RE.finditer(text, lo, hi)]
+    n = len(toks)
+    if n == 0:
+        return [], False
+    if hi < len(text) and not text[hi].isspace():
+        toks.pop()  # cut in the middle of a token
+        n -= 1
+        if n == 0:
+            return [], True
     blocked = [False] * n
     if barriers:
-        for idx, (s, e, _) in enumerate(toks):
-            blocked[idx] = any(s < be and bs < e for bs, be in barriers)
-    cue_ends = {m.end() for m in CUE_RE.finditer(text)}
-    kinds = [_kind(t[2], gaz, cased) for t in toks]
+        starts = [t[0] for t in toks]
+        for bs, be in barriers:
+            if be <= toks[0][0] or bs >= toks[-1][1]:
+                continue
+            j = max(0, bisect.bisect_right(starts, bs) - 1)
+            while j < n and toks[j][0] < be:
+                if toks[j][1] > bs:
+                    blocked[j] = True
+                j += 1
+    cue_ends = {m.end() for m in CUE_RE.finditer(text, max(0, lo - 40), hi)}
+    cache = _kind_cache(gaz, cased)
+    kinds = [cache.get(t[2]) or _remember(cache, t[2], gaz, cased) for t in toks]
     out: list[Finding] = []
+    reached_end = False
     i = 0
     while i < n:
         k = kinds[i]
@@ -102,25 +160,26 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
         if anchor is None:
             i += 1
             continue
-        lo, hi = anchor
-        while hi + 1 < n and not blocked[hi + 1] and _near(text, toks[hi], toks[hi + 1]):
-            nxt = kinds[hi + 1]
+        lo_t, hi_t = anchor
+        while hi_t + 1 < n and not blocked[hi_t + 1] and _near(text, toks[hi_t], toks[hi_t + 1]):
+            nxt = kinds[hi_t + 1]
             # lower-cased texts: a word is fine when a number follows ("rua d 25")
-            lower_street = nxt == "word" and not cased and hi + 2 < n and kinds[hi + 2] == "num"
+            lower_street = nxt == "word" and not cased and hi_t + 2 < n and kinds[hi_t + 2] == "num"
             if nxt in _BODY_KINDS or lower_street:
-                hi += 1
+                hi_t += 1
             else:
                 break
+        reached_end = hi_t >= n - 2
         # trailing tokens that only make sense with more address after them
-        while hi > lo and toks[hi][2].lower() in ("and", "the", "of"):
-            hi -= 1
-        start, end = toks[lo][0], toks[hi][1]
-        last = toks[hi][2]
+        while hi_t > lo_t and toks[hi_t][2].lower() in ("and", "the", "of"):
+            hi_t -= 1
+        start, end = toks[lo_t][0], toks[hi_t][1]
+        last = toks[hi_t][2]
         if end > start and text[end - 1] == "." and last.lower() not in UNITS and len(last) > 3:
             end -= 1
         out.append(Finding(start, end, "STREET_ADDRESS", 30))
-        i = hi + 1
-    return out
+        i = hi_t + 1
+    return out, reached_end
 
 
 _ANCHOR_KINDS = frozenset({"num", "zip", "unit", "street"})
@@ -131,6 +190,27 @@ _BODY_KINDS = frozenset({"num", "zip", "unit", "street", "cap", "place", "upper"
 def _cased(text: str) -> bool:
     """Whether the text uses case at all (lower-cased chat logs do not)."""
     return not (text.islower() or text.isupper())
+
+
+_KIND_CACHES: dict[tuple[int, bool], tuple[Gazetteer, dict[str, str]]] = {}
+_KIND_CACHE_MAX = 50_000
+
+
+def _kind_cache(gaz: Gazetteer, cased: bool) -> dict[str, str]:
+    """Token → kind, per word lists and casing: prompts repeat most of their
+    tokens, and a dict hit is several times cheaper than classifying again.
+    The entry keeps the gazetteer alive, so its id cannot be reused."""
+    entry = _KIND_CACHES.get((id(gaz), cased))
+    if entry is None or len(entry[1]) > _KIND_CACHE_MAX:
+        if len(_KIND_CACHES) > 8:
+            _KIND_CACHES.clear()
+        entry = _KIND_CACHES[(id(gaz), cased)] = (gaz, {})
+    return entry[1]
+
+
+def _remember(cache: dict[str, str], tok: str, gaz: Gazetteer, cased: bool) -> str:
+    kind = cache[tok] = _kind(tok, gaz, cased)
+    return kind
 
 
 def _kind(tok: str, gaz: Gazetteer, cased: bool) -> str:
@@ -229,11 +309,23 @@ def _has_num_soon(toks: list[tuple[int, int, str]], kinds: list[str], i: int) ->
     return any(kinds[j] in ("num", "zip") for j in range(i, min(len(toks), i + 6)))
 
 
+def _overlaps(ordered: list[tuple[int, int]], ends: list[int], start: int, end: int) -> bool:
+    """Whether [start, end) meets a span of ``ordered`` (sorted by start;
+    ``ends`` holds the running maximum of their ends)."""
+    k = bisect.bisect_left(ordered, (end,)) - 1
+    return k >= 0 and ends[k] > start
+
+
 def find_locations(text: str, gaz: Gazetteer, taken: list[tuple[int, int]]) -> list[Finding]:
     """Known places outside addresses (single words and two/three-word names)."""
     cased = _cased(text)
     out: list[Finding] = []
-    words = [(m.start(), m.end(), m.group()) for m in PLACE_WORD_RE.finditer(text)]
+    ordered = sorted(taken)
+    ends = list(itertools.accumulate((e for _, e in ordered), max))
+    # cased text: only capitalised words can start or end a place name, and a
+    # regex that skips to them is far cheaper than looking at every word
+    word_re = CAP_WORD_RE if cased else PLACE_WORD_RE
+    words = [(m.start(), m.end(), m.group()) for m in word_re.finditer(text)]
     i = 0
     n = len(words)
     while i < n:
@@ -252,7 +344,7 @@ def find_locations(text: str, gaz: Gazetteer, taken: list[tuple[int, int]]) -> l
                         break
         if span is None and lower in gaz.places:
             span = (s, e, 1)
-        if span is not None and not any(span[0] < te and ts < span[1] for ts, te in taken):
+        if span is not None and not _overlaps(ordered, ends, span[0], span[1]):
             out.append(Finding(span[0], span[1], "LOCATION", 45))
             i += span[2]
             continue

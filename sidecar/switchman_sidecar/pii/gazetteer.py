@@ -82,6 +82,10 @@ class Gazetteer:
     place_first_words: frozenset[str]
     """First words of multi-word places, to know when to look further."""
 
+    common_names: frozenset[str] = frozenset()
+    """Common words that are also names ("grace", "will"): a cue such as "my
+    name is" makes them names; only these are worth checking for one."""
+
     def is_name(self, lower: str) -> bool:
         return lower in self.first_names or lower in self.last_names
 
@@ -117,9 +121,9 @@ _LOCK = threading.Lock()
 _LOADED: Gazetteer | None = None
 _FIELDS = (
     "first_names", "last_names", "common_words", "english", "street_words", "places",
-    "place_first_words",
+    "place_first_words", "common_names",
 )  # fmt: skip
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 """Bump when the derivation below changes, so stale cache files are ignored."""
 
 
@@ -222,6 +226,7 @@ def build_gazetteer() -> Gazetteer:
     streets.discard("")
     places = {p for p in places if len(p) > 2 and p not in common}
     return Gazetteer(
+        common_names=frozenset((first | last) & common),
         first_names=frozenset(first - common),
         last_names=frozenset(last - common),
         common_words=frozenset(common),

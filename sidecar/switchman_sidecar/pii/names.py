@@ -67,8 +67,9 @@ PARTICLES = frozenset(
 _PART = "|".join(sorted(PARTICLES, key=len, reverse=True))
 #: A run of capitalised words on one line: single spaces, an initial's ". ",
 #: hyphens, and lower-case particles between them.
-CAP_RUN_RE = re.compile(
-    rf"(?<![\w@'\u2019.-]){_TOK}(?:(?:[ ]|\.[ ]?|-)(?:(?:{_PART})[ ])*{_TOK})*(?![\w@])"
+CAP_RUN_RE = re.compile(  # the class first, then the lookbehind: the engine skips ahead
+    rf"[{_U}](?<![\w@'\u2019.-][{_U}])(?:[^\W\d_]|['\u2019-](?=[^\W\d_]))*"
+    rf"(?:(?:[ ]|\.[ ]?|-)(?:(?:{_PART})[ ])*{_TOK})*(?![\w@])"
 )
 _WORD_IN_RUN = re.compile(rf"{_TOK}|(?:{_PART})(?= )")
 WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
@@ -158,6 +159,78 @@ def _whole_line(text: str, start: int, end: int) -> bool:
     return text[end : end + 1] in ("", "\n") and _sentence_start(text, start)
 
 
+#: Last words of the cue phrases: a C-level ``endswith`` screens the text
+#: before a run, and only a hit pays for the regex.
+STRONG_TAILS = tuple(
+    [
+        "is",
+        "name",
+        "am",
+        "i'm",
+        "i\u2019m",
+        "dear",
+        "signed",
+        "by",
+        "regards",
+        "sincerely",
+        "called",
+        "named",
+        "him",
+        "her",
+        "me",
+        "to",
+        "person",
+        "contact",
+        "patient",
+        "customer",
+        "client",
+        "employee",
+        "user",
+        "beneficiary",
+        "holder",
+        "was",
+        "from",
+        "cc",
+        "attn",
+        "attn.",
+        "attention",
+        "meet",
+        "met",
+        "for",
+        "with",
+    ]
+)
+WEAK_TAILS = tuple(
+    [
+        "by",
+        "with",
+        "and",
+        "hi",
+        "hello",
+        "hey",
+        "thanks",
+        "you",
+        "starring",
+        "told",
+        "asked",
+        "married",
+        "of",
+        "wife",
+        "husband",
+        "friend",
+        "manager",
+        "director",
+    ]
+)
+
+
+def _strong_cue(text: str, start: int) -> bool:
+    before = text[max(0, start - 30) : start]
+    return before.rstrip(" ,:\t\n").lower().endswith(STRONG_TAILS) and bool(
+        STRONG_CUE_RE.search(before)
+    )
+
+
 def _strip_possessive(word: str) -> tuple[str, bool]:
     if word.endswith(("'s", "\u2019s")):
         return word[:-2], True
@@ -178,12 +251,38 @@ def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
     emails: str | None = None
     out: list[Finding] = []
     for run in CAP_RUN_RE.finditer(text):
-        words = [(m.start(), m.end(), m.group()) for m in _WORD_IN_RUN.finditer(run.group())]
+        group = run.group()
         base = run.start()
+        if " " not in group and "." not in group and "-" not in group:
+            # one word, the common case: "The", "I", "Paris", "Smith's"
+            if len(group) == 1 or (group.isupper() and not _strong_cue(text, base)):
+                continue  # "I", "A", acronyms
+            lower = group.lower()
+            head = lower.split("'", 1)[0].split("\u2019", 1)[0]  # "It's", "Don't", "I'm"
+            if (
+                head in common
+                or lower in gaz.street_words
+                or (lower in gaz.places and lower not in first and lower not in last)
+            ):
+                if head not in gaz.common_names or not _strong_cue(text, base):
+                    continue  # grammar, an address word, or a place (LOCATION's)
+            elif (name := _strip_possessive(lower)[0]) not in english and (
+                name in first or name in last
+            ):
+                # a known name: only an organisation or street word after it vetoes
+                end = base + len(name)
+                nxt = text[base + len(group) : base + len(group) + 16].lstrip(" ")
+                nxt = nxt.split(" ", 1)[0].strip(".,").lower()
+                if nxt not in ORG_SUFFIXES and nxt not in gaz.street_words:
+                    out.append(Finding(base, end, "PERSON", 40))
+                continue
+            words = [(0, len(group), group)]
+        else:
+            words = [(m.start(), m.end(), m.group()) for m in _WORD_IN_RUN.finditer(group)]
         # split after a full stop unless it closes an initial or an honorific
         segments: list[list[tuple[int, int, str]]] = [[]]
         for k, w in enumerate(words):
-            if k and run.group()[words[k - 1][1] : w[0]].startswith("."):
+            if k and group[words[k - 1][1] : w[0]].startswith("."):
                 prev = words[k - 1][2].lower()
                 if len(prev) > 1 and prev not in HONORIFICS:
                     segments.append([])
@@ -218,7 +317,7 @@ def _score_segment(
         return emails
     start = base + seg[0][0]
     at_start = _sentence_start(text, start)
-    if score < THRESHOLD and STRONG_CUE_RE.search(text, max(0, start - 30), start):
+    if score < THRESHOLD and _strong_cue(text, start):
         # "my name is Grace Hopper": the cue beats the word lists
         score = W_CUE
         common = english = frozenset()
@@ -272,21 +371,20 @@ def _score_segment(
                 score += W_LIST  # "Malon, Mark, Kaylee and Brandi"
         if possessive:
             score += W_POSSESSIVE
-        if WEAK_CUE_RE.search(before):
+        if before.rstrip(" ,").lower().endswith(WEAK_TAILS) and WEAK_CUE_RE.search(before):
             score += W_WEAK
         if AFTER_RE.match(after):
             score += W_AFTER
     if score < THRESHOLD and "@" in text:
         if emails is None:
-            emails = " ".join(m.group().lower() for m in _EMAIL_LOCAL.finditer(text))
+            # local parts of e-mail-like words ("anna.kowal@..."); a regex that
+            # looks for the "@" from every word start is quadratic on long words
+            emails = " ".join(w.split("@", 1)[0].lower() for w in text.split() if "@" in w)
         if any(len(w[2]) > 2 and w[2].lower() in emails for w in seg):
             score += W_EMAIL
     if score >= THRESHOLD and words_n <= 5:
         out.append(Finding(start, end, "PERSON", 40))
     return emails
-
-
-_EMAIL_LOCAL = re.compile(r"[\w.+-]+(?=@)")
 
 
 def _find_uncased(text: str, gaz: Gazetteer) -> list[Finding]:
@@ -304,7 +402,7 @@ def _find_uncased(text: str, gaz: Gazetteer) -> list[Finding]:
         if not cued and (
             len(lower) < 3 or lower in english or not (lower in first or lower in last)
         ):
-            if STRONG_CUE_RE.search(text, max(0, m.end() - 30), m.end() + 1):
+            if _strong_cue(text, m.end() + 1):
                 cue_left = 2
             continue
         if not cued:

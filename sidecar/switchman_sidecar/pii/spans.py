@@ -6,6 +6,7 @@ produce hundreds of candidates and the scan budget is about a millisecond.
 
 from __future__ import annotations
 
+import bisect
 from typing import NamedTuple
 
 __all__ = ["Finding", "resolve_overlaps"]
@@ -20,15 +21,23 @@ class Finding(NamedTuple):
 
 
 def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
-    """Keep a non-overlapping subset: best rank first, then the longer span."""
+    """Keep a non-overlapping subset: best rank first, then the longer span.
+
+    Chosen spans are kept sorted and disjoint, so one ``bisect`` finds the
+    only neighbours a candidate could overlap (n log n, not n²)."""
     if len(findings) < 2:
         return findings
+    starts: list[int] = []
+    ends: list[int] = []
     chosen: list[Finding] = []
-    taken: list[tuple[int, int]] = []
     for f in sorted(findings, key=lambda f: (f.rank, f.start - f.end, f.start)):
-        if any(f.start < e and s < f.end for s, e in taken):
-            continue
+        k = bisect.bisect_left(starts, f.start)
+        if k < len(starts) and starts[k] < f.end:
+            continue  # a chosen span starts inside this one
+        if k > 0 and ends[k - 1] > f.start:
+            continue  # the chosen span before reaches into this one
+        starts.insert(k, f.start)
+        ends.insert(k, f.end)
         chosen.append(f)
-        taken.append((f.start, f.end))
     chosen.sort()
     return chosen
