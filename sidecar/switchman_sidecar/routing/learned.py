@@ -73,6 +73,12 @@ class LearnedScorer:
             raise ValueError("learned router has no head for any model of this route table")
         self.scale = float(learned.params.get("scale", 1.0))
         self.adjust = adjustments(params)
+        self.names = [name for name, _, _ in self.heads]
+        self.biases = [bias for _, _, bias in self.heads]
+        #: Feature index → that feature's weight in every head (row-major for the gather).
+        self.rows: list[tuple[float, ...]] = list(
+            zip(*(weights for _, weights, _ in self.heads), strict=True)
+        )
 
     @property
     def models(self) -> list[str]:
@@ -83,23 +89,20 @@ class LearnedScorer:
 
     def predict(self, indices: list[int], task: str) -> dict[str, float]:
         """Probability of a good answer per model for a featurized prompt."""
-        if not indices:
-            gather = None
-        elif len(indices) == 1:
-            only = indices[0]
-            gather = None
+        names = self.names
+        if len(indices) > 1:
+            # One C-level gather of the feature rows, a transpose, and a sum per model:
+            # no per-weight work in the interpreter.
+            columns = zip(*itemgetter(*indices)(self.rows), strict=True)
+            totals: list[float] = [sum(column, 0.0) for column in columns]
+        elif indices:
+            totals = list(self.rows[indices[0]])
         else:
-            gather = itemgetter(*indices)
+            totals = [0.0] * len(names)
         norm = self.scale / math.sqrt(len(indices)) if indices else 0.0
         adjust = self.adjust
         out: dict[str, float] = {}
-        for name, weights, bias in self.heads:
-            if gather is not None:
-                total = sum(gather(weights))
-            elif indices:
-                total = weights[only]
-            else:
-                total = 0.0
+        for name, bias, total in zip(names, self.biases, totals, strict=True):
             logit = bias + norm * total
             if adjust:
                 logit += adjust.get((name, task), 0.0) + adjust.get((name, "*"), 0.0)
