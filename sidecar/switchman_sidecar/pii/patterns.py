@@ -37,6 +37,7 @@ IPV4_RE = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w]|\
 IPV6_RE = re.compile(
     r"[0-9A-Fa-f:](?<![\w:][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"
 )
+IPV6_HINT_RE = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:")
 PHONE_RE = re.compile(
     r"[+(\d](?<![\w+@/.-][+(\d])"
     r"(?:(?<=\+)\d{0,2}[ .-]?)?"
@@ -92,7 +93,9 @@ def _ips(text: str) -> Iterator[Finding]:
     for m in IPV4_RE.finditer(text):
         if ip_ok(m.group()):
             yield Finding(m.start(), m.end(), "IP_ADDRESS", 16)
-    if "::" in text or text.count(":") >= 5:
+    # the IPv6 regex starts on any hex letter, so run it only when a "::" or a
+    # ":hex:" group (a literal-led search, fast) says there may be one
+    if "::" in text or IPV6_HINT_RE.search(text):
         for m in IPV6_RE.finditer(text):
             value = m.group()
             # "12:30:45" is a time, not an address: demand hex letters, a "::" or 8 groups.
@@ -119,6 +122,8 @@ UNIT_BEFORE = ("apt", "apt.", "suite", "box", "unit", "ste", "flat", "room")
 
 
 def _phone_ok(text: str, start: int, value: str) -> bool:
+    if len(value) < 7:
+        return False  # fewer than 7 digits: a house number, a year, a count
     before = text[max(0, start - 8) : start].lower().split()
     if before and before[-1] in UNIT_BEFORE:
         return False
