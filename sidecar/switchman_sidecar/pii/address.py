@@ -309,6 +309,9 @@ def _has_num_soon(toks: list[tuple[int, int, str]], kinds: list[str], i: int) ->
     return any(kinds[j] in ("num", "zip") for j in range(i, min(len(toks), i + 6)))
 
 
+PLACE_CUES = (" in", " from", " near", " visiting", " visit", "city of", "where:", " via")
+
+
 def _overlaps(ordered: list[tuple[int, int]], ends: list[int], start: int, end: int) -> bool:
     """Whether [start, end) meets a span of ``ordered`` (sorted by start;
     ``ends`` holds the running maximum of their ends)."""
@@ -344,6 +347,20 @@ def find_locations(text: str, gaz: Gazetteer, taken: list[tuple[int, int]]) -> l
                         break
         if span is None and lower in gaz.places:
             span = (s, e, 1)
+        if (
+            span is None
+            and cased
+            and not w.isupper()
+            and lower not in gaz.english
+            and not gaz.is_name(lower)
+            and (" " + text[max(0, s - 12) : s].lower()).rstrip().endswith(PLACE_CUES)
+        ):
+            # "from Fala", "born in Kalatsova": a place no list knows, after a
+            # place preposition; it takes up to three capitalised words
+            j = i
+            while j + 1 < n and j < i + 2 and text[words[j][1] : words[j + 1][0]] == " ":
+                j += 1
+            span = (s, words[j][1], j - i + 1)
         if span is not None and not _overlaps(ordered, ends, span[0], span[1]):
             out.append(Finding(span[0], span[1], "LOCATION", 45))
             i += span[2]
