@@ -102,10 +102,11 @@ async def run(
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+        if elector is not None:
+            # Stops gating status writes at once, then hands the Lease over.
+            await elector.release()
         await admin.stop()
         await operator.stop()
-        if elector is not None:
-            await elector.release()  # after the last status write
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,16 +76,16 @@ class LeaderElector:
         sent = self.clock()
         call_timeout = max(0.1, self.timing.renew_deadline_seconds / 2)
         try:
-            record = await asyncio.wait_for(self.store.get(), call_timeout)
+            async with asyncio.timeout(call_timeout):
+                record = await self.store.get()
             self._seen = observe(self._seen, record, self.clock())
             action = decide(self._seen, self.clock(), self.identity)
             if action is Action.WAIT:
                 self._set_leading(False, f"held by {record.holder if record else '?'}")
                 return wait_seconds(self._seen, self.clock(), self.timing) or retry
             new = next_record(action, record, self.identity, self.wall(), self.timing)
-            written = await asyncio.wait_for(
-                self.store.write(new, create=action is Action.CREATE), call_timeout
-            )
+            async with asyncio.timeout(call_timeout):
+                written = await self.store.write(new, create=action is Action.CREATE)
             self._seen = observe(self._seen, written, self.clock())
             self._last_renew_sent = sent
             self._set_leading(True, action.value)
@@ -100,8 +100,11 @@ class LeaderElector:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             pause = await self.step()
+            # asyncio.timeout, not wait_for: no helper tasks that kopf's shutdown sweep
+            # (it cancels tasks spawned after it started) could cancel under us.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
+                async with asyncio.timeout(pause):
+                    await stop.wait()
 
     async def release(self) -> None:
         """Clean shutdown: stop acting, then hand the Lease back so a candidate need not wait."""
@@ -111,10 +114,8 @@ class LeaderElector:
         if not was_leading or seen is None or seen.holder != self.identity:
             return
         try:
-            await asyncio.wait_for(
-                self.store.write(released_record(seen, self.wall()), create=False),
-                self.timing.retry_period_seconds,
-            )
+            async with asyncio.timeout(max(1.0, self.timing.renew_deadline_seconds / 2)):
+                await self.store.write(released_record(seen, self.wall()), create=False)
             log.warning("released the lease as %s", self.identity)
         except Exception as exc:  # the lease will simply expire
             log.warning("could not release the lease: %s: %s", type(exc).__name__, exc)
