@@ -1,0 +1,98 @@
+"""PERSON and LOCATION evidence that does not depend on the word lists, and
+the word-list cache file.
+
+The detector here has empty name and place lists, so every hit comes from
+cues, shape, e-mail addresses, lists or prepositions; the names are invented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from switchman_sidecar.pii import gazetteer
+from switchman_sidecar.pii.detector import Detector
+
+
+@pytest.fixture(scope="module")
+def blind() -> Detector:
+    gaz = dataclasses.replace(
+        gazetteer.load_gazetteer(),
+        first_names=frozenset(),
+        last_names=frozenset(),
+        places=frozenset(),
+        place_first_words=frozenset(),
+    )
+    return Detector(gazetteer=gaz)
+
+
+def found(det: Detector, text: str, entity: str) -> list[str]:
+    return [text[f.start : f.end] for f in det.scan(text) if f.entity == entity]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Please forward the invoice to Dr. Zorvan Keltrish by Friday.", ["Zorvan Keltrish"]),
+        ("My name is Quillon Abernathy-Vosk and I need help.", ["Quillon Abernathy-Vosk"]),
+        ("The report from Tavish Orrenbeck arrived late.", ["Tavish Orrenbeck"]),
+        ("Thanks for your help.\nRegards,\nMarlowe Fenstad", ["Marlowe Fenstad"]),
+        ("Write to Brannoc at brannoc.tilbury@corp.example today", ["Brannoc"]),
+        # an enumeration (the last item after "and" needs one more cue, see docs/pii.md)
+        ("Invited: Orlaith, Brannoc, Tesmer, and me.", ["Orlaith", "Brannoc", "Tesmer"]),
+        ("I loved Tavish Orrenbeck's second album.", ["Tavish Orrenbeck"]),
+        ("The user is Grace Hopper.", ["Grace Hopper"]),
+    ],
+)
+def test_names_no_list_knows(blind: Detector, text: str, names: list[str]) -> None:
+    assert found(blind, text, "PERSON") == names
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thank You For Your Order",
+        "We shipped it to 12 Crown Street yesterday.",
+        "Yesterday Acme Widgets Ltd announced results.",
+        "Both IBM and NASA signed the deal.",
+        "The Quick Brown Fox jumps.",
+    ],
+)
+def test_capitalised_words_that_are_not_names(blind: Detector, text: str) -> None:
+    assert found(blind, text, "PERSON") == []
+
+
+def test_uncased_text_needs_a_cue(blind: Detector) -> None:
+    text = "hello, my name is quillon vosk and my card is blocked"
+    assert found(blind, text, "PERSON") == ["quillon vosk"]
+    assert found(blind, "please call the office about my card", "PERSON") == []
+
+
+def test_unlisted_place_after_a_preposition(blind: Detector) -> None:
+    assert found(blind, "She grew up in Kalatsova and moved on.", "LOCATION") == ["Kalatsova"]
+    assert found(blind, "She grew up in poverty.", "LOCATION") == []
+
+
+def test_word_lists_cached_per_faker_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(gazetteer, "_LOADED", None)
+    path = gazetteer.cache_path()
+    assert path.is_relative_to(tmp_path) and "faker" in path.name
+    assert gazetteer._from_cache() is None  # nothing cached yet
+    built = gazetteer.load_gazetteer()
+    assert path.exists()
+    assert gazetteer._from_cache() == built  # the file holds the same lists
+    # a damaged cache is ignored and rebuilt, never trusted
+    path.write_text(json.dumps({"first_names": ["x"]}), encoding="utf-8")
+    assert gazetteer._from_cache() is None
+    monkeypatch.setattr(gazetteer, "_LOADED", None)
+    thread = gazetteer.preload_gazetteer()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert gazetteer.load_gazetteer() == built
+    assert json.loads(path.read_text(encoding="utf-8"))["first_names"] == sorted(built.first_names)
