@@ -10,7 +10,6 @@ the streamed characters when the provider reported none.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol
 
 import orjson
@@ -109,6 +108,8 @@ class _OpenAIStream:
 
 class OpenAIFrontend:
     content_type = "application/json"
+    raw_openai = True
+    """Answers in OpenAI's shape: an OpenAI-family provider's body can go out as is."""
 
     def result(self, result: dict[str, Any], ex: Exchange) -> bytes:
         return orjson.dumps(result)
@@ -219,14 +220,19 @@ async def serve_chat(
         ex.usage = usage or Usage(
             input=ex.input_estimate, output=estimate_tokens(_result_chars(result)), estimated=True
         )
-        if ex.redaction is not None and ex.redaction.counts:
+        restored = ex.redaction is not None and bool(ex.redaction.counts)
+        if restored:
+            assert ex.redaction is not None
             restore_completion(result, ex.redaction.restorer)
         ex.outcome = usage_pb2.OUTCOME_SUCCESS
         cost = p.cost_header(ex)
+        # An OpenAI-shaped answer to an OpenAI client, unchanged: send the provider's
+        # bytes as they came instead of re-encoding the parsed dict.
+        same = not restored and getattr(fe, "raw_openai", False) and adapter.native_chat
         w.send(
             200,
             [("content-type", fe.content_type), *ex.decision_headers(), cost],
-            fe.result(result, ex),
+            raw if same else fe.result(result, ex),
         )
         return
     ex.streamed = True
@@ -250,6 +256,7 @@ async def relay(
     )
     w.start(200, [*_SSE_HEADERS, *ex.decision_headers()])
     w.on_disconnect(att.response.close)
+    att.response.idle_s = idle  # the upstream client times out idle gaps (no per-chunk timer)
     template: dict[str, Any] = {}
     pending = att.first
     failure: ApiError | None = None
@@ -269,8 +276,7 @@ async def relay(
                 await w.write(b"".join(out))
             if w.disconnected:
                 break
-            async with asyncio.timeout(idle):
-                data = await anext(att.chunks, None)
+            data = await anext(att.chunks, None)
             if data is None:
                 break
             pending = att.decoder.feed(data)

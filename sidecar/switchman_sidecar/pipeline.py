@@ -19,6 +19,7 @@ from switchman_protocol.v1 import routes_pb2, usage_pb2
 from switchman_sidecar.adapters import Adapter, UpstreamCall, adapter_for
 from switchman_sidecar.adapters.base import StreamDecoder, context_exceeded
 from switchman_sidecar.budget import Admission, BudgetGate
+from switchman_sidecar.deadlines import DeadlineWatch
 from switchman_sidecar.http.client import (
     Origin,
     UpstreamClient,
@@ -124,6 +125,8 @@ class Exchange:
 
     @property
     def fallbacks(self) -> int:
+        if not self.tried:
+            return 0
         names = {t.split(":", 1)[0] for t in self.tried}
         if self.model is not None:
             names.discard(self.model.name)
@@ -138,6 +141,37 @@ class StreamAttempt:
     decoder: StreamDecoder
     chunks: AsyncIterator[bytes]
     first: list[dict[str, Any]]
+
+
+class _LazyPromptRequest(RouteRequest):
+    """A ``RouteRequest`` whose ``prompt_text`` is built only if the router reads it.
+
+    Joining the message texts costs a walk over the whole prompt; most
+    decisions (a pinned model, an alias, rules that do not read the task)
+    never look at it.
+    """
+
+    __slots__ = ("_body", "_text")
+
+    def __init__(self, body: dict[str, Any] | None, **fields: Any) -> None:
+        self._body = body
+        self._text: str | None = None
+        super().__init__(**fields)
+
+    @property
+    def prompt_text(self) -> str:
+        if self._text is None:
+            self._text = _prompt_text(self._body) if self._body is not None else ""
+        return self._text
+
+    @prompt_text.setter
+    def prompt_text(self, value: str) -> None:
+        if value:
+            self._text = value
+
+
+_BUDGET_OK = BudgetView()
+_BUDGET_STATES = {2: "SoftLimited", 3: "Exhausted"}
 
 
 def _prompt_text(body: dict[str, Any]) -> str:
@@ -190,6 +224,7 @@ class Pipeline:
         self.sink = sink
         self.metrics = metrics
         self.access_log = access_log
+        self.deadlines = DeadlineWatch()
 
     def new_exchange(self, api: str, headers: dict[str, str]) -> Exchange:
         rid = headers.get("x-request-id") or f"{_BOOT}-{next(_COUNTER)}"
@@ -223,18 +258,18 @@ class Pipeline:
             or body.get("max_output_tokens")
         )
         gate_state = self.budget.state
-        budget_view = BudgetView()
+        budget_view = _BUDGET_OK
         if gate_state is not None:
             budget_view = BudgetView(
-                state={2: "SoftLimited", 3: "Exhausted"}.get(int(gate_state.condition), "Ok"),
+                state=_BUDGET_STATES.get(int(gate_state.condition), "Ok"),
                 percent_used=gate_state.percent_used,
             )
         decision = table.router.decide(
-            RouteRequest(
+            _LazyPromptRequest(
+                body if ex.api != "embeddings" else None,
                 model=ex.requested,
                 api=ex.api,
                 headers=headers,
-                prompt_text=_prompt_text(body) if ex.api != "embeddings" else "",
                 input_tokens=ex.input_estimate,
                 max_output_tokens=int(max_out) if isinstance(max_out, int) else None,
                 needs=_needs(body),
@@ -285,8 +320,8 @@ class Pipeline:
         self, ex: Exchange, table: CompiledTable, names: list[str], body: dict[str, Any]
     ) -> list[routes_pb2.Model]:
         out = []
-        compliant = set(table.table.pii.compliant_tags)
         need_compliant = ex.redaction is not None and ex.redaction.compliant_only
+        compliant = set(table.table.pii.compliant_tags) if need_compliant else set()
         too_small = False
         kind = "chat" if ex.api == "messages" else ex.api
         for name in names:
@@ -416,7 +451,7 @@ class Pipeline:
                 ex.attempts += 1
                 table.router.start(model.name)  # load for the latency strategy
                 try:
-                    async with asyncio.timeout(min(policy.per_try_timeout_s, remaining)):
+                    async with self.deadlines.timeout(min(policy.per_try_timeout_s, remaining)):
                         result = await attempt(model, adapter)
                     breaker.record(True, policy, time.monotonic())
                     table.router.observe(model.name, (time.perf_counter() - t0) * 1000, True)

@@ -18,6 +18,9 @@ measured under. Each target is warmed up, then measured in several short
 repetitions, interleaved across targets (rep 1 of every target, then rep 2,
 ...) so drift hits all alike; the JSON has the median and the per-repetition
 values (added latency is taken against the direct run of the same repetition).
+A serial phase (one request at a time on one connection) gives the added
+latency without queueing and the proxy's CPU time per request (from /proc):
+the figures that move least when other jobs load the machine.
 
     .venv/bin/python tests/bench/bench_sidecar_overhead.py            # --quick (default)
     .venv/bin/python tests/bench/bench_sidecar_overhead.py --full
@@ -99,23 +102,27 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (nginx's worker), from /proc.
+    """Time on CPU of a process (all its threads) and its children (nginx's worker).
 
-    CPU per request is the steadiest figure on a shared machine: other load
-    stretches wall-clock latency but not the proxy's own CPU time.
+    From /proc/<pid>/task/<tid>/schedstat (nanoseconds actually run), which is
+    far finer than the clock ticks of /proc/<pid>/stat. CPU per request is the
+    steadiest figure on a shared machine: other load stretches wall-clock
+    latency but not the proxy's own time on the CPU.
     """
     total = 0.0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / TICK
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except (OSError, IndexError, ValueError):
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
         return total
-    return total + sum(cpu_seconds(int(c)) for c in children)
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[0]) / 1e9
+            children = (task / "children").read_text().split()
+        except (OSError, IndexError, ValueError):
+            continue
+        total += sum(cpu_seconds(int(c)) for c in children)
+    return total
 
 
 # --- a minimal keep-alive HTTP/1.1 client (the load generator) --------------------------
@@ -226,6 +233,18 @@ async def closed_loop(port: int, path: str, seconds: float, conns: int) -> float
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(conns)))
     return done / (time.perf_counter() - t0)
+
+
+async def serial(port: int, path: str, n: int) -> list[float]:
+    """One request at a time on one connection: no queueing, no batching."""
+    c = await Conn.open(port)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await c.post(path, BODY)
+        out.append(time.perf_counter() - t0)
+    c.close()
+    return out
 
 
 async def ttft(port: int, path: str, n: int) -> list[float]:
@@ -385,20 +404,25 @@ async def warm_up(port: int, path: str, conns: int, seconds: float) -> None:
 async def measure(
     port: int, path: str, rate: float, seconds: float, conns: int, rps_s: float, pid: int | None
 ) -> dict[str, Any]:
-    cpu0 = cpu_seconds(pid) if pid else 0.0
     lat = await open_loop(port, path, rate, seconds, conns)
-    cpu1 = cpu_seconds(pid) if pid else 0.0
     rps = await closed_loop(port, path, rps_s, conns)
     first = await ttft(port, path, 100)
+    # CPU per request, serially: the steadiest figure on a shared machine (other
+    # load stretches wall-clock latency, not the proxy's own CPU time).
+    n_serial = int(rate * seconds / 2)
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    one_by_one = await serial(port, path, n_serial)
+    cpu1 = cpu_seconds(pid) if pid else 0.0
     out = {
         "p50_ms": pct(lat, 0.5) * 1000,
         "p99_ms": pct(lat, 0.99) * 1000,
         "rps_max": rps,
         "ttft_ms": statistics.median(first) * 1000,
+        "serial_p50_ms": statistics.median(one_by_one) * 1000,
         "n": len(lat),
     }
     if pid:
-        out["cpu_us_per_req"] = (cpu1 - cpu0) / max(1, len(lat)) * 1e6
+        out["cpu_us_per_req"] = (cpu1 - cpu0) / n_serial * 1e6
     return out
 
 
@@ -409,10 +433,12 @@ def summarise(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[st
         return [round((r[key] - b[key]) * 1000, 1) for r, b in zip(runs, base, strict=True)]
 
     p50, p99, ttfb = added("p50_ms"), added("p99_ms"), added("ttft_ms")
+    serial_p50 = added("serial_p50_ms")
     rps = [round(r["rps_max"]) for r in runs]
     cpu = [round(r.get("cpu_us_per_req", 0.0), 1) for r in runs]
     return {
         "cpu_us_per_req": statistics.median(cpu),
+        "added_serial_p50_us": statistics.median(serial_p50),
         "added_p50_us": statistics.median(p50),
         "added_p99_us": statistics.median(p99),
         "rps_max": round(statistics.median(rps)),
@@ -423,6 +449,7 @@ def summarise(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[st
             "rps_max": rps,
             "added_ttft_us": ttfb,
             "cpu_us_per_req": cpu,
+            "added_serial_p50_us": serial_p50,
         },
     }
 
@@ -527,7 +554,7 @@ def main() -> None:
         ),
         "direct": {
             k: round(statistics.median(r[k] for r in base), 3)
-            for k in ("p50_ms", "p99_ms", "rps_max", "ttft_ms")
+            for k in ("p50_ms", "p99_ms", "rps_max", "ttft_ms", "serial_p50_ms")
         },
     }
     for name, target_runs in runs.items():

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
+from switchman_protocol.v1 import usage_pb2
 from switchman_sidecar.app import AccessLog
 from switchman_sidecar.logbuf import LineBuffer
 from switchman_sidecar.metrics import MAX_SERIES, Metrics
@@ -147,3 +148,103 @@ async def test_upstream_heads_are_cached_per_model(make_sidecar: Any, fake: Any)
         "Bearer sk-secret-local",
         "Bearer sk-secret-gpt-4o",
     ]
+
+
+async def test_prompt_text_is_built_only_when_routing_reads_it(
+    make_sidecar: Any, fake: Any, model_for: Any
+) -> None:
+    from switchman_sidecar.pipeline import _LazyPromptRequest
+
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]}
+    lazy = _LazyPromptRequest(body, model="m")
+    assert lazy._text is None  # nothing built yet
+    assert lazy.prompt_text == "a" and lazy._text == "a"
+    assert _LazyPromptRequest(None, model="m").prompt_text == ""
+
+    # A rule on the task kind still sees the prompt (built on demand).
+    table = {
+        "team": "team-a",
+        "models": [
+            model_for("general", "PROVIDER_OPENAI", f"{fake.url}/v1"),
+            model_for("coder", "PROVIDER_OPENAI", f"{fake.url}/v1"),
+        ],
+        "rules": [{"name": "code", "when": 'task == "code"', "route_to": "coder"}],
+    }
+    sidecar = await make_sidecar(table)
+    prompts = {
+        "Write a Python function that reverses a linked list and fix this bug in def foo():": (
+            "coder"
+        ),
+        "hello there": "general",
+    }
+    async with httpx.AsyncClient(base_url=sidecar.url, timeout=5) as client:
+        for prompt, expected in prompts.items():
+            r = await client.post(
+                "/v1/chat/completions",
+                json={"model": "general", "messages": [{"role": "user", "content": prompt}]},
+            )
+            assert r.status_code == 200, r.text
+            assert r.headers["x-switchman-model"] == expected, prompt
+
+
+async def test_stream_that_stalls_after_its_first_chunk_ends_with_an_error_event(
+    make_sidecar: Any, fake: Any, records: Any, model_for: Any
+) -> None:
+    """The per-gap idle timeout (now kept by the upstream connection, not a timer per chunk)."""
+    table = {
+        "team": "team-a",
+        "models": [model_for("gpt-4o", "PROVIDER_OPENAI", f"{fake.url}/v1")],
+        "resilience": {"max_retries": 0, "per_try_timeout_ms": 300},
+    }
+    sidecar = await make_sidecar(table)
+    body = {
+        "model": "gpt-4o",
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(base_url=sidecar.url, timeout=10) as client:
+        # Chunks 2 s apart: the first arrives, then the gap exceeds 300 ms.
+        t0 = loop.time()
+        r = await client.post("/v1/chat/completions", json=body, headers={"x-fake-drip-ms": "2000"})
+        elapsed = loop.time() - t0
+        assert r.status_code == 200
+        events = [line for line in r.text.splitlines() if line.startswith("data: ")]
+        assert '"content":""' in events[0] or "delta" in events[0]
+        assert "stalled" in events[-1] and '"code":"timeout"' in events[-1]
+        assert elapsed < 1.5
+        # Chunks 50 ms apart never trip it, however long the stream.
+        r = await client.post("/v1/chat/completions", json=body, headers={"x-fake-drip-ms": "50"})
+        assert r.text.rstrip().endswith("data: [DONE]")
+    outcomes = [rec.outcome for rec in records(sidecar)]
+    assert outcomes == [usage_pb2.OUTCOME_UPSTREAM_ERROR, usage_pb2.OUTCOME_SUCCESS]
+
+
+async def test_pipelined_requests_are_answered_in_order(make_sidecar: Any) -> None:
+    """One worker task per connection: the slow first request is answered first."""
+    sidecar = await make_sidecar()
+    host, port = sidecar.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+
+    def request(word: str, extra: bytes = b"") -> bytes:
+        body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"%s"}]}' % word.encode()
+        return (
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n%scontent-length: %d\r\n\r\n%s"
+            % (extra, len(body), body)
+        )
+
+    writer.write(
+        request("first", b"x-fake-latency-ms: 200\r\n") + request("second") + request("third")
+    )
+    seen = b""
+    async with asyncio.timeout(5):
+        while seen.count(b"HTTP/1.1 200") < 3 or not seen.rstrip().endswith(b"}"):
+            seen += await reader.read(65536)
+    assert seen.index(b"echo: first") < seen.index(b"echo: second") < seen.index(b"echo: third")
+    # The connection is still good for more.
+    writer.write(request("fourth"))
+    more = b""
+    async with asyncio.timeout(5):
+        while b"echo: fourth" not in more:
+            more += await reader.read(65536)
+    writer.close()

@@ -250,6 +250,7 @@ class AnthropicStreamDecoder:
 class AnthropicAdapter:
     provider = "anthropic"
     supports = frozenset({"chat"})
+    native_chat = False
 
     def chat_call(
         self, model: routes_pb2.Model, origin: Origin, body: dict[str, Any], stream: bool

@@ -43,6 +43,8 @@ class StreamDecoder(Protocol):
 
 class Adapter(Protocol):
     provider: str
+    native_chat: bool
+    """Its chat answers already are the canonical (OpenAI) shape, returned unchanged."""
     supports: frozenset[str]
     """APIs this provider serves natively: chat, embeddings, responses."""
 

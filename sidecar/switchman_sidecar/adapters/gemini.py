@@ -210,6 +210,7 @@ class GeminiStreamDecoder:
 class GeminiAdapter:
     provider = "gemini"
     supports = frozenset({"chat"})
+    native_chat = False
 
     def chat_call(
         self, model: routes_pb2.Model, origin: Origin, body: dict[str, Any], stream: bool

@@ -69,6 +69,7 @@ class OpenAIStreamDecoder:
 
 class OpenAIAdapter:
     supports = frozenset({"chat", "embeddings", "responses"})
+    native_chat = True
 
     def __init__(self, compatible: bool = False) -> None:
         self.provider = "openai-compatible" if compatible else "openai"

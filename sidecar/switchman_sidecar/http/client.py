@@ -55,14 +55,24 @@ class Origin:
 class UpstreamResponse:
     """Status and headers are known; the body is read with ``read`` or ``chunks``."""
 
-    __slots__ = ("_conn", "headers", "status")
+    __slots__ = ("_conn", "headers", "idle_s", "status")
 
     def __init__(self, conn: _Conn, status: int, headers: dict[str, str]) -> None:
         self._conn = conn
         self.status = status
         self.headers = headers
+        self.idle_s: float | None = None
+        """When set, ``chunks`` raises TimeoutError after this long without data."""
 
     async def read(self) -> bytes:
+        conn = self._conn
+        if conn.complete and not conn.reading_paused:
+            # Common case: the whole body came with the head; no async generator.
+            data = b"".join(conn.body)
+            conn.body.clear()
+            conn.buffered = 0
+            conn.release()
+            return data
         parts = [chunk async for chunk in self.chunks()]
         return b"".join(parts)
 
@@ -83,7 +93,10 @@ class UpstreamResponse:
                 return
             if conn.error is not None:
                 raise conn.error
-            conn.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            conn.waiter = loop.create_future()
+            if self.idle_s is not None:
+                conn.watch_idle(loop, self.idle_s)
             await conn.waiter
 
     def close(self) -> None:
@@ -108,6 +121,9 @@ class _Conn(asyncio.Protocol):
         self.idle = False
         self.released = True
         self.closed = False
+        self.idle_deadline = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_timer_at = 0.0
 
     def reset(self) -> None:
         self.headers = {}
@@ -155,6 +171,35 @@ class _Conn(asyncio.Protocol):
         self.complete = True
         self._wake()
 
+    # A stream's idle timeout, lazily: each wait for data only moves the deadline;
+    # one timer handle re-arms itself when it fires early (an asyncio.timeout per
+    # chunk cost a timer handle, a context manager and task bookkeeping each).
+    def watch_idle(self, loop: asyncio.AbstractEventLoop, idle_s: float) -> None:
+        deadline = loop.time() + idle_s
+        self.idle_deadline = deadline
+        if self.idle_timer is not None:
+            if self.idle_timer_at <= deadline:
+                return
+            self.idle_timer.cancel()
+        self.idle_timer_at = deadline
+        self.idle_timer = loop.call_at(deadline, self._idle_check, loop)
+
+    def _idle_check(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.idle_timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return  # not waiting for data now; the next wait re-arms
+        if loop.time() < self.idle_deadline:
+            self.idle_timer_at = self.idle_deadline
+            self.idle_timer = loop.call_at(self.idle_deadline, self._idle_check, loop)
+            return
+        waiter.set_exception(TimeoutError("no data from the upstream within the idle timeout"))
+
+    def _stop_idle(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
@@ -169,12 +214,14 @@ class _Conn(asyncio.Protocol):
         if self.released:
             return
         self.released = True
+        self._stop_idle()
         if self.complete and self.keep_alive and not self.closed and self.error is None:
             self.pool.put(self)
         else:
             self.abort()
 
     def abort(self) -> None:
+        self._stop_idle()
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.abort()

@@ -11,6 +11,7 @@ memory a pipelining client can make us hold).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -167,7 +168,9 @@ class _HttpConnection(asyncio.Protocol):
         self._timer_at = 0.0
         self._deadline: float | None = None
         self._timeout_status = 0
-        self._task: asyncio.Task[None] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._queue: collections.deque[tuple[Request, ResponseWriter]] = collections.deque()
+        self._wake: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._client = ""
         self.closed = False
@@ -199,6 +202,8 @@ class _HttpConnection(asyncio.Protocol):
                 log.exception("disconnect callback failed")
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)  # the idle worker ends
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -261,9 +266,32 @@ class _HttpConnection(asyncio.Protocol):
             client=self._client,
         )
         writer = ResponseWriter(self, keep_alive=self._parser.should_keep_alive())
-        self._task = self._loop.create_task(self._run(request, writer))
+        self._queue.append((request, writer))
+        if self._worker is None:
+            self._worker = self._loop.create_task(self._serve())
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     # helpers -------------------------------------------------------------
+    async def _serve(self) -> None:
+        """One task per connection, not per request (a task costs ~5 µs to make and
+        track); requests that arrived pipelined in one read are answered in order."""
+        queue = self._queue
+        try:
+            while True:
+                while queue and not self.closed:
+                    request, writer = queue.popleft()
+                    self._busy = True
+                    await self._run(request, writer)
+                if self.closed:
+                    return
+                self._wake = self._loop.create_future()
+                await self._wake
+                self._wake = None
+        finally:
+            self._worker = None
+            queue.clear()
+
     async def _run(self, request: Request, writer: ResponseWriter) -> None:
         try:
             await self._handler(request, writer)
@@ -282,12 +310,12 @@ class _HttpConnection(asyncio.Protocol):
 
     def response_done(self, keep_alive: bool) -> None:
         self._busy = False
-        self._task = None
         self.lost_callbacks.clear()
         if not keep_alive:
             self.close()
             return
-        if self._transport is not None and not self.closed:
+        if self._transport is not None and not self.closed and not self._queue:
+            # With pipelined requests still queued, reading stays paused (bounded memory).
             self._arm(self._limits.keepalive_timeout_s)
             self._transport.resume_reading()
 
