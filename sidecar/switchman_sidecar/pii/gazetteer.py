@@ -3,11 +3,13 @@
 Without an NER model, PERSON and STREET_ADDRESS need lists: Faker (maintained,
 pure Python, MIT) carries first and last names for ~80 locales, street
 prefixes and suffixes in many languages, countries, states and real city
-lists, plus a list of common English words that we use to veto names which
-are also ordinary words ("will", "may", "long"). Loading takes about half a
-second, so it happens once per process (``load_gazetteer`` is cached) and
-only when a policy enables PII.
-"""
+lists, plus common English words (lorem list, parts of speech, job titles,
+company phrases) that veto names which are also ordinary words ("will",
+"may", "long") and keep capitalised prose from passing for a name. Deriving
+the lists imports every locale (~1 s, more on a busy machine), so the result
+is kept in a JSON file under the user cache directory, keyed by Faker's
+version (~60 ms to read); ``load_gazetteer`` loads once per process, and
+``preload_gazetteer`` does it in a thread."""
 
 from __future__ import annotations
 
