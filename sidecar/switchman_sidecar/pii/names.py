@@ -250,31 +250,22 @@ def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
     first, last, common, english = gaz.first_names, gaz.last_names, gaz.common_words, gaz.english
     emails: str | None = None
     out: list[Finding] = []
+    cache = _single_cache(gaz)
     for run in CAP_RUN_RE.finditer(text):
         group = run.group()
         base = run.start()
         if " " not in group and "." not in group and "-" not in group:
             # one word, the common case: "The", "I", "Paris", "Smith's"
-            if len(group) == 1 or (group.isupper() and not _strong_cue(text, base)):
-                continue  # "I", "A", acronyms
-            lower = group.lower()
-            head = lower.split("'", 1)[0].split("\u2019", 1)[0]  # "It's", "Don't", "I'm"
-            if (
-                head in common
-                or lower in gaz.street_words
-                or (lower in gaz.places and lower not in first and lower not in last)
-            ):
-                if head not in gaz.common_names or not _strong_cue(text, base):
-                    continue  # grammar, an address word, or a place (LOCATION's)
-            elif (name := _strip_possessive(lower)[0]) not in english and (
-                name in first or name in last
-            ):
-                # a known name: only an organisation or street word after it vetoes
-                end = base + len(name)
+            kind = cache.get(group)
+            if kind is None:
+                kind = cache[group] = _single_kind(group, gaz)
+            if kind == _SKIP or (kind == _CUED and not _strong_cue(text, base)):
+                continue  # grammar, acronyms, address words, places (LOCATION's)
+            if kind > 0:  # a known name, ``kind`` long: only an org or street word after vetoes
                 nxt = text[base + len(group) : base + len(group) + 16].lstrip(" ")
                 nxt = nxt.split(" ", 1)[0].strip(".,").lower()
                 if nxt not in ORG_SUFFIXES and nxt not in gaz.street_words:
-                    out.append(Finding(base, end, "PERSON", 40))
+                    out.append(Finding(base, base + kind, "PERSON", 40))
                 continue
             words = [(0, len(group), group)]
         else:
@@ -292,6 +283,45 @@ def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
         for seg in segments:
             emails = _score_segment(text, base, seg, gaz, first, last, common, english, emails, out)
     return out
+
+
+_SKIP, _CUED, _SCORE = 0, -1, -2
+_SINGLE_CACHES: dict[int, tuple[Gazetteer, dict[str, int]]] = {}
+
+
+def _single_cache(gaz: Gazetteer) -> dict[str, int]:
+    """One-word run → what to do with it, per word lists: most capitalised
+    words of a prompt ("The", "It's", "Paris") were seen before, and a dict hit
+    is cheaper than the checks. The entry keeps the gazetteer alive, so its id
+    is not reused while cached."""
+    entry = _SINGLE_CACHES.get(id(gaz))
+    if entry is None or len(entry[1]) > 50_000:
+        if len(_SINGLE_CACHES) > 8:
+            _SINGLE_CACHES.clear()
+        entry = _SINGLE_CACHES[id(gaz)] = (gaz, {})
+    return entry[1]
+
+
+def _single_kind(group: str, gaz: Gazetteer) -> int:
+    """_SKIP, _CUED (a name only after a strong cue), _SCORE (needs evidence),
+    or the length of a known name (without a possessive)."""
+    if len(group) == 1:
+        return _SKIP  # "I", "A"
+    if group.isupper():
+        return _CUED  # acronyms
+    first, last = gaz.first_names, gaz.last_names
+    lower = group.lower()
+    head = lower.split("'", 1)[0].split("\u2019", 1)[0]  # "It's", "Don't", "I'm"
+    if (
+        head in gaz.common_words
+        or lower in gaz.street_words
+        or (lower in gaz.places and lower not in first and lower not in last)
+    ):
+        return _CUED if head in gaz.common_names else _SKIP
+    name = _strip_possessive(lower)[0]
+    if name not in gaz.english and (name in first or name in last):
+        return len(name)
+    return _SCORE
 
 
 def _score_segment(
