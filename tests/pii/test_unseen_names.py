@@ -96,3 +96,22 @@ def test_word_lists_cached_per_faker_version(
     assert not thread.is_alive()
     assert gazetteer.load_gazetteer() == built
     assert json.loads(path.read_text(encoding="utf-8"))["first_names"] == sorted(built.first_names)
+
+
+def test_speed_caches_keep_no_request_data() -> None:
+    """The per-word caches behind the scan hold list vocabulary only: nothing
+    of a request (names, street names, numbers, places) outlives it."""
+    from switchman_sidecar.pii import address, names
+
+    det = Detector()
+    text = (
+        "Dear Zorvan Keltrish, Davis and Kowalski moved to 42 Quellbornstrasse, "
+        "Apt. 7, Kalatsova. The Street is quiet. Call 555-0142."
+    )
+    det.scan(text)
+    gaz = gazetteer.load_gazetteer()
+    cached = set(names._single_cache(gaz)) | set(address._kind_cache(gaz, True))
+    for value in ("Zorvan", "Keltrish", "Davis", "Kowalski", "42", "Quellbornstrasse", "7"):
+        assert value not in cached
+    assert "Kalatsova" not in cached and "Kalatsova," not in cached
+    assert {"is", "Apt."} <= cached  # vocabulary is what the cache is for

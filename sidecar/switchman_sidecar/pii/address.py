@@ -212,6 +212,7 @@ _KIND_CACHE_MAX = 50_000
 def _kind_cache(gaz: Gazetteer, cased: bool) -> dict[str, str]:
     """Token → kind, per word lists and casing: prompts repeat most of their
     tokens, and a dict hit is several times cheaper than classifying again.
+    Only list vocabulary is cached (``_remember``), never request data.
     The entry keeps the gazetteer alive, so its id cannot be reused."""
     entry = _KIND_CACHES.get((id(gaz), cased))
     if entry is None or len(entry[1]) > _KIND_CACHE_MAX:
@@ -222,7 +223,16 @@ def _kind_cache(gaz: Gazetteer, cased: bool) -> dict[str, str]:
 
 
 def _remember(cache: dict[str, str], tok: str, gaz: Gazetteer, cased: bool) -> str:
-    kind = cache[tok] = _kind(tok, gaz, cased)
+    kind = _kind(tok, gaz, cased)
+    lower = tok.lower()
+    if kind == "unit" or (
+        (kind == "common" or kind == "street")
+        and (lower in gaz.common_words or lower in gaz.street_words)
+        and not gaz.is_name(lower)
+    ):
+        # list vocabulary only ("the", "Apt.", "Street"); numbers, names, places
+        # and street names found by their ending ("Bahnhofstrasse") are not kept
+        cache[tok] = kind
     return kind
 
 

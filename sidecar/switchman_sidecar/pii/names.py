@@ -258,7 +258,9 @@ def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
             # one word, the common case: "The", "I", "Paris", "Smith's"
             kind = cache.get(group)
             if kind is None:
-                kind = cache[group] = _single_kind(group, gaz)
+                kind = _single_kind(group, gaz)
+                if kind in (_SKIP, _CUED) and _vocabulary(group, gaz):
+                    cache[group] = kind  # list vocabulary only: no names, places, acronyms
             if kind == _SKIP or (kind == _CUED and not _strong_cue(text, base)):
                 continue  # grammar, acronyms, address words, places (LOCATION's)
             if kind > 0:  # a known name, ``kind`` long: only an org or street word after vetoes
@@ -291,15 +293,22 @@ _SINGLE_CACHES: dict[int, tuple[Gazetteer, dict[str, int]]] = {}
 
 def _single_cache(gaz: Gazetteer) -> dict[str, int]:
     """One-word run → what to do with it, per word lists: most capitalised
-    words of a prompt ("The", "It's", "Paris") were seen before, and a dict hit
-    is cheaper than the checks. The entry keeps the gazetteer alive, so its id
-    is not reused while cached."""
+    words of a prompt ("The", "It's", "Street") were seen before, and a dict
+    hit is cheaper than the checks. Only words that are skipped for being
+    common, street or place vocabulary of the lists are kept, so the cache
+    never retains a name or other text of a request beyond it. The entry keeps
+    the gazetteer alive, so its id is not reused while cached."""
     entry = _SINGLE_CACHES.get(id(gaz))
     if entry is None or len(entry[1]) > 50_000:
         if len(_SINGLE_CACHES) > 8:
             _SINGLE_CACHES.clear()
         entry = _SINGLE_CACHES[id(gaz)] = (gaz, {})
     return entry[1]
+
+
+def _vocabulary(group: str, gaz: Gazetteer) -> bool:
+    lower = group.lower()
+    return not group.isupper() and lower not in gaz.places and not gaz.is_name(lower)
 
 
 def _single_kind(group: str, gaz: Gazetteer) -> int:
