@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +30,7 @@ from switchman_sidecar.http.client import (
 )
 from switchman_sidecar.metrics import Metrics
 from switchman_sidecar.pii import Redaction
+from switchman_sidecar.ratelimit import RateLimiter
 from switchman_sidecar.resilience import backoff_s, retry_after_s
 from switchman_sidecar.routing import BudgetView, RouteDecision, RouteRequest
 from switchman_sidecar.settings import SidecarSettings
@@ -105,6 +107,8 @@ class Exchange:
     streamed: bool = False
     outcome: int = usage_pb2.OUTCOME_REJECTED
     status: int = 0
+    reserved: dict[str, int] | None = None
+    """Tokens taken from a model's TPM bucket (settled with the real usage at the end)."""
 
     def decision_headers(self) -> list[tuple[str, str]]:
         headers = [("x-switchman-request-id", self.request_id)]
@@ -225,6 +229,8 @@ class Pipeline:
         self.metrics = metrics
         self.access_log = access_log
         self.deadlines = DeadlineWatch()
+        self.limits = RateLimiter()
+        """Per-model RPM/TPM buckets of this process (ratelimit.py)."""
 
     def new_exchange(self, api: str, headers: dict[str, str]) -> Exchange:
         rid = headers.get("x-request-id") or f"{_BOOT}-{next(_COUNTER)}"
@@ -430,12 +436,35 @@ class Pipeline:
         policy = table.policy
         deadline = time.monotonic() + policy.total_timeout_s
         last: ApiError | None = None
+        limited: ApiError | None = None
+        limited_wait = 0.0
         for position, model in enumerate(candidates):
             breaker = self.store.breakers.get(model.endpoint)
             last_candidate = position == len(candidates) - 1
             if not breaker.allow(policy, time.monotonic()) and not last_candidate:
                 ex.tried.append(f"{model.name}:circuit-open")
                 continue
+            wait = self.limits.acquire(model, ex.input_estimate, time.monotonic())
+            if wait > 0:
+                # Over this pod's RPM/TPM for the model: skip it like an open circuit.
+                breaker.release()  # a half-open probe slot it may have taken stays free
+                ex.tried.append(f"{model.name}:rate-limited")
+                if limited is None or wait < limited_wait:
+                    limited_wait = wait
+                    limited = ApiError(
+                        429,
+                        f"rate limit of {model.name} reached "
+                        f"(rpm {model.limits.rpm or '-'}, tpm {model.limits.tpm or '-'}); "
+                        f"retry in {math.ceil(wait)} s",
+                        "rate_limit_exceeded",
+                        "rate_limit_exceeded",
+                        headers=[("retry-after", str(max(1, math.ceil(wait))))],
+                    )
+                continue
+            if model.HasField("limits"):
+                if ex.reserved is None:
+                    ex.reserved = {}
+                ex.reserved[model.name] = ex.input_estimate
             adapter = adapter_for(model.provider)
             retries = 0
             while True:
@@ -512,7 +541,11 @@ class Pipeline:
                     break
                 retries += 1
                 await asyncio.sleep(delay)
-        raise last or ApiError(502, "no model could answer", "server_error", "upstream_error")
+        raise (
+            last
+            or limited
+            or ApiError(502, "no model could answer", "server_error", "upstream_error")
+        )
 
     async def unary(
         self,
@@ -592,6 +625,10 @@ class Pipeline:
             ex.cost = cost_of(usage, model.price)
         if ex.admission is not None:
             self.budget.settle(ex.admission, ex.cost)
+        if ex.reserved is not None and model is not None and model.name in ex.reserved:
+            self.limits.settle(
+                model.name, ex.reserved[model.name], usage.input + usage.output, time.monotonic()
+            )
         elapsed = time.perf_counter() - ex.started
         table = ex.table
         record = usage_pb2.UsageRecord(
