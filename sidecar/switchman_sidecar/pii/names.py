@@ -288,6 +288,7 @@ def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
 
 
 _SKIP, _CUED, _SCORE = 0, -1, -2
+_CONTRACTIONS = ("n't", "'m", "'re", "'ll", "'ve", "'d")
 _SINGLE_CACHES: dict[int, tuple[Gazetteer, dict[str, int]]] = {}
 
 
@@ -319,8 +320,10 @@ def _single_kind(group: str, gaz: Gazetteer) -> int:
     if group.isupper():
         return _CUED  # acronyms
     first, last = gaz.first_names, gaz.last_names
-    lower = group.lower()
-    head = lower.split("'", 1)[0].split("\u2019", 1)[0]  # "It's", "Don't", "I'm"
+    lower = group.lower().replace("\u2019", "'")
+    if lower.endswith(_CONTRACTIONS):
+        return _SKIP  # "Don't", "Isn't", "They're"
+    head = lower.split("'", 1)[0]  # "It's", "I'm"
     if (
         head in gaz.common_words
         or lower in gaz.street_words
@@ -375,8 +378,8 @@ def _score_segment(
             break
     while seg and seg[-1][2].lower() in PARTICLES:
         seg = seg[:-1]
-    if not seg:
-        return emails
+    if all(len(w[2]) == 1 for w in seg):
+        return emails  # nothing left, or only "I" ("Can I", "Hello I")
     end_word, possessive = _strip_possessive(seg[-1][2])
     known = unknown = 0
     for _, _, w in seg:
