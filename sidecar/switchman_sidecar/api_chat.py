@@ -10,6 +10,7 @@ the streamed characters when the provider reported none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -20,6 +21,7 @@ from switchman_sidecar.cascade import run_cascade
 from switchman_sidecar.ensemble import run_ensemble
 from switchman_sidecar.http.client import UpstreamError
 from switchman_sidecar.http.server import Request, ResponseWriter
+from switchman_sidecar.pii import Restorer
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline, StreamAttempt
 from switchman_sidecar.restore import ChunkRestorer, restore_completion
 from switchman_sidecar.usage import Usage, estimate_tokens
@@ -246,14 +248,25 @@ async def serve_chat(
     await relay(p, w, ex, attempt, fe.stream(client_usage))
 
 
+class EventRestorer(Protocol):
+    """Puts redacted values back into a stream's events (restore.py)."""
+
+    def process(self, chunk: dict[str, Any]) -> list[dict[str, Any]] | None: ...
+
+    def flush_all(self, template: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
 async def relay(
-    p: Pipeline, w: ResponseWriter, ex: Exchange, att: StreamAttempt, enc: StreamEncoder
+    p: Pipeline,
+    w: ResponseWriter,
+    ex: Exchange,
+    att: StreamAttempt,
+    enc: StreamEncoder,
+    restorer_for: Callable[[Restorer], EventRestorer] = ChunkRestorer,
 ) -> None:
     assert ex.table is not None
     idle = ex.table.policy.per_try_timeout_s
-    restorer = (
-        ChunkRestorer(ex.redaction.restorer) if ex.redaction and ex.redaction.counts else None
-    )
+    restorer = restorer_for(ex.redaction.restorer) if ex.redaction and ex.redaction.counts else None
     w.start(200, [*_SSE_HEADERS, *ex.decision_headers()])
     w.on_disconnect(att.response.close)
     att.response.idle_s = idle  # the upstream client times out idle gaps (no per-chunk timer)
@@ -262,14 +275,16 @@ async def relay(
     failure: ApiError | None = None
     try:
         while True:
-            out = []
+            out: list[bytes] = []
             for chunk in pending:
                 if not template:
                     template = {
                         k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk
                     }
                 if restorer is not None:
-                    restorer.process(chunk)
+                    before = restorer.process(chunk)
+                    if before:
+                        out.extend(enc.chunk(ev) for ev in before)
                 ex.out_chars += _chars(chunk)
                 out.append(enc.chunk(chunk))
             if out:
@@ -296,11 +311,9 @@ async def relay(
     if w.disconnected:
         ex.outcome = usage_pb2.OUTCOME_CLIENT_ABORTED
         return
-    tail = []
+    tail: list[bytes] = []
     if restorer is not None:
-        rest = restorer.flush_all(template)
-        if rest is not None:
-            tail.append(enc.chunk(rest))
+        tail.extend(enc.chunk(rest) for rest in restorer.flush_all(template))
     if failure is not None:
         p.metrics.upstream_failures.labels(att.model.name, "mid-stream").inc()
         ex.outcome = usage_pb2.OUTCOME_UPSTREAM_ERROR

@@ -15,6 +15,7 @@ from switchman_sidecar.adapters.sse import SseParser
 from switchman_sidecar.api_chat import relay
 from switchman_sidecar.http.server import Request, ResponseWriter
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline
+from switchman_sidecar.restore import ResponsesRestorer, restore_responses_output
 from switchman_sidecar.usage import Usage, estimate_tokens, usage_from_openai, usage_from_responses
 
 __all__ = ["serve_embeddings", "serve_responses", "validate_embeddings", "validate_responses"]
@@ -113,10 +114,7 @@ class _ResponsesStream:
 def _restore_output(data: dict[str, Any], ex: Exchange) -> None:
     if ex.redaction is None or not ex.redaction.counts:
         return
-    for item in data.get("output") or []:
-        for part in item.get("content") or [] if isinstance(item, dict) else []:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                part["text"] = ex.redaction.restorer.restore(part["text"])
+    restore_responses_output(data.get("output") or [], ex.redaction.restorer)
 
 
 async def serve_responses(
@@ -132,7 +130,7 @@ async def serve_responses(
             lambda a, m: ResponsesDecoder(),
             req.headers,
         )
-        await relay(p, w, ex, attempt, _ResponsesStream())
+        await relay(p, w, ex, attempt, _ResponsesStream(), ResponsesRestorer)
         return
     _, _, raw = await p.unary(
         ex,

@@ -12,7 +12,7 @@ from typing import Any
 
 from switchman_sidecar.pii import Restorer, StreamRestorer
 
-__all__ = ["ChunkRestorer", "restore_completion"]
+__all__ = ["ChunkRestorer", "ResponsesRestorer", "restore_completion", "restore_responses_output"]
 
 
 def restore_completion(result: dict[str, Any], restorer: Restorer) -> None:
@@ -43,7 +43,8 @@ class ChunkRestorer:
             )
         return ch
 
-    def process(self, chunk: dict[str, Any]) -> None:
+    def process(self, chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Rewrites ``chunk``; returns events to send before it (never, for chat)."""
         for choice in chunk.get("choices") or []:
             index = int(choice.get("index", 0))
             delta = choice.get("delta")
@@ -59,6 +60,7 @@ class ChunkRestorer:
                     )
             if choice.get("finish_reason"):
                 self._flush_into(index, delta)
+        return None
 
     def _flush_into(self, index: int, delta: dict[str, Any]) -> None:
         for (choice, tool), ch in list(self._channels.items()):
@@ -74,10 +76,10 @@ class ChunkRestorer:
                 calls = delta.setdefault("tool_calls", [])
                 calls.append({"index": tool, "function": {"arguments": rest}})
 
-    def flush_all(self, template: dict[str, Any]) -> dict[str, Any] | None:
+    def flush_all(self, template: dict[str, Any]) -> list[dict[str, Any]]:
         """Stream ended without finishing some choices: a last chunk with the rest."""
         if not self._channels:
-            return None
+            return []
         choices = []
         for index in sorted({c for c, _ in self._channels}):
             delta: dict[str, Any] = {}
@@ -85,5 +87,93 @@ class ChunkRestorer:
             if delta:
                 choices.append({"index": index, "delta": delta, "finish_reason": None})
         if not choices:
+            return []
+        return [{**template, "choices": choices}]
+
+
+def restore_responses_output(output: Any, restorer: Restorer) -> None:
+    """A Responses API ``output`` list (or one item): texts and function-call arguments."""
+    for item in output if isinstance(output, list) else [output]:
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("arguments"), str):
+            item["arguments"] = restorer.restore_json(item["arguments"])
+        for part in item.get("content") or []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                part["text"] = restorer.restore(part["text"])
+
+
+_TEXT_DELTA = "response.output_text.delta"
+_ARGS_DELTA = "response.function_call_arguments.delta"
+
+
+class ResponsesRestorer:
+    """The same for Responses API events: one stream restorer per text part
+    (output item, content part) and per function call's arguments. The text a
+    restorer holds back (a possible placeholder prefix) goes out as one more
+    delta event just before the part's ``.done`` event; the ``.done``,
+    ``content_part.done``, ``output_item.done`` and ``response.completed``
+    events carry whole texts and are restored whole."""
+
+    def __init__(self, restorer: Restorer) -> None:
+        self._restorer = restorer
+        self._channels: dict[tuple[str, int, int], tuple[StreamRestorer, dict[str, Any]]] = {}
+
+    def _feed(self, kind: str, ev: dict[str, Any]) -> None:
+        key = (kind, int(ev.get("output_index", 0)), int(ev.get("content_index", 0)))
+        entry = self._channels.get(key)
+        if entry is None:
+            stream = (
+                self._restorer.stream() if kind == _TEXT_DELTA else self._restorer.stream_json()
+            )
+            entry = self._channels[key] = (stream, ev)
+        ev["delta"] = entry[0].feed(ev["delta"])
+
+    def _rest(self, kind: str, ev: dict[str, Any]) -> list[dict[str, Any]] | None:
+        key = (kind, int(ev.get("output_index", 0)), int(ev.get("content_index", 0)))
+        entry = self._channels.pop(key, None)
+        if entry is None:
             return None
-        return {**template, "choices": choices}
+        rest = entry[0].flush()
+        return [_delta_like(entry[1], rest)] if rest else None
+
+    def process(self, ev: dict[str, Any]) -> list[dict[str, Any]] | None:
+        kind = ev.get("type")
+        r = self._restorer
+        if kind in (_TEXT_DELTA, _ARGS_DELTA) and isinstance(ev.get("delta"), str):
+            self._feed(kind, ev)
+        elif kind == "response.output_text.done":
+            if isinstance(ev.get("text"), str):
+                ev["text"] = r.restore(ev["text"])
+            return self._rest(_TEXT_DELTA, ev)
+        elif kind == "response.function_call_arguments.done":
+            if isinstance(ev.get("arguments"), str):
+                ev["arguments"] = r.restore_json(ev["arguments"])
+            return self._rest(_ARGS_DELTA, ev)
+        elif kind == "response.content_part.done":
+            part = ev.get("part")
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                part["text"] = r.restore(part["text"])
+        elif kind == "response.output_item.done":
+            restore_responses_output(ev.get("item"), r)
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            response = ev.get("response")
+            if isinstance(response, dict):
+                restore_responses_output(response.get("output"), r)
+            return self.flush_all({}) or None  # parts never marked done: their rest first
+        return None
+
+    def flush_all(self, template: dict[str, Any]) -> list[dict[str, Any]]:
+        """The stream ended with parts unfinished: their held-back text as deltas."""
+        out = []
+        for stream, first in self._channels.values():
+            rest = stream.flush()
+            if rest:
+                out.append(_delta_like(first, rest))
+        self._channels.clear()
+        return out
+
+
+def _delta_like(first: dict[str, Any], text: str) -> dict[str, Any]:
+    keep = ("type", "item_id", "output_index", "content_index", "sequence_number")
+    return {**{k: first[k] for k in keep if k in first}, "delta": text}

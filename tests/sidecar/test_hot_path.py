@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
-from switchman_protocol.v1 import usage_pb2
+from switchman_protocol.v1 import routes_pb2, usage_pb2
 from switchman_sidecar.app import AccessLog
 from switchman_sidecar.logbuf import LineBuffer
 from switchman_sidecar.metrics import MAX_SERIES, Metrics
@@ -248,3 +248,72 @@ async def test_pipelined_requests_are_answered_in_order(make_sidecar: Any) -> No
         while b"echo: fourth" not in more:
             more += await reader.read(65536)
     writer.close()
+
+
+async def test_streamed_responses_deltas_are_restored(sidecar: Any, fake: Any, sdk: Any) -> None:
+    """/v1/responses streamed: a placeholder split across deltas comes back whole,
+    held-back text goes out before response.completed, which is restored too."""
+    from switchman_sidecar.pii import PiiEngine, Redaction, Restorer, StreamRestorer
+
+    email = "alice@example.com"
+
+    class HoldBack(StreamRestorer):
+        def __init__(self) -> None:
+            self.buf = ""
+
+        def feed(self, chunk: str) -> str:
+            self.buf += chunk
+            cut = self.buf.rfind("<")
+            if cut >= 0 and ">" not in self.buf[cut:]:
+                out, self.buf = self.buf[:cut], self.buf[cut:]
+            else:
+                out, self.buf = self.buf, ""
+            return out.replace("<EMAIL 1>", email)
+
+        def flush(self) -> str:
+            out, self.buf = self.buf.replace("<EMAIL 1>", email), ""
+            return out
+
+    class EmailRestorer(Restorer):
+        def restore(self, text: str) -> str:
+            return text.replace("<EMAIL 1>", email)
+
+        def stream(self) -> StreamRestorer:
+            return HoldBack()
+
+    class EmailEngine(PiiEngine):
+        def __init__(self) -> None:
+            super().__init__(routes_pb2.PiiPolicy(enabled=True))
+
+        def redact(self, body: dict[str, Any], api: str) -> Redaction:
+            text = orjson.dumps(body).decode()
+            count = text.count(email)
+            return Redaction(
+                body=orjson.loads(text.replace(email, "<EMAIL 1>")),
+                counts={"EMAIL_ADDRESS": count} if count else {},
+                restorer=EmailRestorer(),
+            )
+
+    sidecar.store.current.pii = EmailEngine()
+    cases = {
+        f"mail {email} now": f"echo: mail {email} now",
+        # The answer ends inside a possible placeholder: the held-back "<x" still arrives.
+        "": f"write to {email} <x",
+    }
+    for prompt, expected in cases.items():
+        headers = {} if prompt else {"x-fake-content": "write to <EMAIL 1> <x"}
+        client = sdk(sidecar, **headers)
+        stream = await client.responses.create(
+            model="gpt-4o", input=prompt or f"to {email}", stream=True
+        )
+        deltas, kinds, final = [], [], ""
+        async for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+            elif event.type == "response.completed":
+                final = event.response.output_text
+        assert "".join(deltas) == expected, deltas
+        assert final == expected
+        assert kinds[-1] == "response.completed"  # nothing after the terminal event
+    assert all(email not in r.raw.decode() for r in fake.received)
