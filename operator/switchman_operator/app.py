@@ -22,6 +22,7 @@ from .conditions import desired_status, same_conditions
 from .controlplane import ControlPlane
 from .discovery.identity import Identifier
 from .kube import Conflict, Kube, NotFound
+from .learning.feedback import RouterLearner
 from .metrics import OperatorMetrics
 from .settings import Settings
 from .tls import ServerTls
@@ -53,8 +54,18 @@ class Operator:
         self.kube = kube
         self.world = World()
         self.metrics = metrics or OperatorMetrics()
+        # Router learning (learning/feedback.py): feedback -> offsets ConfigMap -> push.
+        self.learner = RouterLearner(
+            kube.core, self.world, lambda ns: self.cp.changed(ns), self._policy_uid
+        )
         self.cp = ControlPlane(
-            settings, self.world, identifier, kube, tls, self.metrics, on_feedback
+            settings,
+            self.world,
+            identifier,
+            kube,
+            tls,
+            self.metrics,
+            on_feedback or self.learner.on_feedback,
         )
         # Last seen body per owned object: status to compare with, metadata for events.
         self.bodies: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -80,6 +91,8 @@ class Operator:
                 self.bodies[(kind, ns, name)] = dict(body)
             if kind == "ModelPool":
                 await self._load_secrets(ns)
+            if kind == "RoutingPolicy":
+                await self._load_configmaps(ns)
         self.cp.changed(ns)
         self.mark_dirty(ns)
 
@@ -98,6 +111,26 @@ class Operator:
             except NotFound:
                 continue
             self.world.upsert({**body, "kind": "Secret"})
+
+    def wants_configmap(self, body: Mapping[str, Any]) -> bool:
+        meta = body.get("metadata") or {}
+        ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        return name in self.world.referenced_configmaps(ns) or self.world.has_configmap(ns, name)
+
+    async def _load_configmaps(self, namespace: str) -> None:
+        """A policy's router model (and learned offsets) may predate it: fetch them once."""
+        for name in sorted(self.world.referenced_configmaps(namespace)):
+            if self.world.has_configmap(namespace, name):
+                continue
+            try:
+                body = await self.kube.get_configmap(namespace, name)
+            except NotFound:
+                continue
+            self.world.upsert({**body, "kind": "ConfigMap"})
+
+    def _policy_uid(self, namespace: str, name: str) -> str:
+        body = self.bodies.get(("RoutingPolicy", namespace, name)) or {}
+        return str((body.get("metadata") or {}).get("uid") or "")
 
     def mark_dirty(self, namespace: str) -> None:
         self._dirty.add(namespace)
@@ -216,6 +249,7 @@ class Operator:
         await self.prime()
         port = await self.cp.start()
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        self._tasks.append(asyncio.create_task(self.learner.run(), name="router-learner"))
         return port
 
     async def stop(self) -> None:

@@ -18,9 +18,11 @@ from switchman_protocol.v1 import routes_pb2 as pb
 
 from .api.modelpool import ModelSpec
 from .api.routingpolicy import RoutingPolicySpec
+from .learning.policy import decode_offsets, model_from_configmaps
 from .resources import NamespaceResources, PodInfo, PolicyObject
 from .selectors import selector_matches
 from .validate import Problem, policy_model_names, validate_policy
+from .world import LEARNED_SUFFIX
 
 __all__ = [
     "CompileResult",
@@ -152,8 +154,15 @@ def build_table(policy: PolicyObject, res: NamespaceResources) -> pb.RouteTable:
         table.router.kind = "learned"
         table.router.cost_weight = spec.router.cost_weight or 0.0
         ref = spec.router.model_ref
-        # The learned weights are filled in by the router learner (learning/); the
-        # reference says where they come from.
+        trained = model_from_configmaps(res.configmaps, ref.name, ref.key)
+        if not isinstance(trained, str):  # validate_policy refused the policy otherwise
+            table.router.learned.CopyFrom(trained.learned)
+        # Offsets learned from feedback (learning/feedback.py) ride on the model's params;
+        # the sidecar reads only adj/<model>/<task>.
+        offsets = decode_offsets(res.configmaps.get(policy.name + LEARNED_SUFFIX))
+        table.router.learned.params.update(
+            {k: v for k, v in offsets.items() if k.startswith("adj/")}
+        )
         table.router.source = f"configmap {policy.namespace}/{ref.name}/{ref.key}"
     if spec.cascade is not None:
         table.cascade.CopyFrom(

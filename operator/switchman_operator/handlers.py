@@ -38,6 +38,14 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
         _observer(op, "Secret")
     )
 
+    def wanted_configmap(body: Any, **_: Any) -> bool:
+        return op.wants_configmap(body)
+
+    # Router models (RoutingPolicy spec.router.modelRef) and the learned offsets.
+    kopf.on.event(
+        "", "v1", "configmaps", registry=registry, when=wanted_configmap, id="watch-configmaps"
+    )(_observer(op, "ConfigMap"))
+
     @kopf.timer(
         GROUP,
         VERSION,

@@ -95,6 +95,9 @@ class Kube:
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any]:
         return await asyncio.to_thread(_call, self.core.read_namespaced_secret, name, namespace)
 
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(_call, self.core.read_namespaced_config_map, name, namespace)
+
     async def get_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return await asyncio.to_thread(
             _call,

@@ -22,6 +22,7 @@ __all__ = [
     "PodInfo",
     "PolicyObject",
     "PoolObject",
+    "configmap_data",
     "decode_secret",
     "parse_budget",
     "parse_policy",
@@ -84,6 +85,9 @@ class NamespaceResources:
     # Secret name -> key -> decoded value; only Secrets some pool references.
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     budgets: Mapping[str, BudgetObject] = field(default_factory=dict)
+    # ConfigMap name -> key -> value; only those a policy's router references and the
+    # operator's own learned-offset ConfigMaps (learning/feedback.py).
+    configmaps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def budget_for(self, team: str) -> BudgetObject | None:
         """The TeamBudget usage of ``team`` is charged to: the oldest one naming it."""
@@ -134,3 +138,8 @@ def decode_secret(body: Mapping[str, Any]) -> dict[str, str]:
     for key, value in (body.get("stringData") or {}).items():
         out[key] = str(value)
     return out
+
+
+def configmap_data(body: Mapping[str, Any]) -> dict[str, str]:
+    """``data`` of a ConfigMap as text (``binaryData`` is not used by Switchman)."""
+    return {str(k): str(v) for k, v in (body.get("data") or {}).items()}

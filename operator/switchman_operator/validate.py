@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import cel
 
+from .learning.policy import model_from_configmaps
 from .resources import BudgetObject, NamespaceResources, PolicyObject, PoolObject
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
 
 #: Longest alias chain followed before giving up (a -> b -> c ...).
 MAX_ALIAS_DEPTH = 8
+#: The model name that asks the sidecar's router to choose (docs/routing.md).
+ROUTER_CHOICE = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +132,12 @@ def validate_policy(policy: PolicyObject, res: NamespaceResources) -> list[Probl
                 Problem("ModelNotFound", f"{what}: {name!r} is not a model or alias of the pools")
             )
 
+    # An alias may end at "auto": the router chooses among the policy's models.
+    alias_targets = [*models, ROUTER_CHOICE]
     for alias, target in sorted(aliases.items()):
         if alias in models:
             problems.append(Problem("AliasShadowsModel", f"alias {alias!r} hides model {alias!r}"))
-        elif resolve_alias(alias, aliases, models) is None:
+        elif resolve_alias(alias, aliases, alias_targets) is None:
             problems.append(
                 Problem("AliasUnresolved", f"alias {alias!r} -> {target!r} does not reach a model")
             )
@@ -165,6 +170,13 @@ def validate_policy(policy: PolicyObject, res: NamespaceResources) -> list[Probl
         check_ref("cascade verifier", spec.cascade.verifier_model)
     if spec.shadow:
         check_ref("shadow", spec.shadow.model)
+    if spec.router is not None:
+        ref = spec.router.model_ref
+        found = model_from_configmaps(res.configmaps, ref.name, ref.key)
+        if isinstance(found, str):
+            missing = found.endswith("not found") or " has no key " in found
+            reason = "RouterModelNotFound" if missing else "InvalidRouterModel"
+            problems.append(Problem(reason, f"router modelRef: {found}"))
     # Credentials of every model the policy hands out must be readable.
     for model_name, pool_name in sorted(models.items()):
         pool = res.pools[pool_name]

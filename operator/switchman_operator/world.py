@@ -19,15 +19,18 @@ from .resources import (
     NamespaceResources,
     PolicyObject,
     PoolObject,
+    configmap_data,
     decode_secret,
     parse_budget,
     parse_policy,
     parse_pool,
 )
 
-__all__ = ["KINDS", "World", "resources_from_bodies"]
+__all__ = ["KINDS", "LEARNED_SUFFIX", "World", "resources_from_bodies"]
 
-KINDS = ("ModelPool", "RoutingPolicy", "TeamBudget", "Secret")
+KINDS = ("ModelPool", "RoutingPolicy", "TeamBudget", "Secret", "ConfigMap")
+#: Suffix of the operator-owned ConfigMap holding a policy's learned feedback offsets.
+LEARNED_SUFFIX = "-switchman-learned"
 
 
 @dataclass
@@ -36,6 +39,7 @@ class _Namespace:
     policies: dict[str, PolicyObject] = field(default_factory=dict)
     budgets: dict[str, BudgetObject] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    configmaps: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def snapshot(self) -> NamespaceResources:
         return NamespaceResources(
@@ -43,6 +47,7 @@ class _Namespace:
             policies=dict(self.policies),
             secrets={k: dict(v) for k, v in self.secrets.items()},
             budgets=dict(self.budgets),
+            configmaps={k: dict(v) for k, v in self.configmaps.items()},
         )
 
 
@@ -77,6 +82,8 @@ class World:
                 ns.budgets[name] = parse_budget(body)
             elif kind == "Secret":
                 ns.secrets[name] = decode_secret(body)
+            elif kind == "ConfigMap":
+                ns.configmaps[name] = configmap_data(body)
             else:
                 raise KeyError(kind)
         except ValidationError as exc:
@@ -107,6 +114,22 @@ class World:
         ns = self._ns.get(namespace)
         return ns is not None and name in ns.secrets
 
+    def referenced_configmaps(self, namespace: str) -> set[str]:
+        """Router model ConfigMaps of the namespace's policies, and their learned-offset maps."""
+        ns = self._ns.get(namespace)
+        if ns is None:
+            return set()
+        out = set()
+        for name, p in ns.policies.items():
+            if p.spec.router is not None:
+                out.add(p.spec.router.model_ref.name)
+                out.add(name + LEARNED_SUFFIX)
+        return out
+
+    def has_configmap(self, namespace: str, name: str) -> bool:
+        ns = self._ns.get(namespace)
+        return ns is not None and name in ns.configmaps
+
     @staticmethod
     def _drop(ns: _Namespace, kind: str, name: str) -> None:
         if kind == "ModelPool":
@@ -117,6 +140,8 @@ class World:
             ns.budgets.pop(name, None)
         elif kind == "Secret":
             ns.secrets.pop(name, None)
+        elif kind == "ConfigMap":
+            ns.configmaps.pop(name, None)
 
 
 def resources_from_bodies(
