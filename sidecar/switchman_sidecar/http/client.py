@@ -55,14 +55,25 @@ class Origin:
 class UpstreamResponse:
     """Status and headers are known; the body is read with ``read`` or ``chunks``."""
 
-    __slots__ = ("_conn", "headers", "idle_s", "status")
+    __slots__ = ("_conn", "_headers", "_raw_headers", "idle_s", "status")
 
-    def __init__(self, conn: _Conn, status: int, headers: dict[str, str]) -> None:
+    def __init__(self, conn: _Conn, status: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
         self._conn = conn
         self.status = status
-        self.headers = headers
+        self._raw_headers = raw_headers
+        self._headers: dict[str, str] | None = None
         self.idle_s: float | None = None
         """When set, ``chunks`` raises TimeoutError after this long without data."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Names lower-cased. Decoded on first use: providers send a score of
+        headers and the success path reads none of them."""
+        if self._headers is None:
+            self._headers = {
+                n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self._raw_headers
+            }
+        return self._headers
 
     async def read(self) -> bytes:
         conn = self._conn
@@ -109,7 +120,7 @@ class _Conn(asyncio.Protocol):
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.headers: dict[str, str] = {}
+        self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.buffered = 0
         self.complete = False
@@ -126,7 +137,7 @@ class _Conn(asyncio.Protocol):
         self.idle_timer_at = 0.0
 
     def reset(self) -> None:
-        self.headers = {}
+        self.headers = []
         self.body = []
         self.buffered = 0
         self.complete = False
@@ -152,7 +163,7 @@ class _Conn(asyncio.Protocol):
             self.abort()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
