@@ -44,6 +44,7 @@ def found(det: Detector, text: str, entity: str) -> list[str]:
         # an enumeration (the last item after "and" needs one more cue, see docs/pii.md)
         ("Invited: Orlaith, Brannoc, Tesmer, and me.", ["Orlaith", "Brannoc", "Tesmer"]),
         ("I loved Tavish Orrenbeck's second album.", ["Tavish Orrenbeck"]),
+        ("Quorrin is a very patient listener.", ["Quorrin"]),
         ("The user is Grace Hopper.", ["Grace Hopper"]),
     ],
 )

@@ -149,7 +149,7 @@ AFTER_RE = re.compile(
 )
 THRESHOLD = 1.0
 W_KNOWN, W_CUE, W_SHAPE, W_EMAIL = 1.0, 1.0, 1.0, 1.0
-W_SHAPE_START, W_POSSESSIVE, W_WEAK, W_AFTER, W_SINGLE, W_LIST = 0.6, 0.5, 0.5, 0.4, 0.45, 0.55
+W_SHAPE_START, W_POSSESSIVE, W_WEAK, W_AFTER, W_SINGLE, W_LIST = 0.6, 0.5, 0.5, 0.55, 0.45, 0.55
 LIST_BEFORE_RE = re.compile(rf"[{_U}][^\W\d_]+,[ ]\Z")
 LIST_AFTER_RE = re.compile(rf"(?:,[ ]|[ ]and[ ])[{_U}][^\W\d_]+(?:,|[ ]and[ ]|\.)")
 
