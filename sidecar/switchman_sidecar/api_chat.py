@@ -236,6 +236,8 @@ async def serve_chat(
             [("content-type", fe.content_type), *ex.decision_headers(), cost],
             raw if same else fe.result(result, ex),
         )
+        if p.on_answer is not None and ex.decision is not None and ex.decision.shadow_model:
+            p.on_answer(ex, send_body, result, req.headers)  # routing (#6): shadow sample
         return
     ex.streamed = True
     attempt = await p.open_stream(

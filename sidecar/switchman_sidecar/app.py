@@ -23,6 +23,7 @@ from switchman_sidecar.api_passthrough import (
     validate_embeddings,
     validate_responses,
 )
+from switchman_sidecar.feedback import FEEDBACK_PATHS, FeedbackLog
 from switchman_sidecar.http.server import Request, ResponseWriter
 from switchman_sidecar.logbuf import LineBuffer
 from switchman_sidecar.pipeline import OUTCOMES, ApiError, Exchange, Pipeline
@@ -109,8 +110,9 @@ def _model_entry(name: str, owner: str, target: str | None = None) -> dict[str, 
 
 
 class App:
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, feedback: FeedbackLog | None = None) -> None:
         self.pipeline = pipeline
+        self.feedback = feedback
         self._serve: dict[
             str, Callable[[Request, ResponseWriter, Exchange, Any], Awaitable[None]]
         ] = {
@@ -125,6 +127,9 @@ class App:
         if api is None:
             if req.method == "GET" and req.path in ("/v1/models", "/models"):
                 w.send(200, [("content-type", "application/json")], _models_body(self.pipeline))
+                return
+            if self.feedback is not None and req.path in FEEDBACK_PATHS:
+                await self.feedback.serve(req, w)  # routing (#6): rate an answer
                 return
             err = ApiError(404, f"unknown path {req.method} {req.path[:200]}", code="unknown_url")
             w.send(404, [("content-type", "application/json")], _OPENAI.error(err))

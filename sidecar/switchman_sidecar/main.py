@@ -16,12 +16,14 @@ from typing import Any
 from switchman_sidecar.admin import AdminApp
 from switchman_sidecar.app import AccessLog, App
 from switchman_sidecar.budget import BudgetGate
+from switchman_sidecar.feedback import FeedbackLog
 from switchman_sidecar.http.client import UpstreamClient
 from switchman_sidecar.http.server import HttpServer, ServerLimits, serve
 from switchman_sidecar.logbuf import LineBuffer
 from switchman_sidecar.metrics import Metrics
 from switchman_sidecar.pipeline import Pipeline
 from switchman_sidecar.settings import SidecarSettings
+from switchman_sidecar.shadow import ShadowRunner
 from switchman_sidecar.table import TableRejected, TableStore, load_table_file
 from switchman_sidecar.usage import FanoutUsageSink, LogUsageSink, UsageSink
 
@@ -59,6 +61,11 @@ class Sidecar:
             self.metrics,
             AccessLog(self.log_lines) if settings.access_log else None,
         )
+        # Routing feedback (#6): answers by request id, ratings, shadow requests.
+        self.feedback = FeedbackLog()
+        self.sinks.sinks.append(self.feedback)
+        self.shadow = ShadowRunner(self.pipeline, self.feedback)
+        self.pipeline.on_answer = self.shadow.after_answer
         self.control: Any = None
         self._servers: list[HttpServer] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -111,13 +118,14 @@ class Sidecar:
 
             self.control = control.start_control(self.store, self.budget)
             self.sinks.sinks.append(self.control.usage)
+            self.feedback.outputs.append(self.control.usage.submit_feedback)
             status = self.control.status
         limits = ServerLimits(
             max_body_bytes=s.max_body_bytes,
             header_timeout_s=s.header_timeout_s,
             keepalive_timeout_s=s.keepalive_timeout_s,
         )
-        self._servers.append(await serve(App(self.pipeline), s.host, s.port, limits))
+        self._servers.append(await serve(App(self.pipeline, self.feedback), s.host, s.port, limits))
         self._servers.append(
             await serve(AdminApp(self.pipeline, status), s.admin_host, s.admin_port)
         )
@@ -126,6 +134,7 @@ class Sidecar:
         return self
 
     async def close(self) -> None:
+        await self.shadow.close()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -228,6 +228,10 @@ class Pipeline:
         self.sink = sink
         self.metrics = metrics
         self.access_log = access_log
+        self.on_answer: (
+            Callable[[Exchange, dict[str, Any], dict[str, Any], dict[str, str]], None] | None
+        ) = None
+        """Called after a non-streamed chat answer is sent (shadow routing, shadow.py)."""
         self.deadlines = DeadlineWatch()
         self.limits = RateLimiter()
         """Per-model RPM/TPM buckets of this process (ratelimit.py)."""

@@ -7,6 +7,10 @@ TeamBudget status — and every reconnect resends the unacknowledged batches in
 order. The operator counts each (pod, boot, sequence) once, so resending is
 always safe. Memory is bounded by ``max_buffered_records``; records dropped
 beyond it are counted in ``dropped`` (and logged), never silently.
+
+Feedback on answers (``submit_feedback``: ratings, cascade and shadow
+outcomes, see feedback.py) rides in the same batches (``UsageBatch.feedback``)
+with the same sequencing and resending; a batch may carry feedback only.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class UsageReporter:
         self.gate = gate
         self.boot_id = uuid.uuid4().hex
         self.buffer: collections.deque[usage_pb2.UsageRecord] = collections.deque()
+        self.feedback: collections.deque[usage_pb2.Feedback] = collections.deque()
         self.unacked: collections.OrderedDict[int, usage_pb2.UsageBatch] = collections.OrderedDict()
         self.next_sequence = 1
         self.acked = 0
@@ -66,6 +71,17 @@ class UsageReporter:
         if len(self.buffer) >= self.settings.batch_records:
             self._wake.set()
 
+    def submit_feedback(self, feedback: usage_pb2.Feedback) -> None:
+        if len(self.feedback) >= self.settings.max_buffered_records:
+            self.feedback.popleft()
+            self.dropped += 1
+            log.error("usage buffer full: dropped a feedback item (%d so far)", self.dropped)
+        if not self.buffer and not self.feedback:
+            self._first_buffered = asyncio.get_running_loop().time()
+            self._wake.set()
+        self.feedback.append(feedback)
+        self._idle.clear()
+
     # -------------------------------------------------------------------------
 
     @property
@@ -86,21 +102,24 @@ class UsageReporter:
         return True
 
     def _cut_batch(self) -> None:
-        if not self.buffer:
+        if not self.buffer and not self.feedback:
             return
         n = min(len(self.buffer), self.settings.batch_records)
         records = [self.buffer.popleft() for _ in range(n)]
+        k = min(len(self.feedback), self.settings.batch_records)
+        feedback = [self.feedback.popleft() for _ in range(k)]
         batch = usage_pb2.UsageBatch(
             sidecar_id=self.settings.node_id,
             boot_id=self.boot_id,
             sequence=self.next_sequence,
             records=records,
+            feedback=feedback,
         )
         self.unacked[self.next_sequence] = batch
         self.next_sequence += 1
 
     def _check_idle(self) -> None:
-        if not self.buffer and not self.unacked:
+        if not self.buffer and not self.feedback and not self.unacked:
             self._idle.set()
 
     async def run(self) -> None:
@@ -137,7 +156,7 @@ class UsageReporter:
                             await call.write(batch)
                             sent = seq
                     timeout: float | None = None
-                    if self.buffer and len(self.unacked) < MAX_IN_FLIGHT:
+                    if (self.buffer or self.feedback) and len(self.unacked) < MAX_IN_FLIGHT:
                         linger = self._first_buffered + self.settings.flush_interval - loop.time()
                         full = len(self.buffer) >= self.settings.batch_records
                         if full or self._flush_now or linger <= 0:

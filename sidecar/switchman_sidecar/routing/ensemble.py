@@ -23,6 +23,7 @@ __all__ = [
     "judge_messages",
     "normalise_answer",
     "parse_judge",
+    "shadow_agreement",
     "vote",
 ]
 
@@ -30,6 +31,7 @@ _FINAL = re.compile(
     r"(?:final answer|answer)\s*(?:is|:)?\s*[:\-]?\s*\(?([^\n.]+?)\)?\s*(?:\.|$)", re.I | re.M
 )
 _SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
 _PICK = re.compile(r"\b(?:best|answer|choice)?\s*[:#]?\s*(\d+)\b", re.I)
 
 
@@ -38,6 +40,19 @@ def normalise_answer(text: str) -> str:
     found = _FINAL.findall(text)
     core = found[-1] if found else text
     return _SPACE.sub(" ", core.strip().strip(".").lower())
+
+
+def shadow_agreement(answer: str, reference: str) -> float:
+    """How far an answer agrees with the shadow (reference) model's, in [0, 1]: 1 for
+    the same normalised final answer, else the overlap (Jaccard) of their word sets.
+    Cheap on purpose (no model call); a judge can replace it later."""
+    a, b = normalise_answer(answer), normalise_answer(reference)
+    if a == b:
+        return 1.0
+    wa, wb = set(_WORD.findall(a)), set(_WORD.findall(b))
+    if not wa or not wb:
+        return 0.0
+    return round(len(wa & wb) / len(wa | wb), 4)
 
 
 @dataclass(frozen=True, slots=True)
