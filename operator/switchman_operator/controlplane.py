@@ -96,6 +96,14 @@ class ControlPlane:
                 ("grpc.http2.max_pings_without_data", 0),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.max_concurrent_streams", 4096),
+                # grpc.aio accepts incoming calls one at a time; under a burst (every
+                # sidecar reconnecting after a restart: two streams each) core's default
+                # of 1,000 unaccepted calls made it cancel new streams at random.
+                ("grpc.server.max_pending_requests", 20_000),
+                # Sidecars ping every 20 s (keepalive); core's default minimum of 5 min
+                # answered that with GOAWAY "too many pings", dropping every stream.
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.server.max_pending_requests_hard_limit", 40_000),
             ]
         )
         server.add_generic_rpc_handlers([self.discovery.handler(), self.usage.handler()])
