@@ -85,8 +85,12 @@ def test_word_lists_cached_per_faker_version(
     path = gazetteer.cache_path()
     assert path.is_relative_to(tmp_path) and "faker" in path.name
     assert gazetteer._from_cache() is None  # nothing cached yet
+    stale = path.with_name("pii-words-faker0.0.1-v1.json")
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}", encoding="utf-8")
     built = gazetteer.load_gazetteer()
     assert path.exists()
+    assert not stale.exists()  # an older version's file is removed
     assert gazetteer._from_cache() == built  # the file holds the same lists
     # a damaged cache is ignored and rebuilt, never trusted
     path.write_text(json.dumps({"first_names": ["x"]}), encoding="utf-8")

@@ -178,6 +178,9 @@ def _build_and_cache() -> Gazetteer:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({f: sorted(getattr(gaz, f)) for f in _FIELDS}), encoding="utf-8")
         os.replace(tmp, path)
+        for stale in path.parent.glob("pii-words-*.json"):
+            if stale != path:
+                stale.unlink(missing_ok=True)  # lists of an older Faker or derivation
     except OSError:
         pass  # read-only home: the lists still work, only the next start is slower
     return gaz
