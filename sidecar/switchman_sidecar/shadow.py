@@ -8,11 +8,14 @@ its answer, in a background task the client never waits for and never sees:
   decision's output budget) goes to the shadow model, bounded by the
   table's per-try timeout, that model only (no fallback);
 * its cost is a usage record with ``shadow = true`` (reason ``shadow``) under
-  the request's id. It is *not* settled in the local budget gate and the
-  policy's ``max_spend`` caps it: the router's gate stops sampling once the
-  table's shadow spend reaches the cap, and this runner keeps the spend per
-  policy for the process's life, so a new route table (every feedback update
-  pushes one) does not reset the cap;
+  the request's id, charged to the team like any spend (it is real provider
+  money; the local budget gate learns it too) but only up to the policy's
+  ``max_spend``: no shadow starts once the spend reaches the cap. The router's
+  gate counts per route table; this runner keeps the spend per policy for the
+  budget period (``BudgetState.period_start``; the process's life in
+  standalone mode), so a new route table (every feedback update pushes one)
+  does not reset the cap. No shadow starts while the team's budget is
+  soft-limited or exhausted;
 * the two answers are compared cheaply (``shadow_agreement``: same
   normalised answer → 1, else word overlap) and the score becomes a
   ``Feedback(source="shadow")`` for the answering model and task kind.
@@ -29,7 +32,8 @@ import logging
 import time
 from typing import Any
 
-from switchman_protocol.v1 import routes_pb2, usage_pb2
+from switchman_protocol.v1 import budget_pb2, routes_pb2, usage_pb2
+from switchman_sidecar.budget import Admission
 from switchman_sidecar.cascade import answer_text
 from switchman_sidecar.feedback import FeedbackLog
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline
@@ -49,12 +53,13 @@ class ShadowRunner:
         self.max_concurrent = max_concurrent
         self.tasks: set[asyncio.Task[None]] = set()
         self.spent: dict[str, float] = {}
-        """Shadow spend (USD) per policy since this process started."""
+        """Shadow spend (USD) per policy in the current budget period."""
         self.started = 0
         self.completed = 0
         self.failed = 0
         self.dropped = 0
         self._closed = False
+        self._period = ""
 
     def after_answer(
         self,
@@ -70,6 +75,13 @@ class ShadowRunner:
         shadow = table.models.get(decision.shadow_model)
         if shadow is None or shadow.name == answered.name or self._closed:
             return
+        state = self.pipeline.budget.state
+        if state is not None:
+            if state.condition > budget_pb2.BUDGET_CONDITION_OK:
+                return  # a team near or over its limit pays for no experiments
+            if state.period_start != self._period:  # max_spend is per budget period
+                self._period = state.period_start
+                self.spent.clear()
         cap = table.table.shadow.max_spend
         if cap > 0 and self.spent.get(self._key(ex), 0.0) >= cap:
             return
@@ -126,6 +138,7 @@ class ShadowRunner:
         cost = cost_of(spent, model.price)
         key = self._key(ex)
         self.spent[key] = self.spent.get(key, 0.0) + cost
+        p.budget.settle(Admission(allowed=True, reservation=0.0), cost)  # local view of spend
         if table.router.shadow is not None:
             table.router.shadow.charge(cost)
         p.sink.submit(
