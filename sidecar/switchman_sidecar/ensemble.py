@@ -5,6 +5,9 @@ model of the plan at once, and one answer is returned — the majority answer
 (``vote``) or the one a judge model picks (``judge``; an unusable verdict
 falls back to the vote). Every answer is paid for: the answers not returned
 and the judge's call are usage records of their own under the request's id.
+Every member's answer also becomes feedback for the router learner: 1 for the
+answer returned, else its agreement with it (source ``ensemble``, or
+``judge`` when the judge picked).
 Aggregation is pure (``routing.ensemble``); this module does the I/O.
 """
 
@@ -18,6 +21,7 @@ from switchman_sidecar.adapters import Adapter
 from switchman_sidecar.cascade import answer_text, question_text, record_attempt
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline
 from switchman_sidecar.routing import EnsemblePlan, judge_messages, parse_judge, vote
+from switchman_sidecar.routing.ensemble import shadow_agreement
 from switchman_sidecar.table import PROVIDER_NAMES
 from switchman_sidecar.usage import Usage, estimate_tokens
 
@@ -100,16 +104,24 @@ async def run_ensemble(
         raise ApiError(502, "no model of the ensemble could answer", "server_error")
     texts = [answer_text(a[3]) for a in answers]
     winner = vote(texts).winner
+    winner_by_judge = False
     if plan.aggregate == "judge" and plan.judge_model and plan.judge_model in table.models:
         picked = await _judge(
             p, ex, table.models[plan.judge_model], question_text(body), texts, headers
         )
         if picked is not None:
-            winner = picked
+            winner, winner_by_judge = picked, True
     reason = ex.decision.reason if ex.decision else ""
+    task = ex.decision.task_kind if ex.decision else ""
+    source = "judge" if plan.aggregate == "judge" and winner_by_judge else "ensemble"
     for i, (model, _, _, _, usage) in enumerate(answers):
         if i != winner:
             record_attempt(p, ex, model, usage, f"{reason}/ensemble", False)
+        if p.emit_feedback is not None and len(answers) >= 2:
+            # Each member is scored by its agreement with the answer returned (the router
+            # learner's evidence of which models get this task kind right).
+            score = 1.0 if i == winner else shadow_agreement(texts[i], texts[winner])
+            p.emit_feedback(ex.request_id, model.name, task, score, source)
     model, adapter, raw, _, _ = answers[winner]
     ex.model, ex.provider = model, PROVIDER_NAMES.get(model.provider, "")
     return model, adapter, raw

@@ -66,6 +66,7 @@ class Sidecar:
         self.sinks.sinks.append(self.feedback)
         self.shadow = ShadowRunner(self.pipeline, self.feedback)
         self.pipeline.on_answer = self.shadow.after_answer
+        self.pipeline.emit_feedback = self.feedback.emit
         self.control: Any = None
         self._servers: list[HttpServer] = []
         self._tasks: list[asyncio.Task[None]] = []

@@ -232,6 +232,8 @@ class Pipeline:
             Callable[[Exchange, dict[str, Any], dict[str, Any], dict[str, str]], None] | None
         ) = None
         """Called after a non-streamed chat answer is sent (shadow routing, shadow.py)."""
+        self.emit_feedback: Callable[[str, str, str, float, str], None] | None = None
+        """(request id, model, task kind, score, source) -> the router learner (feedback.py)."""
         self.deadlines = DeadlineWatch()
         self.limits = RateLimiter()
         """Per-model RPM/TPM buckets of this process (ratelimit.py)."""

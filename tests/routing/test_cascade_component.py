@@ -182,6 +182,14 @@ async def test_ensemble_vote_returns_the_majority_and_counts_every_answer(
     records = list(sink(sidecar).records)
     assert sorted(r.model for r in records) == ["a", "b", "c", "j"]  # every answer is paid for
     assert {r.request_id for r in records} == {raw.headers["x-switchman-request-id"]}
+    # Every member's answer is feedback: agreeing with the majority scores 1.
+    scores = {f.model: (f.score, f.source) for f in sidecar.feedback.recent}
+    assert scores == {
+        "a": (0.0, "ensemble"),  # 41
+        "b": (1.0, "ensemble"),  # 42, returned
+        "c": (1.0, "ensemble"),  # 42
+        "j": (0.0, "ensemble"),  # 2
+    }
 
 
 async def test_ensemble_judge_picks(
@@ -198,3 +206,5 @@ async def test_ensemble_judge_picks(
     reasons = sorted((r.model, r.reason) for r in sink(sidecar).records)
     assert ("j", "ensemble-judge") in reasons
     assert len(reasons) == 4  # three answers and the judge's call
+    scores = {f.model: (f.score, f.source) for f in sidecar.feedback.recent}
+    assert scores == {"a": (0.0, "judge"), "b": (0.0, "judge"), "c": (1.0, "judge")}
