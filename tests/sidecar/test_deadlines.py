@@ -16,7 +16,7 @@ async def test_times_out_like_asyncio_timeout() -> None:
     with pytest.raises(TimeoutError):
         async with watch.timeout(0.05):
             await asyncio.sleep(5)
-    assert 0.04 <= loop.time() - t0 < 1.0
+    assert loop.time() - t0 >= 0.04  # never early; late only by scheduling noise
     assert watch.pending == 0
     # The task is usable afterwards: no cancellation left pending.
     await asyncio.sleep(0.01)
@@ -85,5 +85,7 @@ async def test_a_shorter_deadline_after_a_longer_one_rearms_the_timer() -> None:
     with pytest.raises(TimeoutError):
         async with watch.timeout(0.05):
             await asyncio.sleep(5)
-    assert loop.time() - t0 < 0.25
+    # Not re-armed, the shorter deadline would wait for the 10 s timer and the
+    # 5 s sleep would finish first: a generous bound that is still decisive.
+    assert loop.time() - t0 < 4.0
     assert await task == "long done"

@@ -104,7 +104,7 @@ async def test_429_with_short_retry_after_is_retried(sidecar: Sidecar, sdk: SdkF
 async def test_per_try_timeout_falls_back(
     make_sidecar: Any, fake: FakeUpstream, model_for: Any, sdk: SdkFactory
 ) -> None:
-    table = two_models(fake, model_for, "latency-ms=3000", per_try_timeout_ms=150, max_retries=0)
+    table = two_models(fake, model_for, "latency-ms=3000", per_try_timeout_ms=1000, max_retries=0)
     sidecar = await make_sidecar(table)
     raw = await sdk(sidecar).chat.completions.with_raw_response.create(
         model="primary", messages=MSG
