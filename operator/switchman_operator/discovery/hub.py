@@ -12,6 +12,7 @@ next one (the writer recomputes the desired state when the ACK comes back).
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import itertools
 import time
@@ -95,6 +96,9 @@ class Hub:
         self._ids = itertools.count(1)
         self._cache_version = -1
         self._cache: dict[tuple[str, frozenset[tuple[str, str]]], CompileResult] = {}
+        # Connections per (namespace, team): the allowance divisor, kept as a count so a
+        # budget push to N sidecars costs O(N), not O(N²) (1,000 sidecars: ~1M steps).
+        self._peers: collections.Counter[tuple[str, str]] = collections.Counter()
 
     # --- connections -------------------------------------------------------
 
@@ -104,12 +108,14 @@ class Hub:
         conn.policy = result.policy
         conn.team = result.table.team if result.table else ""
         self.connections[conn.id] = conn
+        self._peers[(pod.namespace, conn.team)] += 1
         self.metrics.connected.set(len(self.connections))
         self._wake_team(pod.namespace, conn.team)  # allowance slices depend on the count
         return conn
 
     def disconnect(self, conn: Connection) -> None:
-        self.connections.pop(conn.id, None)
+        if self.connections.pop(conn.id, None) is not None:
+            self._peers[(conn.pod.namespace, conn.team)] -= 1
         self.metrics.connected.set(len(self.connections))
         self._wake_team(conn.pod.namespace, conn.team)
 
@@ -146,11 +152,7 @@ class Hub:
             budget = self.world.resources(conn.pod.namespace).budget_for(team)
             if budget is None:
                 return None
-            peers = sum(
-                1
-                for c in self.connections.values()
-                if c.pod.namespace == conn.pod.namespace and c.team == team
-            )
+            peers = self._peers[(conn.pod.namespace, team)]
             state = budget_state(conn.pod.namespace, budget.spec, budget.status, _pow2ceil(peers))
             digest = hashlib.sha256(state.SerializeToString(deterministic=True)).hexdigest()
             return digest[:16], state
@@ -194,8 +196,12 @@ class Hub:
         out: list[xds.DiscoveryResponse] = []
         result = self.compile(conn.pod)
         if result.table is not None:
-            if conn.team and conn.team != result.table.team:
-                self._wake_team(conn.pod.namespace, conn.team)
+            if conn.team != result.table.team:
+                if conn.id in self.connections:
+                    self._peers[(conn.pod.namespace, conn.team)] -= 1
+                    self._peers[(conn.pod.namespace, result.table.team)] += 1
+                if conn.team:
+                    self._wake_team(conn.pod.namespace, conn.team)
             conn.team = result.table.team
         conn.policy = result.policy
         for type_url in TYPES:

@@ -78,6 +78,11 @@ class Ledger:
         self.on_conflict = on_conflict
         self.on_counted = on_counted
         self._queues: dict[tuple[str, str], _TeamQueue] = {}
+        # Entries in status.sequences at which the next prune lists the namespace's pods:
+        # twice what the last prune kept. With more live sidecars than
+        # MAX_SEQUENCE_ENTRIES a fixed threshold listed every pod on every write (1,000
+        # pods: ~3 MB of JSON per commit); doubling keeps the bound and amortises it.
+        self._prune_at: dict[tuple[str, str], int] = {}
         self._closed = False
 
     async def charge(self, namespace: str, team: str, charge: Charge) -> ChargeResult:
@@ -135,6 +140,7 @@ class Ledger:
         if budget is None:
             return [ChargeResult(False, None)] * len(charges)
         real = [c for c in charges if c.sequence > 0]
+        key = (namespace, budget.name)
         live: set[str] | None = None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             try:
@@ -146,9 +152,12 @@ class Ledger:
                 status = TeamBudgetStatus.model_validate(body.get("status") or {})
             except ValidationError as exc:
                 raise RuntimeError(f"TeamBudget {budget.name} unreadable: {exc}") from exc
-            if live is None and len(status.sequences or {}) >= MAX_SEQUENCE_ENTRIES:
+            threshold = max(MAX_SEQUENCE_ENTRIES, self._prune_at.get(key, 0))
+            if live is None and len(status.sequences or {}) >= threshold:
                 live = await self.api.pod_names(namespace)
             new, counted = apply_charges(status, current.spec, real, self.clock(), live)
+            if live is not None:
+                self._prune_at[key] = 2 * len(new.sequences or {})
             if new == status:
                 written = body
             else:
