@@ -46,7 +46,12 @@ class ControlPlane:
         self.metrics = metrics or OperatorMetrics()
         self.tls = tls
         self.policy_dirty = asyncio.Event()
-        self.hub = Hub(world, self.metrics, on_rejection=self._on_rejection)
+        self.hub = Hub(
+            world,
+            self.metrics,
+            on_rejection=self._on_rejection,
+            budget_interval=settings.budget_push_interval,
+        )
         self.ledger = Ledger(
             ledger_api,
             find_budget=lambda ns, team: world.resources(ns).budget_for(team),

@@ -40,6 +40,10 @@ class Settings:
     debounce_max: float = 1.0
     #: How often policy sync counts are written to RoutingPolicy status (seconds).
     status_interval: float = 2.0
+    #: Minimum time between two BudgetState pushes to one sidecar while only the spend moves
+    #: (a condition change goes out at once): a usage write to a team of 1,000 sidecars
+    #: otherwise re-pushed every sidecar after every group commit (seconds).
+    budget_push_interval: float = 1.0
     #: How often budgets are re-evaluated without usage (period rollover), seconds.
     budget_refresh_interval: float = 60.0
     #: Kubeconfig when not running in a pod (None: in-cluster, then $KUBECONFIG).
@@ -74,6 +78,9 @@ class Settings:
             debounce_quiet=_float(e, "SWITCHMAN_DEBOUNCE_QUIET", cls.debounce_quiet),
             debounce_max=_float(e, "SWITCHMAN_DEBOUNCE_MAX", cls.debounce_max),
             status_interval=_float(e, "SWITCHMAN_STATUS_INTERVAL", cls.status_interval),
+            budget_push_interval=_float(
+                e, "SWITCHMAN_BUDGET_PUSH_INTERVAL", cls.budget_push_interval
+            ),
             budget_refresh_interval=_float(
                 e, "SWITCHMAN_BUDGET_REFRESH_INTERVAL", cls.budget_refresh_interval
             ),

@@ -23,7 +23,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from switchman_protocol import xds
-from switchman_protocol.v1 import routes_pb2
+from switchman_protocol.v1 import budget_pb2, routes_pb2
 
 from ..compile import CompileResult, compile_route_table
 from ..metrics import OperatorMetrics
@@ -46,6 +46,8 @@ class TypeState:
     last_ack: float | None = None  # wall clock, for proxy-status
     nack: str = ""
     in_flight: bool = False
+    sent_condition: int = -1  # BudgetState only: the condition last sent (pacing exemption)
+    paced: bool = False  # BudgetState only: a deferred wake-up is scheduled
 
 
 @dataclass
@@ -87,8 +89,14 @@ class Hub:
         world: World,
         metrics: OperatorMetrics,
         on_rejection: Callable[[str, Rejection], None] = lambda policy, r: None,
+        budget_interval: float = 0.0,
     ) -> None:
         self.world = world
+        # Pacing of BudgetState pushes per connection while only the spend moves: without
+        # it every group commit re-pushed the whole team (1,000 sidecars: ~2 pushes per
+        # sidecar per second, half the operator's CPU, and gRPC then accepted new streams
+        # so slowly that core cancelled them after 30 s pending).
+        self.budget_interval = budget_interval
         self.metrics = metrics
         self.on_rejection = on_rejection
         self.connections: dict[str, Connection] = {}
@@ -212,6 +220,8 @@ class Hub:
             if want is None or want[0] == ts.sent_version:
                 continue
             version, message = want
+            if type_url == xds.BUDGET_STATE_TYPE and self._pace(conn, ts, message):
+                continue
             ts.sent_version, ts.sent_nonce = version, f"{next(self._ids):x}"
             ts.sent_at, ts.in_flight = time.monotonic(), True
             if type_url == xds.ROUTE_TABLE_TYPE:
@@ -227,6 +237,30 @@ class Hub:
             )
             self.metrics.pushes.labels(SHORT[type_url]).inc()
         return out
+
+    def _pace(self, conn: Connection, ts: TypeState, message: Message) -> bool:
+        """Whether to hold this BudgetState back for now (a wake-up is scheduled).
+
+        Only spend-only changes are paced: the first push, and any change of the
+        condition (Ok / SoftLimited / Exhausted), go out at once.
+        """
+        assert isinstance(message, budget_pb2.BudgetState)
+        condition = int(message.condition)
+        if ts.sent_condition != condition or not ts.sent_version:
+            ts.sent_condition = condition
+            return False
+        wait = ts.sent_at + self.budget_interval - time.monotonic()
+        if wait <= 0:
+            return False
+        if not ts.paced:
+            ts.paced = True
+
+            def wake() -> None:
+                ts.paced = False
+                conn.wake.set()
+
+            asyncio.get_running_loop().call_later(wait, wake)
+        return True
 
     # --- views -------------------------------------------------------------
 
