@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -30,6 +31,9 @@ from .webhook.hook import prepare
 __all__ = ["main", "run"]
 
 log = logging.getLogger("switchman.operator")
+
+#: How long kopf may take to stop its watchers once our servers are down.
+KOPF_STOP_TIMEOUT = 10.0
 
 Extra = Callable[[Operator], Coroutine[Any, Any, None]]
 
@@ -70,43 +74,65 @@ async def run(
     kopf_settings.posting.enabled = False  # our own events, not kopf's handler chatter
     kopf_settings.watching.server_timeout = 300
     ready = asyncio.Event()
-    tasks = [
-        asyncio.create_task(
-            kopf.operator(
-                registry=registry,
-                settings=kopf_settings,
-                standalone=True,
-                clusterwide=not settings.namespaces,
-                namespaces=list(settings.namespaces),
-                stop_flag=stop,
-                ready_flag=ready,
-            ),
-            name="kopf",
+    kopf_task = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            settings=kopf_settings,
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            stop_flag=stop,
+            ready_flag=ready,
         ),
-        *(asyncio.create_task(fn(operator), name="extra") for fn in extra),
-        *([asyncio.create_task(elector.run(stop), name="leader")] if elector else []),
-    ]
+        name="kopf",
+    )
+    ours = [asyncio.create_task(fn(operator), name="extra") for fn in extra]
+    if elector is not None:
+        ours.append(asyncio.create_task(elector.run(stop), name="leader"))
     await ready.wait()
+    # kopf replaced our SIGTERM/SIGINT handlers with its own at start-up; on its own it
+    # would stop, wait 5 s for *every* task of the loop (gRPC streams, ledger workers)
+    # and then cancel them, so shutdown took 5 s and died in gRPC's cancelled shutdown
+    # (exit 1). Take the signals back: we stop our servers first, then let kopf stop.
+    _own_signals(stop)
     admin.ready = True
     try:
         done, _ = await asyncio.wait(
-            [*tasks, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+            [kopf_task, *ours, asyncio.ensure_future(stop.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
         )
         for task in done:
-            if task in tasks and task.exception() is not None:
+            if task in (kopf_task, *ours) and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
-        stop.set()
-        for task in tasks:
+        admin.ready = False
+        # Ours first (the elector: no renewal may race the release below; the webhook),
+        # then gRPC with a short grace (sidecars reconnect and resend what was not ACKed),
+        # ledger and admin, and kopf last, so it finds no task of ours to wait 5 s for.
+        for task in ours:
             task.cancel()
-        for task in tasks:
+        for task in ours:
             with contextlib.suppress(BaseException):
                 await task
         if elector is not None:
             # Stops gating status writes at once, then hands the Lease over.
             await elector.release()
-        await admin.stop()
         await operator.stop()
+        await admin.stop()
+        stop.set()  # kopf's stop_flag: it stops its watchers and returns
+        await asyncio.wait([kopf_task], timeout=KOPF_STOP_TIMEOUT)
+        kopf_task.cancel()
+        with contextlib.suppress(BaseException):
+            await kopf_task
+
+
+def _own_signals(stop: asyncio.Event) -> None:
+    """SIGTERM/SIGINT set ``stop`` (only the main thread can own signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
