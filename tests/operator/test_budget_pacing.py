@@ -1,0 +1,93 @@
+"""BudgetState pacing in the hub: spend-only changes at most once per interval, conditions at once.
+
+Pure hub (no sockets): the ACK is fed back as the DiscoveryRequest a sidecar
+would send, and the deferred wake-up is the connection's own event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+from envoy_data_plane.envoy.config.core.v3 import Node
+from operator_testkit import objects
+
+from switchman_operator.discovery.hub import Connection, Hub
+from switchman_operator.metrics import OperatorMetrics
+from switchman_operator.resources import PodInfo
+from switchman_operator.world import World
+from switchman_protocol import xds
+from switchman_protocol.v1 import budget_pb2
+
+POD = PodInfo("checkout", "checkout-api-7d9f", {"app": "checkout-api"})
+
+
+def budget_body(spent_micros: int, state: str) -> dict[str, Any]:
+    found = next(o for o in objects("example-checkout") if o["kind"] == "TeamBudget")
+    body: dict[str, Any] = copy.deepcopy(found)
+    body["status"] = {
+        "spentMicros": spent_micros,
+        "spent": spent_micros / 1e6,
+        "remaining": 500 - spent_micros / 1e6,
+        "state": state,
+    }
+    return body
+
+
+def budget_pushes(hub: Hub, conn: Connection) -> list[budget_pb2.BudgetState]:
+    """Send what is due and ACK it at once, as a sidecar would; the BudgetStates sent."""
+    out = []
+    for resp in hub.next_responses(conn):
+        hub.on_request(
+            conn,
+            xds.DiscoveryRequest(
+                node=Node(id=POD.key),
+                type_url=resp.type_url,
+                version_info=resp.version_info,
+                response_nonce=resp.nonce,
+            ),
+        )
+        if resp.type_url == xds.BUDGET_STATE_TYPE:
+            out.append(xds.unpack(resp.resources[0], budget_pb2.BudgetState))
+    return out
+
+
+async def test_spend_only_changes_are_paced_and_condition_changes_are_not() -> None:
+    world = World()
+    for body in objects("example-checkout"):
+        if body["kind"] != "TeamBudget":
+            world.upsert(body)
+    world.upsert(budget_body(0, "Ok"))
+    hub = Hub(world, OperatorMetrics(), budget_interval=0.3)
+    conn = hub.connect(POD)
+    for type_url in (xds.ROUTE_TABLE_TYPE, xds.BUDGET_STATE_TYPE):
+        hub.on_request(conn, xds.DiscoveryRequest(node=Node(id=POD.key), type_url=type_url))
+    first = budget_pushes(hub, conn)
+    assert [s.spent for s in first] == [0.0]  # the first one is never held back
+
+    conn.wake.clear()
+    world.upsert(budget_body(1_000_000, "Ok"))  # spend moved, condition did not
+    assert budget_pushes(hub, conn) == []
+    # The held-back state goes out when the interval is over (the hub wakes the stream).
+    await asyncio.wait_for(conn.wake.wait(), timeout=5)
+    assert [s.spent for s in budget_pushes(hub, conn)] == [1.0]
+
+    world.upsert(budget_body(500_000_000, "Exhausted"))  # right after a push: not paced
+    exhausted = budget_pushes(hub, conn)
+    assert [s.condition for s in exhausted] == [budget_pb2.BUDGET_CONDITION_EXHAUSTED]
+
+
+async def test_no_interval_means_no_pacing() -> None:
+    world = World()
+    for body in objects("example-checkout"):
+        world.upsert(body)
+    hub = Hub(world, OperatorMetrics())
+    conn = hub.connect(POD)
+    hub.on_request(
+        conn, xds.DiscoveryRequest(node=Node(id=POD.key), type_url=xds.BUDGET_STATE_TYPE)
+    )
+    assert len(budget_pushes(hub, conn)) == 1
+    for spent in (1, 2, 3):
+        world.upsert(budget_body(spent * 1_000_000, "Ok"))
+        assert [s.spent for s in budget_pushes(hub, conn)] == [float(spent)]
