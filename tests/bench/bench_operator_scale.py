@@ -581,6 +581,14 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         rss_end, hwm = sampler.read(), sampler.read("VmHWM")
         sampler.stopped.set()
         rss_peak = max(sampler.peak, rss_end)
+        # Clean shutdown with the sidecars still connected: SIGTERM → exit code and time.
+        t = time.monotonic()
+        operator.terminate()
+        try:
+            exit_code: int | None = operator.wait(30)
+        except subprocess.TimeoutExpired:
+            exit_code = None
+        shutdown_s = time.monotonic() - t
         mib = 1 << 20
         exact = spent == micros and requests == records == n * args.batches * args.per_batch
         return {
@@ -616,6 +624,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "end": round(rss_end / mib, 1),
             },
             "setup_s": {k: round(v, 1) for k, v in setup.items()},
+            "operator_sigterm": {"exit_code": exit_code, "seconds": round(shutdown_s, 2)},
             "targets_met": {
                 "p99_le_2s": pct(changes, 0.99) <= TARGETS["p99_s"],
                 "records_ge_5000_per_s": rate >= TARGETS["records_per_s"],
