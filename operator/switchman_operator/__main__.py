@@ -74,6 +74,9 @@ async def run(
     kopf_settings.posting.enabled = False  # our own events, not kopf's handler chatter
     kopf_settings.watching.server_timeout = 300
     ready = asyncio.Event()
+    # kopf gets its own stop flag, set only once our servers are down: kopf's shutdown
+    # waits 5 s for every task of the loop and then cancels it, gRPC's included.
+    kopf_stop = asyncio.Event()
     kopf_task = asyncio.create_task(
         kopf.operator(
             registry=registry,
@@ -81,7 +84,7 @@ async def run(
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
-            stop_flag=stop,
+            stop_flag=kopf_stop,
             ready_flag=ready,
         ),
         name="kopf",
@@ -119,7 +122,8 @@ async def run(
             await elector.release()
         await operator.stop()
         await admin.stop()
-        stop.set()  # kopf's stop_flag: it stops its watchers and returns
+        stop.set()
+        kopf_stop.set()  # it stops its watchers and returns
         await asyncio.wait([kopf_task], timeout=KOPF_STOP_TIMEOUT)
         kopf_task.cancel()
         with contextlib.suppress(BaseException):

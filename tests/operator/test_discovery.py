@@ -187,3 +187,28 @@ async def test_debounce_merges_a_burst_and_caps_the_delay() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_cancelled_stream_leaves_no_task_behind(env: Env) -> None:
+    """A sidecar that goes away mid-stream: its server-side waiter task must end too.
+
+    It used to wait on the connection's wake event forever (one leaked task and
+    Connection per such stream), and kopf's shutdown then waited 5 s for them.
+    """
+
+    def event_waiters() -> list[asyncio.Task[object]]:
+        return [
+            t
+            for t in asyncio.all_tasks()
+            if not t.done() and getattr(t.get_coro(), "__qualname__", "") == "Event.wait"
+        ]
+
+    before = len(event_waiters())
+    tables = RecordingTables()
+    client = DiscoveryClient(env.client_settings("token-web-1", "shop/web-1"), tables, BudgetGate())
+    task = await run_client(client)
+    await wait_for(lambda: tables.current is not None, what="first table")
+    await stop(task)  # the client cancels its call: the server's handler is cancelled
+    assert env.cp is not None
+    await wait_for(lambda: env.cp is not None and not env.cp.hub.connections, what="disconnect")
+    await wait_for(lambda: len(event_waiters()) <= before, what="no leaked waiter task")

@@ -59,6 +59,7 @@ class DiscoveryService:
         conn = self.hub.connect(pod)
         log.info("sidecar %s connected (%s)", pod.key, conn.id)
         reader = asyncio.create_task(self._read(requests, conn, context))
+        waiter: asyncio.Task[bool] | None = None
         try:
             while not reader.done():
                 waiter = asyncio.create_task(conn.wake.wait())
@@ -73,6 +74,11 @@ class DiscoveryService:
                 self.metrics.auth_failures.inc()
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(failure))
         finally:
+            # When the stream is cancelled inside asyncio.wait (sidecar gone, server
+            # stopping) the waiter must go too: left alone it waited forever, one leaked
+            # task (and Connection) per such stream, and kopf's shutdown waited 5 s for them.
+            if waiter is not None:
+                waiter.cancel()
             reader.cancel()
             with contextlib.suppress(BaseException):
                 await reader
