@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from switchman_sidecar.adapters.base import tool_call_arguments
 from switchman_sidecar.api_chat import StreamEncoder
 from switchman_sidecar.pipeline import ApiError, Exchange
 from switchman_sidecar.usage import Usage
@@ -275,10 +276,7 @@ class AnthropicFrontend:
             content.append({"type": "text", "text": message["content"]})
         for call in message.get("tool_calls") or []:
             fn = call.get("function") or {}
-            try:
-                args = json.loads(fn.get("arguments") or "{}")
-            except ValueError:
-                args = {"_raw": fn.get("arguments")}
+            args = tool_call_arguments(fn)
             content.append(
                 {
                     "type": "tool_use",

@@ -19,6 +19,7 @@ from switchman_sidecar.adapters.base import (
     UpstreamStreamError,
     finish_chunk,
     text_chunk,
+    tool_call_arguments,
 )
 from switchman_sidecar.adapters.sse import SseParser
 from switchman_sidecar.http.client import Origin
@@ -122,10 +123,7 @@ def openai_to_anthropic_request(
             blocks = _blocks(msg.get("content"))
             for call in msg.get("tool_calls") or []:
                 fn = call.get("function") or {}
-                try:
-                    args = json.loads(fn.get("arguments") or "{}")
-                except ValueError:
-                    args = {"_raw": fn.get("arguments")}
+                args = tool_call_arguments(fn)
                 blocks.append(
                     {
                         "type": "tool_use",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ __all__ = [
     "context_exceeded",
     "finish_chunk",
     "text_chunk",
+    "tool_call_arguments",
 ]
 
 
@@ -98,3 +100,13 @@ def finish_chunk(cid: str, model: str, created: int, reason: str) -> dict[str, A
         "model": model,
         "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}],
     }
+
+
+def tool_call_arguments(function: dict[str, Any]) -> Any:
+    """An OpenAI tool call's ``arguments`` string as the JSON object that the
+    Anthropic and Gemini shapes carry; text that is not JSON is kept, not lost,
+    as ``{"_raw": text}``."""
+    try:
+        return json.loads(function.get("arguments") or "{}")
+    except ValueError:
+        return {"_raw": function.get("arguments")}

@@ -19,6 +19,7 @@ from switchman_sidecar.adapters.base import (
     UpstreamStreamError,
     finish_chunk,
     text_chunk,
+    tool_call_arguments,
 )
 from switchman_sidecar.adapters.sse import SseParser
 from switchman_sidecar.http.client import Origin
@@ -75,10 +76,7 @@ def openai_to_gemini_request(body: dict[str, Any], max_out: int | None) -> dict[
             for call in msg.get("tool_calls") or []:
                 fn = call.get("function") or {}
                 names[call.get("id", "")] = fn.get("name", "")
-                try:
-                    args = json.loads(fn.get("arguments") or "{}")
-                except ValueError:
-                    args = {"_raw": fn.get("arguments")}
+                args = tool_call_arguments(fn)
                 parts.append({"functionCall": {"name": fn.get("name", ""), "args": args}})
             add("model", parts)
         elif role == "tool":
