@@ -25,10 +25,9 @@ from typing import Any
 
 import grpc
 import pytest
-from test_operator import BIN, Proc, World, manifests, wait_until
+from test_operator import BIN, Proc, World, manifests, wait_until, write_tls_files
 
 from cluster.harness import Cluster, free_port
-from switchman_operator.tls import make_self_signed
 from switchman_protocol.v1 import usage_pb2
 
 LEASE = "switchman-e2e"
@@ -111,11 +110,7 @@ class Pair:
 
 @pytest.fixture
 def pair(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Pair]:
-    tls = make_self_signed(["localhost", "127.0.0.1"])
-    files = {"cert": tmp_path / "tls.crt", "key": tmp_path / "tls.key", "ca": tmp_path / "ca.crt"}
-    files["cert"].write_bytes(tls.cert_pem)
-    files["key"].write_bytes(tls.key_pem)
-    files["ca"].write_bytes(tls.ca_pem)
+    files = write_tls_files(tmp_path)
     # No request reaches a model here: usage batches are sent directly.
     cluster.kubectl("apply", "-f", "-", input=manifests(namespace, "http://127.0.0.1:9"))
     procs: list[Proc] = []

@@ -10,9 +10,7 @@ provider; the app is the official openai SDK, ratings are POSTed with httpx.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,9 @@ import httpx
 import openai
 import pytest
 import yaml
-from test_operator import Proc, World, http_json, wait_until
+from test_operator import Proc, World, http_json, start_fake, wait_until, write_tls_files
 
 from cluster.harness import Cluster, free_port
-from switchman_operator.tls import make_self_signed
 
 MATH = "What is 12 * 7? Compute the product."
 CHAT = "Tell me a joke about cats"
@@ -102,23 +99,9 @@ def manifests(namespace: str, fake_url: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def world(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[World]:
     procs: list[Proc] = []
-    fake = Proc(
-        "fake",
-        [sys.executable, "-m", "switchman_fake", "--port", "0", "--no-record"],
-        dict(os.environ),
-        tmp_path / "fake.log",
-    )
+    fake, url = start_fake(tmp_path)
     procs.append(fake)
-    url = wait_until(
-        lambda: next((ln for ln in fake.text().splitlines() if ln.startswith("http://")), ""),
-        30,
-        "fake upstream",
-    )
-    tls = make_self_signed(["localhost", "127.0.0.1"])
-    files = {"cert": tmp_path / "tls.crt", "key": tmp_path / "tls.key", "ca": tmp_path / "ca.crt"}
-    files["cert"].write_bytes(tls.cert_pem)
-    files["key"].write_bytes(tls.key_pem)
-    files["ca"].write_bytes(tls.ca_pem)
+    files = write_tls_files(tmp_path)
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests(namespace, url)))
     w = World(cluster, namespace, tmp_path, url, free_port(), free_port(), files, procs)
     try:

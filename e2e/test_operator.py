@@ -74,6 +74,32 @@ def http_json(url: str) -> Any:
         return json.loads(r.read())
 
 
+def start_fake(tmp_path: Path) -> tuple[Proc, str]:
+    """The fake upstream as a process; returns it and its base URL."""
+    fake = Proc(
+        "fake",
+        [sys.executable, "-m", "switchman_fake", "--port", "0", "--no-record"],
+        dict(os.environ),
+        tmp_path / "fake.log",
+    )
+    url = wait_until(
+        lambda: next((ln for ln in fake.text().splitlines() if ln.startswith("http://")), ""),
+        30,
+        "fake upstream",
+    )
+    return fake, url
+
+
+def write_tls_files(tmp_path: Path) -> dict[str, Path]:
+    """A self-signed serving certificate for the operator's gRPC port, and its CA."""
+    tls = make_self_signed(["localhost", "127.0.0.1"])
+    files = {"cert": tmp_path / "tls.crt", "key": tmp_path / "tls.key", "ca": tmp_path / "ca.crt"}
+    files["cert"].write_bytes(tls.cert_pem)
+    files["key"].write_bytes(tls.key_pem)
+    files["ca"].write_bytes(tls.ca_pem)
+    return files
+
+
 @dataclass
 class World:
     cluster: Cluster
@@ -232,23 +258,9 @@ def manifests(namespace: str, fake_url: str) -> str:
 @pytest.fixture
 def world(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[World]:
     procs: list[Proc] = []
-    fake = Proc(
-        "fake",
-        [sys.executable, "-m", "switchman_fake", "--port", "0", "--no-record"],
-        dict(os.environ),
-        tmp_path / "fake.log",
-    )
+    fake, url = start_fake(tmp_path)
     procs.append(fake)
-    url = wait_until(
-        lambda: next((ln for ln in fake.text().splitlines() if ln.startswith("http://")), ""),
-        30,
-        "fake upstream",
-    )
-    tls = make_self_signed(["localhost", "127.0.0.1"])
-    files = {"cert": tmp_path / "tls.crt", "key": tmp_path / "tls.key", "ca": tmp_path / "ca.crt"}
-    files["cert"].write_bytes(tls.cert_pem)
-    files["key"].write_bytes(tls.key_pem)
-    files["ca"].write_bytes(tls.ca_pem)
+    files = write_tls_files(tmp_path)
     cluster.kubectl("apply", "-f", "-", input=manifests(namespace, url))
     w = World(cluster, namespace, tmp_path, url, free_port(), free_port(), files, procs)
     try:
