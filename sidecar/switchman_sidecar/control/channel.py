@@ -9,7 +9,7 @@ import grpc
 
 from .settings import ControlSettings
 
-__all__ = ["auth_metadata", "backoff_delays", "open_channel"]
+__all__ = ["auth_metadata", "backoff_delays", "describe_error", "open_channel"]
 
 
 def open_channel(settings: ControlSettings) -> grpc.aio.Channel:
@@ -42,3 +42,10 @@ def backoff_delays(initial: float, cap: float) -> Iterator[float]:
     while True:
         yield random.uniform(0, min(cap, initial * 2**attempt))
         attempt += 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for logs and /config_dump: the gRPC status, else the exception."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

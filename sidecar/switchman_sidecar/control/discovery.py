@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import grpc
 from envoy_data_plane.envoy.config.core.v3 import Node
 from envoy_data_plane.google.rpc import Status
 
@@ -21,7 +20,7 @@ from switchman_protocol import xds
 from switchman_protocol.v1 import budget_pb2, routes_pb2
 
 from ..budget import BudgetGate
-from .channel import auth_metadata, backoff_delays, open_channel
+from .channel import auth_metadata, backoff_delays, describe_error, open_channel
 from .settings import ControlSettings
 
 __all__ = ["DiscoveryClient", "TableSink"]
@@ -63,8 +62,11 @@ class DiscoveryClient:
             received = False
             try:
                 received = await self._session()
-            except (grpc.aio.AioRpcError, OSError) as exc:
-                self.last_error = _describe(exc)
+            except Exception as exc:  # any failed stream: back off and reconnect, never die
+                # Not only AioRpcError/OSError: a write racing the stream's end raises
+                # asyncio.InvalidStateError ("RPC already finished"), which would otherwise
+                # end this task and leave the sidecar without tables for good.
+                self.last_error = describe_error(exc)
                 log.warning("operator stream failed: %s", self.last_error)
             finally:
                 self.connected = False
@@ -120,9 +122,3 @@ class DiscoveryClient:
         self.versions[type_url] = response.version_info
         self.last_update = time.time()
         return self._request(type_url, response.nonce)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return str(exc)

@@ -25,7 +25,7 @@ import grpc
 from switchman_protocol.v1 import usage_pb2
 
 from ..budget import BudgetGate
-from .channel import auth_metadata, backoff_delays, open_channel
+from .channel import auth_metadata, backoff_delays, describe_error, open_channel
 from .settings import ControlSettings
 
 __all__ = ["REPORT_METHOD", "UsageReporter"]
@@ -130,12 +130,12 @@ class UsageReporter:
                     delays = backoff_delays(
                         self.settings.backoff_initial, self.settings.backoff_max
                     )
-            except (grpc.aio.AioRpcError, OSError) as exc:
-                self.last_error = (
-                    f"{exc.code().name}: {exc.details()}"
-                    if isinstance(exc, grpc.aio.AioRpcError)
-                    else str(exc)
-                )
+            except Exception as exc:  # any failed stream: back off and resend, never die
+                # Not only AioRpcError/OSError: writing a batch while the stream ends
+                # (operator killed) raises asyncio.InvalidStateError ("RPC already
+                # finished"). Letting it escape ended this task: the sidecar went on
+                # serving but never reported usage again (the e2e restart test saw it).
+                self.last_error = describe_error(exc)
                 log.warning("usage stream failed: %s", self.last_error)
             await asyncio.sleep(next(delays))
 
