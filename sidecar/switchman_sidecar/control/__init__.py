@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,6 +19,14 @@ from .settings import ControlSettings
 from .usage import UsageReporter
 
 __all__ = ["Control", "ControlSettings", "DiscoveryClient", "UsageReporter", "start_control"]
+
+log = logging.getLogger("switchman.control")
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    """Both loops are meant to run until cancelled; say so loudly if one ever ends."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("%s ended: %r", task.get_name(), task.exception())
 
 
 @dataclass
@@ -65,4 +74,6 @@ def start_control(
         asyncio.create_task(control.discovery.run(), name="switchman-discovery"),
         asyncio.create_task(control.usage.run(), name="switchman-usage"),
     ]
+    for task in control.tasks:
+        task.add_done_callback(_report_death)
     return control
