@@ -51,6 +51,7 @@ class ControlPlane:
             self.metrics,
             on_rejection=self._on_rejection,
             budget_interval=settings.budget_push_interval,
+            replicas=settings.replicas,
         )
         self.ledger = Ledger(
             ledger_api,

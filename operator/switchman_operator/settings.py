@@ -52,6 +52,10 @@ class Settings:
     namespaces: tuple[str, ...] = field(default_factory=tuple)
     #: Identity of this replica in logs and status.
     replica: str = "switchman-operator"
+    #: Operator replicas serving sidecars (SWITCHMAN_REPLICAS; the chart sets its
+    #: replica count). Budget allowances are also divided by it, so the slices handed
+    #: out by all replicas together never add up to more than what remains.
+    replicas: int = 1
     #: The admission webhook (sidecar injection), off unless SWITCHMAN_WEBHOOK_ENABLED.
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     #: Lease-based leader election (SWITCHMAN_LEADER_ELECTION; the chart sets it when
@@ -87,6 +91,7 @@ class Settings:
             kubeconfig=e.get("KUBECONFIG") or None,
             namespaces=tuple(n for n in e.get("SWITCHMAN_NAMESPACES", "").split(",") if n),
             replica=e.get("POD_NAME") or e.get("HOSTNAME") or cls.replica,
+            replicas=max(1, int(e.get("SWITCHMAN_REPLICAS", cls.replicas))),
             webhook=WebhookSettings.from_env(e),
             leader=LeaderSettings.from_env(e),
         )

@@ -91,3 +91,30 @@ async def test_no_interval_means_no_pacing() -> None:
     for spent in (1, 2, 3):
         world.upsert(budget_body(spent * 1_000_000, "Ok"))
         assert [s.spent for s in budget_pushes(hub, conn)] == [float(spent)]
+
+
+def test_allowance_is_sliced_across_sidecars_and_replicas() -> None:
+    """One replica's slices add up to at most what remains; with k replicas, each hands out
+    at most 1/k of it, so all replicas together never promise more than remains."""
+    allowances = {}
+    for replicas, pods in ((1, 1), (1, 3), (2, 1), (3, 3)):
+        world = World()
+        for body in objects("example-checkout"):
+            if body["kind"] != "TeamBudget":
+                world.upsert(body)
+        world.upsert(budget_body(100_000_000, "Ok"))  # 400 of 500 remain
+        hub = Hub(world, OperatorMetrics(), replicas=replicas)
+        conns = [
+            hub.connect(PodInfo(POD.namespace, f"{POD.name}-{i}", POD.labels)) for i in range(pods)
+        ]
+        for conn in conns:
+            hub.on_request(
+                conn,
+                xds.DiscoveryRequest(node=Node(id=conn.pod.key), type_url=xds.BUDGET_STATE_TYPE),
+            )
+        states = [budget_pushes(hub, conn)[0] for conn in conns]
+        assert len({s.allowance for s in states}) == 1
+        allowances[(replicas, pods)] = states[0].allowance
+        assert replicas * pods * states[0].allowance <= 400 + 1e-9
+    # pods rounded up to a power of two (3 -> 4), times the replicas
+    assert allowances == {(1, 1): 400.0, (1, 3): 100.0, (2, 1): 200.0, (3, 3): 400 / 12}

@@ -90,8 +90,12 @@ class Hub:
         metrics: OperatorMetrics,
         on_rejection: Callable[[str, Rejection], None] = lambda policy, r: None,
         budget_interval: float = 0.0,
+        replicas: int = 1,
     ) -> None:
         self.world = world
+        # Allowance divisor across replicas: each replica only sees its own sidecars, so
+        # without it k replicas serving one team could hand out k x remaining in total.
+        self.replicas = max(1, replicas)
         # Pacing of BudgetState pushes per connection while only the spend moves: without
         # it every group commit re-pushed the whole team (1,000 sidecars: ~2 pushes per
         # sidecar per second, half the operator's CPU, and gRPC then accepted new streams
@@ -161,7 +165,8 @@ class Hub:
             if budget is None:
                 return None
             peers = self._peers[(conn.pod.namespace, team)]
-            state = budget_state(conn.pod.namespace, budget.spec, budget.status, _pow2ceil(peers))
+            slices = _pow2ceil(peers) * self.replicas
+            state = budget_state(conn.pod.namespace, budget.spec, budget.status, slices)
             digest = hashlib.sha256(state.SerializeToString(deterministic=True)).hexdigest()
             return digest[:16], state
         return None
