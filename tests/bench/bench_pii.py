@@ -2,22 +2,34 @@
 recognizers, on the same ~4 KB prompts (joined labelled texts from
 ../shared/data/pii). Prints ONE JSON line.
 
-Run: .venv/bin/python tests/bench/bench_pii.py
+Run: .venv/bin/python tests/bench/bench_pii.py [--baseline CHECKOUT]
+
+``--baseline`` times another checkout's detector (e.g. a ``git worktree`` of
+the previous commit) in the same process, interleaved prompt by prompt with
+ours, and reports both and the CPU-time ratio: on a machine shared with other
+jobs, absolute figures drift between runs, an interleaved ratio much less.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
+import shutil
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from switchman_cli.pii_eval.runner import Detect, ours, presidio, prompts_of
 from switchman_cli.pii_eval.scoring import load_samples
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pii"
 REPEATS = 5
+_ALIAS = "_switchman_pii_baseline"
 
 
 def timings(detect: Detect, prompts: list[str]) -> dict[str, float]:
@@ -31,6 +43,10 @@ def timings(detect: Detect, prompts: list[str]) -> dict[str, float]:
             detect(p)
             cpu.append((time.thread_time_ns() - c0) / 1e6)
             wall.append((time.perf_counter_ns() - t0) / 1e6)
+    return _summary(wall, cpu, prompts)
+
+
+def _summary(wall: list[float], cpu: list[float], prompts: list[str]) -> dict[str, float]:
     kb = statistics.mean(len(p.encode()) for p in prompts) / 1024
     ordered = sorted(wall)
     return {
@@ -41,7 +57,49 @@ def timings(detect: Detect, prompts: list[str]) -> dict[str, float]:
     }
 
 
-def main() -> int:
+def baseline_detector(checkout: Path) -> Callable[[str], Any]:
+    """The detector of another checkout, imported under another package name
+    (its modules copied to a temporary directory, imports rewritten)."""
+    src = checkout / "sidecar" / "switchman_sidecar" / "pii"
+    tmp = Path(tempfile.mkdtemp(prefix="pii-baseline-"))
+    pkg = tmp / _ALIAS
+    pkg.mkdir()
+    for f in src.glob("*.py"):
+        text = "" if f.name == "__init__.py" else f.read_text(encoding="utf-8")
+        (pkg / f.name).write_text(text.replace("switchman_sidecar.pii.", f"{_ALIAS}."), "utf-8")
+    sys.path.insert(0, str(tmp))
+    try:
+        det = importlib.import_module(f"{_ALIAS}.detector").Detector()
+    finally:
+        sys.path.remove(str(tmp))
+        shutil.rmtree(tmp, ignore_errors=True)
+    scan: Callable[[str], Any] = det.scan
+    return scan
+
+
+def interleaved(new: Detect, old: Callable[[str], Any], prompts: list[str]) -> dict[str, Any]:
+    """Both detectors on each prompt in turn (order alternating), CPU and wall."""
+    runs: dict[str, tuple[list[float], list[float]]] = {"ours": ([], []), "baseline": ([], [])}
+    for r in range(REPEATS):
+        for i, p in enumerate(prompts):
+            pair = [("ours", new), ("baseline", old)]
+            for name, fn in pair if (i + r) % 2 else reversed(pair):
+                t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+                fn(p)
+                runs[name][1].append((time.thread_time_ns() - c0) / 1e6)
+                runs[name][0].append((time.perf_counter_ns() - t0) / 1e6)
+    out: dict[str, Any] = {k: _summary(w, c, prompts) for k, (w, c) in runs.items()}
+    out["cpu_ratio_ours_to_baseline"] = round(
+        statistics.median(runs["ours"][1]) / statistics.median(runs["baseline"][1]), 3
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", type=Path, help="another checkout to time alongside")
+    parser.add_argument("--no-presidio", action="store_true", help="skip Presidio's timing")
+    args = parser.parse_args(argv)
     files = sorted(DATA.glob("*.json"))
     if not files:
         print(json.dumps({"bench": "pii", "error": f"no labelled data in {DATA}"}))
@@ -56,12 +114,21 @@ def main() -> int:
         "bench": "pii",
         "prompts": len(prompts),
         "word_lists_load_s": round(load_s, 3),
-        "ours": timings(ours_detect, prompts),
     }
-    other = presidio()
-    result["presidio_patterns"] = (
-        timings(other, prompts) if other is not None else "presidio-analyzer not installed"
-    )
+    if args.baseline is not None:
+        old = baseline_detector(args.baseline)
+        for p in prompts:  # warm both
+            old(p)
+            ours_detect(p)
+        result["baseline"] = str(args.baseline)
+        result.update(interleaved(ours_detect, old, prompts))
+    else:
+        result["ours"] = timings(ours_detect, prompts)
+    if not args.no_presidio:
+        other = presidio()
+        result["presidio_patterns"] = (
+            timings(other, prompts) if other is not None else "presidio-analyzer not installed"
+        )
     print(json.dumps(result))
     return 0
 

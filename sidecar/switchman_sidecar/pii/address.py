@@ -100,25 +100,30 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
     """Addresses, looked for only around digits: every anchor (house number,
     unit number, street word with a number, cue with a number) has one within
     a few tokens, so the grammar runs on short windows instead of every token
-    of the text (most of a 4 KB prompt is prose)."""
+    of the text (most of a 4 KB prompt is prose). Digits inside a structured
+    finding (a phone, card or IP number) anchor nothing."""
     windows: list[list[int]] = []
     size = len(text)
+    ordered = sorted(barriers)
+    bar_ends = list(itertools.accumulate((e for _, e in ordered), max))
     for m in DIGITS_RE.finditer(text):
-        lo, hi = max(0, m.start() - WINDOW_BEFORE), min(size, m.end() + WINDOW_AFTER)
+        start, end = m.span()
+        if ordered and _overlaps(ordered, bar_ends, start, end):
+            continue
+        lo, hi = max(0, start - WINDOW_BEFORE), min(size, end + WINDOW_AFTER)
         if windows and lo <= windows[-1][1]:
             windows[-1][1] = hi
         else:
             windows.append([lo, hi])
     if not windows:
         return []
-    cased = _cased(text)
-    ordered = sorted(barriers)
+    cache = _kind_cache(gaz, _cased(text))
     out: list[Finding] = []
     for lo, hi in windows:
         while lo > 0 and not text[lo - 1].isspace():
             lo -= 1
         while True:
-            found, reached_end = _scan_window(text, lo, hi, gaz, cased, ordered)
+            found, reached_end = _scan_window(text, lo, hi, cache, ordered)
             if not reached_end or hi >= size:
                 break
             hi = min(size, hi + WINDOW_AFTER)  # the address runs on past the window
@@ -128,28 +133,34 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
 
 DIGITS_RE = re.compile(r"\d+")
 WINDOW_BEFORE, WINDOW_AFTER = 60, 80
+#: TOKEN_RE as a splitter: separators and tokens alternate, found in C
+#: without a match object per token.
+TOKEN_SPLIT_RE = re.compile(rf"({TOKEN_RE.pattern})")
 
 
 def _scan_window(
     text: str,
     lo: int,
     hi: int,
-    gaz: Gazetteer,
-    cased: bool,
+    cache: _KindCache,
     barriers: list[tuple[int, int]],
 ) -> tuple[list[Finding], bool]:
-    toks = [(m.start(), m.end(), m.group()) for m in TOKEN_RE.finditer(text, lo, hi)]
-    n = len(toks)
+    parts = TOKEN_SPLIT_RE.split(text[lo:hi])
+    words = parts[1::2]
+    n = len(words)
     if n == 0:
         return [], False
+    offsets = list(itertools.accumulate(map(len, parts), initial=lo))
+    toks = list(zip(offsets[1:-1:2], offsets[2::2], words, strict=True))
     if hi < len(text) and not text[hi].isspace():
         toks.pop()  # cut in the middle of a token
+        words.pop()
         n -= 1
         if n == 0:
             return [], True
     blocked = [False] * n
     if barriers:
-        starts = [t[0] for t in toks]
+        starts = offsets[1::2]
         for bs, be in barriers:
             if be <= toks[0][0] or bs >= toks[-1][1]:
                 continue
@@ -158,20 +169,26 @@ def _scan_window(
                 if toks[j][1] > bs:
                     blocked[j] = True
                 j += 1
-    cue_ends = {m.end() for m in CUE_RE.finditer(text, max(0, lo - 40), hi)}
-    cache = _kind_cache(gaz, cased)
-    kinds = [cache.get(t[2]) or _remember(cache, t[2], gaz, cased) for t in toks]
+    kinds = list(map(cache.__getitem__, words))
+    cased = cache.cased
+    starts = offsets[1::2]
+    # anchor candidates: anchor kinds, and the first token after a cue phrase
+    cands = [i for i, k in enumerate(kinds) if k in _ANCHOR_KINDS]
+    cued: set[int] = set()
+    for m in CUE_RE.finditer(text, max(0, lo - 40), hi):
+        j = bisect.bisect_left(starts, m.end())
+        if j < n and starts[j] == m.end():
+            cued.add(j)
+    if cued:
+        cands = sorted(cued.union(cands))
     out: list[Finding] = []
     reached_end = False
     i = 0
-    while i < n:
-        k = kinds[i]
-        if k not in _ANCHOR_KINDS and toks[i][0] not in cue_ends:
-            i += 1
+    for c in cands:
+        if c < i:
             continue
-        anchor = _anchor(text, toks, kinds, blocked, i, toks[i][0] in cue_ends)
+        anchor = _anchor(text, toks, kinds, blocked, c, c in cued)
         if anchor is None:
-            i += 1
             continue
         lo_t, hi_t = anchor
         while hi_t + 1 < n and not blocked[hi_t + 1] and _near(text, toks[hi_t], toks[hi_t + 1]):
@@ -205,35 +222,52 @@ def _cased(text: str) -> bool:
     return not (text.islower() or text.isupper())
 
 
-_KIND_CACHES: dict[tuple[int, bool], tuple[Gazetteer, dict[str, str]]] = {}
+class _KindCache(dict[str, str]):
+    """Token → kind, per word lists and casing: prompts repeat most of their
+    tokens, and a dict hit (``map(cache.__getitem__, tokens)``, in C) is
+    several times cheaper than classifying again. A miss is classified and
+    kept only when the token is list vocabulary ("the", "Apt.", "Street",
+    "waist."), never request data: numbers, names, places and street names
+    found by their ending ("Bahnhofstrasse") are not kept."""
+
+    def __init__(self, gaz: Gazetteer, cased: bool) -> None:
+        super().__init__()
+        self.gaz = gaz
+        self.cased = cased
+
+    def __missing__(self, tok: str) -> str:
+        if tok.isdecimal():  # the common number: no regex, nothing kept
+            return "num" if len(tok) <= 5 else "zip" if len(tok) <= 6 else "other"
+        gaz = self.gaz
+        kind = _kind(tok, gaz, self.cased)
+        if kind in ("num", "zip", "other", "place") or len(self) >= _KIND_CACHE_MAX:
+            return kind
+        lower = tok.lower()
+        core = lower.strip(_PUNCT)
+        if kind == "unit" or (
+            (lower in gaz.common_words or lower in gaz.street_words or core in gaz.english)
+            and core not in gaz.first_names
+            and core not in gaz.last_names
+            and core not in gaz.places
+        ):
+            self[tok] = kind
+        return kind
+
+
+_PUNCT = ".,!?'\"\u2019"
+_KIND_CACHES: dict[tuple[int, bool], _KindCache] = {}
 _KIND_CACHE_MAX = 50_000
 
 
-def _kind_cache(gaz: Gazetteer, cased: bool) -> dict[str, str]:
-    """Token → kind, per word lists and casing: prompts repeat most of their
-    tokens, and a dict hit is several times cheaper than classifying again.
-    Only list vocabulary is cached (``_remember``), never request data.
-    The entry keeps the gazetteer alive, so its id cannot be reused."""
-    entry = _KIND_CACHES.get((id(gaz), cased))
-    if entry is None or len(entry[1]) > _KIND_CACHE_MAX:
+def _kind_cache(gaz: Gazetteer, cased: bool) -> _KindCache:
+    """The cache for these word lists and this casing (kept by the lists' id:
+    the cache holds the lists, so the id cannot be reused while cached)."""
+    cache = _KIND_CACHES.get((id(gaz), cased))
+    if cache is None:
         if len(_KIND_CACHES) > 8:
             _KIND_CACHES.clear()
-        entry = _KIND_CACHES[(id(gaz), cased)] = (gaz, {})
-    return entry[1]
-
-
-def _remember(cache: dict[str, str], tok: str, gaz: Gazetteer, cased: bool) -> str:
-    kind = _kind(tok, gaz, cased)
-    lower = tok.lower()
-    if kind == "unit" or (
-        (kind == "common" or kind == "street")
-        and (lower in gaz.common_words or lower in gaz.street_words)
-        and not gaz.is_name(lower)
-    ):
-        # list vocabulary only ("the", "Apt.", "Street"); numbers, names, places
-        # and street names found by their ending ("Bahnhofstrasse") are not kept
-        cache[tok] = kind
-    return kind
+        cache = _KIND_CACHES[(id(gaz), cased)] = _KindCache(gaz, cased)
+    return cache
 
 
 def _kind(tok: str, gaz: Gazetteer, cased: bool) -> str:

@@ -104,7 +104,9 @@ class Detector:
             if self.addresses:
                 found.extend(find_addresses(text, gaz, hard))
             if self.names:
-                found.extend(find_persons(text, gaz))
+                # what outranks a name: runs of capitals inside it are skipped
+                chosen = [(f.start, f.end) for f in resolve_overlaps(found)]
+                found.extend(find_persons(text, gaz, chosen))
             if self.addresses:
                 taken = [(f.start, f.end) for f in found]
                 found.extend(find_locations(text, gaz, taken))

@@ -26,7 +26,9 @@ well under a millisecond.
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Sequence
 
 from switchman_sidecar.pii.gazetteer import Gazetteer
 from switchman_sidecar.pii.spans import Finding
@@ -244,16 +246,24 @@ def _sentence_start(text: str, start: int) -> bool:
     return i < 0 or text[i] in ".!?\n:;>" or text[i].isdigit()
 
 
-def find_persons(text: str, gaz: Gazetteer) -> list[Finding]:
+def find_persons(text: str, gaz: Gazetteer, skip: Sequence[tuple[int, int]] = ()) -> list[Finding]:
+    """PERSON findings; runs of capitals wholly inside a ``skip`` span (sorted,
+    disjoint: the findings that outrank a name, such as an address's street
+    and town) are not looked at, since a name there could not win."""
     if text.islower() or text.isupper():
         return _find_uncased(text, gaz)
     first, last, common, english = gaz.first_names, gaz.last_names, gaz.common_words, gaz.english
     emails: str | None = None
     out: list[Finding] = []
     cache = _single_cache(gaz)
+    skip_starts = [s for s, _ in skip]
     for run in CAP_RUN_RE.finditer(text):
+        base, run_end = run.span()
+        if skip_starts:
+            k = bisect.bisect_right(skip_starts, base) - 1
+            if k >= 0 and skip[k][1] >= run_end:
+                continue
         group = run.group()
-        base = run.start()
         if " " not in group and "." not in group and "-" not in group:
             # one word, the common case: "The", "I", "Paris", "Smith's"
             kind = cache.get(group)
