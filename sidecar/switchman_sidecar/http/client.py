@@ -37,6 +37,9 @@ class Origin:
     host: str
     port: int
     base_path: str
+    key: str = ""
+    """``scheme://host:port``: what pools are keyed by (a str hashes once; this
+    dataclass would hash its four fields in Python on every lookup)."""
 
     @classmethod
     def parse(cls, url: str) -> Origin:
@@ -44,7 +47,8 @@ class Origin:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"endpoint {url!r} must be an http(s) URL with a host")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+        key = f"{parts.scheme}://{parts.hostname}:{port}"
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"), key)
 
     @property
     def host_header(self) -> str:
@@ -246,12 +250,7 @@ class _Pool:
         self.max_idle = max_idle
         self.idle: collections.deque[_Conn] = collections.deque()
 
-    async def get(self) -> _Conn:
-        while self.idle:
-            conn = self.idle.pop()
-            conn.idle = False
-            if not conn.closed:
-                return conn
+    async def connect(self) -> _Conn:
         loop = asyncio.get_running_loop()
         try:
             _, proto = await loop.create_connection(
@@ -267,12 +266,24 @@ class _Pool:
             ) from exc
         return proto
 
+    def take(self) -> _Conn | None:
+        """An idle keep-alive connection, if there is one (no await on the common path)."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            conn.idle = False
+            if not conn.closed:
+                return conn
+        return None
+
     def put(self, conn: _Conn) -> None:
         if len(self.idle) >= self.max_idle:
             conn.abort()
             return
+        # The parser is kept: llhttp parses the next response on a keep-alive
+        # connection once the previous one completed (only complete responses
+        # come back here).
         conn.idle = True
-        conn.parser = httptools.HttpResponseParser(conn)
         self.idle.append(conn)
 
     def forget(self, conn: _Conn) -> None:
@@ -290,16 +301,16 @@ class UpstreamClient:
     """Keep-alive pools per origin; one instance per sidecar process."""
 
     def __init__(self, max_idle_per_origin: int = 64) -> None:
-        self._pools: dict[Origin, _Pool] = {}
+        self._pools: dict[str, _Pool] = {}
         self._max_idle = max_idle_per_origin
         self._ssl: ssl.SSLContext | None = None
-        self._heads: dict[tuple[str, Origin, str, tuple[tuple[str, str], ...]], bytes] = {}
+        self._heads: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], bytes] = {}
         """Encoded request line + headers, by what they are built from (few distinct)."""
 
     def _head(
         self, method: str, origin: Origin, target: str, headers: list[tuple[str, str]]
     ) -> bytes:
-        key = (method, origin, target, tuple(headers))
+        key = (method, origin.key, target, tuple(headers))
         head = self._heads.get(key)
         if head is None:
             lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
@@ -310,14 +321,14 @@ class UpstreamClient:
         return head
 
     def _pool(self, origin: Origin) -> _Pool:
-        pool = self._pools.get(origin)
+        pool = self._pools.get(origin.key)
         if pool is None:
             ctx = None
             if origin.scheme == "https":
                 if self._ssl is None:
                     self._ssl = ssl.create_default_context()
                 ctx = self._ssl
-            pool = self._pools[origin] = _Pool(origin, ctx, self._max_idle)
+            pool = self._pools[origin.key] = _Pool(origin, ctx, self._max_idle)
         return pool
 
     async def request(
@@ -335,8 +346,10 @@ class UpstreamClient:
         """
         pool = self._pool(origin)
         for attempt in (0, 1):
-            reused = bool(pool.idle)
-            conn = await pool.get()
+            conn = pool.take()
+            reused = conn is not None
+            if conn is None:
+                conn = await pool.connect()
             conn.reset()
             head = self._head(method, origin, target, headers)
             assert conn.transport is not None

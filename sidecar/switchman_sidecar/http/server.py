@@ -47,6 +47,12 @@ _REASONS = {
 }
 
 
+_NAMES: dict[bytes, str] = {}
+"""Header names as received → lower-cased str. Clients send the same dozen names
+on every request; a lookup is cheaper than decoding and lower-casing each."""
+_MAX_NAMES = 512
+
+
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
     """Bounds that keep one bad client from hurting the pod."""
@@ -235,7 +241,12 @@ class _HttpConnection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = _NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_NAMES) < _MAX_NAMES:
+                _NAMES[name] = key
+        self._headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         length = self._headers.get("content-length")
