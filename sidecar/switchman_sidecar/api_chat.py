@@ -198,6 +198,10 @@ async def serve_chat(
     opts = body.get("stream_options")
     client_usage = stream and isinstance(opts, dict) and bool(opts.get("include_usage"))
     send_body, candidates = p.prepare(ex, body, req.headers, len(req.body))
+    # The client's bytes can go upstream unchanged when the body was not rewritten
+    # (no PII policy ran, no output cap) and it already is the OpenAI shape.
+    unchanged = ex.api == "chat" and send_body is body and ex.redaction is None
+    client_bytes = req.body if unchanged else None
     if not stream:
         plan = ex.decision.cascade_plan if ex.decision is not None else None
         ensemble = ex.decision.ensemble_plan if ex.decision is not None else None
@@ -209,7 +213,10 @@ async def serve_chat(
             model, adapter, raw = await run_cascade(p, ex, candidates, send_body, req.headers, plan)
         else:
             model, adapter, raw = await p.unary(
-                ex, candidates, lambda a, m, o: a.chat_call(m, o, send_body, False), req.headers
+                ex,
+                candidates,
+                lambda a, m, o: a.chat_call(m, o, send_body, False, client_bytes),
+                req.headers,
             )
         try:
             result, usage = adapter.chat_result(raw, model)
@@ -243,7 +250,7 @@ async def serve_chat(
     attempt = await p.open_stream(
         ex,
         candidates,
-        lambda a, m, o: a.chat_call(m, o, send_body, True),
+        lambda a, m, o: a.chat_call(m, o, send_body, True, client_bytes),
         lambda a, m: a.chat_stream(m),
         req.headers,
     )

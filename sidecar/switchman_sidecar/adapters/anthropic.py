@@ -251,7 +251,12 @@ class AnthropicAdapter:
     native_chat = False
 
     def chat_call(
-        self, model: routes_pb2.Model, origin: Origin, body: dict[str, Any], stream: bool
+        self,
+        model: routes_pb2.Model,
+        origin: Origin,
+        body: dict[str, Any],
+        stream: bool,
+        raw: bytes | None = None,
     ) -> UpstreamCall:
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
         max_out = int(max_out or model.max_output_tokens or 4096)

@@ -51,7 +51,12 @@ class Adapter(Protocol):
     """APIs this provider serves natively: chat, embeddings, responses."""
 
     def chat_call(
-        self, model: routes_pb2.Model, origin: Origin, body: dict[str, Any], stream: bool
+        self,
+        model: routes_pb2.Model,
+        origin: Origin,
+        body: dict[str, Any],
+        stream: bool,
+        raw: bytes | None = None,
     ) -> UpstreamCall: ...
 
     def chat_result(

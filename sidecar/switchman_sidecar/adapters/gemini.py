@@ -211,7 +211,12 @@ class GeminiAdapter:
     native_chat = False
 
     def chat_call(
-        self, model: routes_pb2.Model, origin: Origin, body: dict[str, Any], stream: bool
+        self,
+        model: routes_pb2.Model,
+        origin: Origin,
+        body: dict[str, Any],
+        stream: bool,
+        raw: bytes | None = None,
     ) -> UpstreamCall:
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
         req = openai_to_gemini_request(body, int(max_out) if max_out else None)

@@ -36,6 +36,11 @@ def openai_error_message(raw: bytes) -> str:
     return raw[:200].decode("utf-8", "replace")
 
 
+def _asks_usage(body: dict[str, Any]) -> bool:
+    opts = body.get("stream_options")
+    return isinstance(opts, dict) and opts.get("include_usage") is True
+
+
 class OpenAIStreamDecoder:
     """Chunks are already canonical; we only pick up usage and the end marker."""
 
@@ -84,10 +89,20 @@ class OpenAIAdapter:
         return origin.base_path + _PATHS[api]
 
     def chat_call(
-        self, model: routes_pb2.Model, origin: Origin, body: dict[str, Any], stream: bool
+        self,
+        model: routes_pb2.Model,
+        origin: Origin,
+        body: dict[str, Any],
+        stream: bool,
+        raw: bytes | None = None,
     ) -> UpstreamCall:
+        """``raw``: the client's bytes of ``body``, sent as they are when nothing would
+        change (the model is the upstream's name; a stream already asks for usage)."""
+        name = model.upstream_model or model.name
+        if raw is not None and body.get("model") == name and (not stream or _asks_usage(body)):
+            return UpstreamCall(self._target("chat", model, origin), self._headers(model), raw)
         out = dict(body)
-        out["model"] = model.upstream_model or model.name
+        out["model"] = name
         if stream:
             opts = out.get("stream_options")
             out["stream_options"] = {
