@@ -28,6 +28,7 @@ from switchman_sidecar.http.server import Request, ResponseWriter
 from switchman_sidecar.logbuf import LineBuffer
 from switchman_sidecar.pipeline import OUTCOMES, ApiError, Exchange, Pipeline
 from switchman_sidecar.table import PROVIDER_NAMES
+from switchman_sidecar.usage import Usage
 
 __all__ = ["AccessLog", "App"]
 
@@ -42,12 +43,14 @@ _ROUTES = {
     "/v1/responses": "responses",
     "/responses": "responses",
 }
+_NO_USAGE = Usage()
 _OPENAI = OpenAIFrontend()
 _ANTHROPIC = AnthropicFrontend()
 
 
 class AccessLog:
-    """One JSON line per request: the decision and the numbers, never prompt text.
+    """One JSON line per request: the decision, the usage record's numbers (so a
+    request needs no second "usage" line), never prompt text.
 
     Lines go through a ``LineBuffer`` (batched writes, off the request path).
     """
@@ -56,25 +59,33 @@ class AccessLog:
         self.out = stream if isinstance(stream, LineBuffer) else LineBuffer(stream)
 
     def __call__(self, ex: Exchange) -> None:
-        u = ex.usage
+        u = ex.usage or _NO_USAGE
+        decision = ex.decision
+        elapsed = ex.elapsed or time.perf_counter() - ex.started
         line = {
-            "ts": round(time.time(), 3),
+            "ts": int(time.time() * 1000) / 1000,
             "msg": "request",
             "request_id": ex.request_id,
             "api": ex.api,
             "status": ex.status,
+            "team": ex.table.team if ex.table is not None else None,
             "requested": ex.requested,
-            "model": ex.model.name if ex.model else None,
+            "model": ex.facts.name if ex.facts else ex.model.name if ex.model else None,
             "provider": ex.provider or None,
-            "reason": ex.decision.reason if ex.decision else None,
+            "reason": decision.reason if decision else None,
+            "task_kind": decision.task_kind or None if decision else None,
             "tried": ex.tried or None,
+            "fallbacks": ex.fallbacks,
             "outcome": OUTCOMES.get(ex.outcome),
             "streamed": ex.streamed,
-            "input_tokens": u.input if u else 0,
-            "output_tokens": u.output if u else 0,
-            "estimated": u.estimated if u else False,
+            "input_tokens": u.input,
+            "cached_input_tokens": u.cached,
+            "output_tokens": u.output,
+            "reasoning_tokens": u.reasoning,
+            "estimated": u.estimated,
             "cost": ex.cost,
-            "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
+            "pii_counts": ex.redaction.counts or None if ex.redaction is not None else None,
+            "latency_ms": int(elapsed * 1_000_000) / 1000,
         }
         self.out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
 

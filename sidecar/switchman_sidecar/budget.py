@@ -128,5 +128,9 @@ class BudgetGate:
             return
         self.reserved = max(0.0, self.reserved - admission.reservation)
         admission.reservation = 0.0  # settling twice must not release twice
+        self.spent(actual_cost)
+
+    def spent(self, cost: float) -> None:
+        """Spend without a reservation: counted until the operator acknowledges it."""
         if self.state is not None:
-            self.unreported += actual_cost
+            self.unreported += cost

@@ -17,7 +17,6 @@ from typing import Any
 
 from switchman_protocol.v1 import routes_pb2, usage_pb2
 from switchman_sidecar.adapters import Adapter
-from switchman_sidecar.budget import Admission
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline
 from switchman_sidecar.routing import (
     CascadePlan,
@@ -70,9 +69,9 @@ def record_attempt(
     """A usage record for an attempt that is not the request's final answer."""
     cost = cost_of(usage, model.price)
     # Local budget view: the gate learns the spend until the operator counts it.
-    p.budget.settle(Admission(allowed=True, reservation=0.0), cost)
+    p.budget.spent(cost)
     table = ex.table
-    p.sink.submit(
+    p.submit_record(
         usage_pb2.UsageRecord(
             request_id=ex.request_id,
             timestamp_ms=int(time.time() * 1000),
@@ -174,7 +173,8 @@ async def run_cascade(
             continue
         check = await _check(p, ex, plan, model, result, body, headers)
         if check.passes(plan.threshold):
-            ex.model, ex.provider = model, PROVIDER_NAMES.get(model.provider, "")
+            assert ex.table is not None
+            ex.answered_by(ex.table.facts[model.name])
             return model, adapter, raw
         ex.tried.append(f"{model.name}:cascade-rejected")
         spent = usage or Usage(

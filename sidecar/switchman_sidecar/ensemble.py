@@ -22,7 +22,6 @@ from switchman_sidecar.cascade import answer_text, question_text, record_attempt
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline
 from switchman_sidecar.routing import EnsemblePlan, judge_messages, parse_judge, vote
 from switchman_sidecar.routing.ensemble import shadow_agreement
-from switchman_sidecar.table import PROVIDER_NAMES
 from switchman_sidecar.usage import Usage, estimate_tokens
 
 __all__ = ["run_ensemble"]
@@ -123,5 +122,5 @@ async def run_ensemble(
             score = 1.0 if i == winner else shadow_agreement(texts[i], texts[winner])
             p.emit_feedback(ex.request_id, model.name, task, score, source)
     model, adapter, raw, _, _ = answers[winner]
-    ex.model, ex.provider = model, PROVIDER_NAMES.get(model.provider, "")
+    ex.answered_by(table.facts[model.name])
     return model, adapter, raw

@@ -97,12 +97,22 @@ class FeedbackLog:
         if record.cascade_escalated:
             self.emit(record.request_id, record.model, record.task_kind, 0.0, "cascade")
             return
-        if record.outcome != usage_pb2.OUTCOME_SUCCESS or record.reason.endswith("/ensemble"):
+        self.answered(
+            record.request_id, record.model, record.task_kind, record.reason, record.outcome
+        )
+
+    def answered(
+        self, request_id: str, model: str, task_kind: str, reason: str, outcome: int
+    ) -> None:
+        """A request's own outcome (the pipeline calls this without building a record)."""
+        if not request_id or reason in _NOT_ANSWERS:
+            return
+        if outcome != usage_pb2.OUTCOME_SUCCESS or reason.endswith("/ensemble"):
             return
         # The request's own record comes last (after its cascade/ensemble attempts).
         answers = self._answers
-        answers[record.request_id] = _Answer(record.model, record.task_kind)
-        answers.move_to_end(record.request_id)
+        answers[request_id] = _Answer(model, task_kind)
+        answers.move_to_end(request_id)
         while len(answers) > self.capacity:
             answers.popitem(last=False)
 

@@ -44,12 +44,14 @@ class Sidecar:
         self.store = store or TableStore()
         self.budget = budget or BudgetGate()
         self.sinks = FanoutUsageSink()
+        """Sinks that take usage records as protobufs (tests, the operator's reporter)."""
         self.log_lines = LineBuffer()
         """Access and usage log lines, batched into one write (see logbuf)."""
+        usage_log = None
         if sink is not None:
             self.sinks.sinks.append(sink)
         elif settings.log_usage:
-            self.sinks.sinks.append(LogUsageSink(self.log_lines))
+            usage_log = LogUsageSink(self.log_lines)
         self.metrics = Metrics()
         self.client = UpstreamClient()
         self.pipeline = Pipeline(
@@ -60,10 +62,11 @@ class Sidecar:
             self.sinks,
             self.metrics,
             AccessLog(self.log_lines) if settings.access_log else None,
+            usage_log,
         )
         # Routing feedback (#6): answers by request id, ratings, shadow requests.
         self.feedback = FeedbackLog()
-        self.sinks.sinks.append(self.feedback)
+        self.pipeline.answers = self.feedback
         self.shadow = ShadowRunner(self.pipeline, self.feedback)
         self.pipeline.on_answer = self.shadow.after_answer
         self.pipeline.emit_feedback = self.feedback.emit

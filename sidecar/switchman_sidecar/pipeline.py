@@ -14,10 +14,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from switchman_protocol.v1 import routes_pb2, usage_pb2
-from switchman_sidecar.adapters import Adapter, UpstreamCall, adapter_for
+from switchman_sidecar.adapters import Adapter, UpstreamCall
 from switchman_sidecar.adapters.base import StreamDecoder, context_exceeded
 from switchman_sidecar.budget import Admission, BudgetGate
 from switchman_sidecar.deadlines import DeadlineWatch
@@ -34,8 +34,14 @@ from switchman_sidecar.ratelimit import RateLimiter
 from switchman_sidecar.resilience import backoff_s, retry_after_s
 from switchman_sidecar.routing import BudgetView, RouteDecision, RouteRequest
 from switchman_sidecar.settings import SidecarSettings
-from switchman_sidecar.table import PROVIDER_NAMES, CompiledTable, TableStore
-from switchman_sidecar.usage import Usage, UsageSink, cost_of, estimate_tokens
+from switchman_sidecar.table import CompiledTable, ModelFacts, TableStore
+from switchman_sidecar.usage import (
+    FanoutUsageSink,
+    Usage,
+    UsageSink,
+    cost_of,
+    estimate_tokens,
+)
 
 __all__ = ["ApiError", "Exchange", "Pipeline", "StreamAttempt"]
 
@@ -96,6 +102,8 @@ class Exchange:
     decision: RouteDecision | None = None
     admission: Admission | None = None
     model: routes_pb2.Model | None = None
+    facts: ModelFacts | None = None
+    """The answering model's fields (set with ``model``)."""
     provider: str = ""
     tried: list[str] = field(default_factory=list)
     attempts: int = 0
@@ -107,13 +115,15 @@ class Exchange:
     streamed: bool = False
     outcome: int = usage_pb2.OUTCOME_REJECTED
     status: int = 0
+    elapsed: float = 0.0
+    """Seconds from the request to its end (set by ``finish``)."""
     reserved: dict[str, int] | None = None
     """Tokens taken from a model's TPM bucket (settled with the real usage at the end)."""
 
     def decision_headers(self) -> list[tuple[str, str]]:
         headers = [("x-switchman-request-id", self.request_id)]
-        if self.model is not None:
-            headers.append(("x-switchman-model", self.model.name))
+        if self.facts is not None:
+            headers.append(("x-switchman-model", self.facts.name))
             headers.append(("x-switchman-provider", self.provider))
         if self.decision is not None:
             headers.append(("x-switchman-reason", self.decision.reason))
@@ -127,13 +137,19 @@ class Exchange:
         headers.append(("x-switchman-cache", "miss"))
         return headers
 
+    def answered_by(self, facts: ModelFacts) -> None:
+        """The model whose answer (or final error) the client gets."""
+        self.model = facts.model
+        self.facts = facts
+        self.provider = facts.provider
+
     @property
     def fallbacks(self) -> int:
         if not self.tried:
             return 0
         names = {t.split(":", 1)[0] for t in self.tried}
-        if self.model is not None:
-            names.discard(self.model.name)
+        if self.facts is not None:
+            names.discard(self.facts.name)
         return len(names)
 
 
@@ -145,6 +161,16 @@ class StreamAttempt:
     decoder: StreamDecoder
     chunks: AsyncIterator[bytes]
     first: list[dict[str, Any]]
+
+
+class AnswerLog(Protocol):
+    """Which model answered which request (feedback.FeedbackLog)."""
+
+    def submit(self, record: usage_pb2.UsageRecord) -> None: ...
+
+    def answered(
+        self, request_id: str, model: str, task_kind: str, reason: str, outcome: int
+    ) -> None: ...
 
 
 class _LazyPromptRequest(RouteRequest):
@@ -174,7 +200,10 @@ class _LazyPromptRequest(RouteRequest):
             self._text = value
 
 
+_NO_USAGE = Usage()
+"""Read-only stand-in for a request that used nothing."""
 _BUDGET_OK = BudgetView()
+_NO_PII: frozenset[str] = frozenset()
 _BUDGET_STATES = {2: "SoftLimited", 3: "Exhausted"}
 
 
@@ -220,6 +249,7 @@ class Pipeline:
         sink: UsageSink,
         metrics: Metrics,
         access_log: Callable[[Exchange], None] | None = None,
+        usage_log: UsageSink | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -228,6 +258,11 @@ class Pipeline:
         self.sink = sink
         self.metrics = metrics
         self.access_log = access_log
+        """One line per request (with its usage); None = off."""
+        self.usage_log = usage_log
+        """Logs usage records (the request's own only when there is no access log)."""
+        self.answers: AnswerLog | None = None
+        """Told which model answered each request (routing feedback, feedback.py)."""
         self.on_answer: (
             Callable[[Exchange, dict[str, Any], dict[str, Any], dict[str, str]], None] | None
         ) = None
@@ -251,7 +286,8 @@ class Pipeline:
         if table is None:
             raise ApiError(503, "the sidecar has no route table yet", "server_error", "not_ready")
         ex.table = table
-        ex.requested = str(body.get("model", ""))
+        requested = body.get("model", "")
+        ex.requested = requested if type(requested) is str else str(requested)
         if table.pii.enabled:
             # The messages API was already translated to the canonical chat shape.
             redaction = table.pii.redact(body, "chat" if ex.api == "messages" else ex.api)
@@ -285,7 +321,7 @@ class Pipeline:
                 input_tokens=ex.input_estimate,
                 max_output_tokens=int(max_out) if isinstance(max_out, int) else None,
                 needs=_needs(body),
-                pii_types=frozenset(ex.redaction.counts) if ex.redaction else frozenset(),
+                pii_types=frozenset(ex.redaction.counts) if ex.redaction else _NO_PII,
                 budget=budget_view,
             )
         )
@@ -306,51 +342,54 @@ class Pipeline:
                 key: min(int(max_out or decision.max_output_tokens), decision.max_output_tokens),
             }
             max_out = body[key]
-        candidates = self._filter(ex, table, decision.candidates, body)
+        candidates = self._filter(ex, table, decision.candidates)
+        if gate_state is None:
+            # No budget for this pod (standalone, or not told yet): nothing to reserve.
+            # ``finish`` still hands the cost to the gate if a state arrives meanwhile.
+            return body, [f.model for f in candidates]
         worst = max(
-            cost_of(
-                Usage(input=ex.input_estimate, output=int(max_out or m.max_output_tokens or 4096)),
-                m.price,
+            f.cost(
+                Usage(input=ex.input_estimate, output=int(max_out or f.max_output_tokens or 4096))
             )
-            for m in candidates
+            for f in candidates
         )
-        admission = self.budget.admit(table.table.team, worst)
+        admission = self.budget.admit(table.team, worst)
         ex.admission = admission
         if not admission.allowed:
             raise ApiError(
                 429,
-                admission.reason or f"team {table.table.team!r} has exhausted its budget",
+                admission.reason or f"team {table.team!r} has exhausted its budget",
                 "insufficient_quota",
                 "budget_exceeded",
             )
+        models = [f.model for f in candidates]
         if admission.downgrade_model and admission.downgrade_model in table.models:
             down = table.models[admission.downgrade_model]
-            candidates = [down, *[m for m in candidates if m.name != down.name]]
-        return body, candidates
+            models = [down, *[m for m in models if m.name != down.name]]
+        return body, models
 
-    def _filter(
-        self, ex: Exchange, table: CompiledTable, names: list[str], body: dict[str, Any]
-    ) -> list[routes_pb2.Model]:
+    def _filter(self, ex: Exchange, table: CompiledTable, names: list[str]) -> list[ModelFacts]:
         out = []
         need_compliant = ex.redaction is not None and ex.redaction.compliant_only
         compliant = set(table.table.pii.compliant_tags) if need_compliant else set()
         too_small = False
         kind = "chat" if ex.api == "messages" else ex.api
+        facts = table.facts
         for name in names:
-            model = table.models.get(name)
-            if model is None:
+            f = facts.get(name)
+            if f is None:
                 continue
-            if need_compliant and not compliant.intersection(model.compliance):
+            if need_compliant and not compliant.intersection(f.model.compliance):
                 ex.tried.append(f"{name}:not-compliant")
                 continue
-            if kind not in adapter_for(model.provider).supports:
+            if kind not in f.adapter.supports:
                 ex.tried.append(f"{name}:no-{ex.api}-api")
                 continue
-            if model.context_window and ex.input_estimate > model.context_window:
+            if f.context_window and ex.input_estimate > f.context_window:
                 ex.tried.append(f"{name}:context-window")
                 too_small = True
                 continue
-            out.append(model)
+            out.append(f)
         if not out:
             if too_small:
                 raise ApiError(
@@ -374,15 +413,12 @@ class Pipeline:
             return []
         return [(k, v) for k, v in headers.items() if k.startswith(prefixes)]
 
-    async def _send(
-        self,
-        model: routes_pb2.Model,
-        table: CompiledTable,
-        call: UpstreamCall,
-        fwd: list[tuple[str, str]],
-    ) -> UpstreamResponse:
-        origin = table.origins[model.name]
-        return await self.client.request("POST", origin, call.target, call.headers + fwd, call.body)
+    def _send(
+        self, origin: Origin, call: UpstreamCall, fwd: list[tuple[str, str]]
+    ) -> Awaitable[UpstreamResponse]:
+        return self.client.request(
+            "POST", origin, call.target, call.headers + fwd if fwd else call.headers, call.body
+        )
 
     def _classify(
         self, model: routes_pb2.Model, adapter: Adapter, resp: UpstreamResponse, raw: bytes
@@ -440,17 +476,23 @@ class Pipeline:
         assert ex.table is not None
         table = ex.table
         policy = table.policy
-        deadline = time.monotonic() + policy.total_timeout_s
+        now = time.monotonic()
+        deadline = now + policy.total_timeout_s
         last: ApiError | None = None
         limited: ApiError | None = None
         limited_wait = 0.0
+        facts = table.facts
+        breakers = self.store.breakers
         for position, model in enumerate(candidates):
-            breaker = self.store.breakers.get(model.endpoint)
+            fact = facts[model.name]
+            breaker = breakers.get(fact.endpoint)
             last_candidate = position == len(candidates) - 1
-            if not breaker.allow(policy, time.monotonic()) and not last_candidate:
-                ex.tried.append(f"{model.name}:circuit-open")
+            if position:
+                now = time.monotonic()
+            if not breaker.allow(policy, now) and not last_candidate:
+                ex.tried.append(f"{fact.name}:circuit-open")
                 continue
-            wait = self.limits.acquire(model, ex.input_estimate, time.monotonic())
+            wait = self.limits.acquire(model, ex.input_estimate, now) if fact.limited else 0.0
             if wait > 0:
                 # Over this pod's RPM/TPM for the model: skip it like an open circuit.
                 breaker.release()  # a half-open probe slot it may have taken stays free
@@ -467,14 +509,14 @@ class Pipeline:
                         headers=[("retry-after", str(max(1, math.ceil(wait))))],
                     )
                 continue
-            if model.HasField("limits"):
+            if fact.limited:
                 if ex.reserved is None:
                     ex.reserved = {}
-                ex.reserved[model.name] = ex.input_estimate
-            adapter = adapter_for(model.provider)
+                ex.reserved[fact.name] = ex.input_estimate
+            adapter = fact.adapter
             retries = 0
             while True:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - (now if not retries else time.monotonic())
                 if remaining <= 0:
                     raise ApiError(
                         504,
@@ -484,14 +526,13 @@ class Pipeline:
                     )
                 t0 = time.perf_counter()
                 ex.attempts += 1
-                table.router.start(model.name)  # load for the latency strategy
+                table.router.start(fact.name)  # load for the latency strategy
                 try:
                     async with self.deadlines.timeout(min(policy.per_try_timeout_s, remaining)):
                         result = await attempt(model, adapter)
-                    breaker.record(True, policy, time.monotonic())
-                    table.router.observe(model.name, (time.perf_counter() - t0) * 1000, True)
-                    ex.model = model
-                    ex.provider = PROVIDER_NAMES.get(model.provider, "")
+                    breaker.record(True, policy, 0.0)  # a success does not read the clock
+                    table.router.observe(fact.name, (time.perf_counter() - t0) * 1000, True)
+                    ex.answered_by(fact)
                     return result
                 except _Failure as f:
                     failure = f
@@ -524,13 +565,12 @@ class Pipeline:
                     breaker.release()  # a cancelled probe tells nothing about the endpoint
                     raise
                 breaker.record(not failure.breaker, policy, time.monotonic())
-                table.router.observe(model.name, (time.perf_counter() - t0) * 1000, False)
-                self.metrics.upstream_failures.labels(model.name, failure.cause).inc()
-                ex.tried.append(f"{model.name}:{failure.cause}")
+                table.router.observe(fact.name, (time.perf_counter() - t0) * 1000, False)
+                self.metrics.upstream_failures.labels(fact.name, failure.cause).inc()
+                ex.tried.append(f"{fact.name}:{failure.cause}")
                 last = failure.error
                 if failure.fatal:
-                    ex.model = model
-                    ex.provider = PROVIDER_NAMES.get(model.provider, "")
+                    ex.answered_by(fact)
                     raise failure.error
                 if not failure.retryable or retries >= policy.max_retries:
                     break
@@ -567,9 +607,8 @@ class Pipeline:
         async def attempt(
             model: routes_pb2.Model, adapter: Adapter
         ) -> tuple[routes_pb2.Model, Adapter, bytes]:
-            resp = await self._send(
-                model, table, build(adapter, model, table.origins[model.name]), fwd
-            )
+            origin = table.facts[model.name].origin
+            resp = await self._send(origin, build(adapter, model, origin), fwd)
             try:
                 raw = await resp.read()
             finally:
@@ -594,8 +633,8 @@ class Pipeline:
         table = ex.table
 
         async def attempt(model: routes_pb2.Model, adapter: Adapter) -> StreamAttempt:
-            call = build(adapter, model, table.origins[model.name])
-            resp = await self._send(model, table, call, fwd)
+            origin = table.facts[model.name].origin
+            resp = await self._send(origin, build(adapter, model, origin), fwd)
             if resp.status != 200:
                 try:
                     raw = await resp.read()
@@ -619,54 +658,92 @@ class Pipeline:
 
     # after ----------------------------------------------------------------
     def cost_header(self, ex: Exchange) -> tuple[str, str]:
-        if ex.model is not None and ex.usage is not None:
-            ex.cost = cost_of(ex.usage, ex.model.price)
+        if ex.usage is not None:
+            if ex.facts is not None:
+                ex.cost = ex.facts.cost(ex.usage)
+            elif ex.model is not None:
+                ex.cost = cost_of(ex.usage, ex.model.price)
         return ("x-switchman-cost", f"{ex.cost:.8f}")
 
+    def submit_record(self, record: usage_pb2.UsageRecord) -> None:
+        """A usage record besides the request's own (cascade steps, shadow requests)."""
+        self.sink.submit(record)
+        if self.answers is not None:
+            self.answers.submit(record)
+        if self.usage_log is not None:
+            self.usage_log.submit(record)
+
     def finish(self, ex: Exchange) -> None:
-        """Exactly once per request: cost, budget settlement, usage record, metrics, log."""
-        usage = ex.usage or Usage()
-        model = ex.model
-        if model is not None:
-            ex.cost = cost_of(usage, model.price)
+        """Exactly once per request: cost, budget settlement, usage record, metrics, log.
+
+        The record is a protobuf only when a sink takes protobufs (the operator's
+        reporter, tests): the standalone path (log line, feedback, metrics) reads
+        plain values, as building a record and reading it back cost more than the
+        rest of this method.
+        """
+        usage = ex.usage or _NO_USAGE
+        facts = ex.facts
+        if facts is not None:
+            ex.cost = facts.cost(usage)
+            name = facts.name
+        elif ex.model is not None:
+            ex.cost = cost_of(usage, ex.model.price)
+            name = ex.model.name
+        else:
+            name = ex.requested
         if ex.admission is not None:
             self.budget.settle(ex.admission, ex.cost)
-        if ex.reserved is not None and model is not None and model.name in ex.reserved:
+        elif ex.cost:
+            self.budget.spent(ex.cost)  # admitted without a budget state; one arrived since
+        if ex.reserved is not None and name in ex.reserved:
             self.limits.settle(
-                model.name, ex.reserved[model.name], usage.input + usage.output, time.monotonic()
+                name, ex.reserved[name], usage.input + usage.output, time.monotonic()
             )
-        elapsed = time.perf_counter() - ex.started
-        table = ex.table
-        record = usage_pb2.UsageRecord(
-            request_id=ex.request_id,
-            timestamp_ms=int(time.time() * 1000),
-            team=table.table.team if table else "",
-            model=model.name if model else ex.requested,
-            provider=ex.provider,
-            input_tokens=usage.input,
-            cached_input_tokens=usage.cached,
-            output_tokens=usage.output,
-            reasoning_tokens=usage.reasoning,
-            cost=ex.cost,
-            streamed=ex.streamed,
-            outcome=ex.outcome,  # type: ignore[arg-type]
-            estimated=usage.estimated,
-            fallbacks=ex.fallbacks,
-            reason=ex.decision.reason if ex.decision else "",
-            task_kind=ex.decision.task_kind if ex.decision else "",
-            latency_ms=int(elapsed * 1000),
-        )
-        if ex.redaction is not None and ex.redaction.counts:
-            record.pii_counts.update(ex.redaction.counts)
-        self.sink.submit(record)
+        ex.elapsed = elapsed = time.perf_counter() - ex.started
+        decision = ex.decision
+        reason = decision.reason if decision is not None else ""
+        task_kind = decision.task_kind if decision is not None else ""
+        sink = self.sink
+        record = None
+        if (not isinstance(sink, FanoutUsageSink) or sink.sinks) or (
+            self.access_log is None and self.usage_log is not None
+        ):
+            table = ex.table
+            record = usage_pb2.UsageRecord(
+                request_id=ex.request_id,
+                timestamp_ms=int(time.time() * 1000),
+                team=table.team if table is not None else "",
+                model=name,
+                provider=ex.provider,
+                input_tokens=usage.input,
+                cached_input_tokens=usage.cached,
+                output_tokens=usage.output,
+                reasoning_tokens=usage.reasoning,
+                cost=ex.cost,
+                streamed=ex.streamed,
+                outcome=ex.outcome,  # type: ignore[arg-type]
+                estimated=usage.estimated,
+                fallbacks=ex.fallbacks,
+                reason=reason,
+                task_kind=task_kind,
+                latency_ms=int(elapsed * 1000),
+            )
+            if ex.redaction is not None and ex.redaction.counts:
+                record.pii_counts.update(ex.redaction.counts)
+            sink.submit(record)
+        if self.answers is not None:
+            self.answers.answered(ex.request_id, name, task_kind, reason, ex.outcome)
         self.metrics.observe(
             ex.api,
-            record.model,
+            name,
             ex.provider,
             OUTCOMES.get(ex.outcome, "unknown"),
             elapsed,
             (usage.input, usage.cached, usage.output, usage.reasoning),
             ex.cost,
         )
+        # One log line per request: the access line carries the usage fields too.
         if self.access_log is not None:
             self.access_log(ex)
+        elif self.usage_log is not None and record is not None:
+            self.usage_log.submit(record)

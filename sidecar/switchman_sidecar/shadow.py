@@ -33,7 +33,6 @@ import time
 from typing import Any
 
 from switchman_protocol.v1 import budget_pb2, routes_pb2, usage_pb2
-from switchman_sidecar.budget import Admission
 from switchman_sidecar.cascade import answer_text
 from switchman_sidecar.feedback import FeedbackLog
 from switchman_sidecar.pipeline import ApiError, Exchange, Pipeline
@@ -138,10 +137,10 @@ class ShadowRunner:
         cost = cost_of(spent, model.price)
         key = self._key(ex)
         self.spent[key] = self.spent.get(key, 0.0) + cost
-        p.budget.settle(Admission(allowed=True, reservation=0.0), cost)  # local view of spend
+        p.budget.spent(cost)  # local view of spend
         if table.router.shadow is not None:
             table.router.shadow.charge(cost)
-        p.sink.submit(
+        p.submit_record(
             usage_pb2.UsageRecord(
                 request_id=ex.request_id,
                 timestamp_ms=int(time.time() * 1000),

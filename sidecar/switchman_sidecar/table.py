@@ -18,12 +18,21 @@ import yaml
 from google.protobuf import json_format
 
 from switchman_protocol.v1 import routes_pb2
+from switchman_sidecar.adapters import Adapter, adapter_for
 from switchman_sidecar.http.client import Origin
 from switchman_sidecar.pii import PiiEngine
 from switchman_sidecar.resilience import BreakerRegistry, RetryPolicy
 from switchman_sidecar.routing import Router
+from switchman_sidecar.usage import Usage
 
-__all__ = ["CompiledTable", "TableRejected", "TableStore", "load_table_file", "parse_table"]
+__all__ = [
+    "CompiledTable",
+    "ModelFacts",
+    "TableRejected",
+    "TableStore",
+    "load_table_file",
+    "parse_table",
+]
 
 PROVIDER_NAMES = {
     routes_pb2.PROVIDER_OPENAI: "openai",
@@ -58,6 +67,54 @@ def load_table_file(path: Path) -> routes_pb2.RouteTable:
     return parse_table(data)
 
 
+class ModelFacts:
+    """What the request path reads of a model, as plain attributes.
+
+    Every read of a protobuf field (``model.name``, ``model.price.input_per_mtok``)
+    costs a C call and a new Python object; the request path made dozens per
+    request. These are read once when the table is compiled.
+    """
+
+    __slots__ = (
+        "adapter",
+        "cached_price",
+        "context_window",
+        "endpoint",
+        "input_price",
+        "limited",
+        "max_output_tokens",
+        "model",
+        "name",
+        "origin",
+        "output_price",
+        "provider",
+    )
+
+    def __init__(self, model: routes_pb2.Model, origin: Origin) -> None:
+        self.model = model
+        self.name: str = model.name
+        self.provider: str = PROVIDER_NAMES.get(model.provider, "")
+        self.adapter: Adapter = adapter_for(model.provider)
+        self.origin = origin
+        self.endpoint: str = model.endpoint
+        self.context_window: int = model.context_window
+        self.max_output_tokens: int = model.max_output_tokens
+        self.limited: bool = model.HasField("limits")
+        price = model.price
+        self.input_price: float = price.input_per_mtok
+        self.cached_price: float = price.cached_input_per_mtok or price.input_per_mtok
+        self.output_price: float = price.output_per_mtok
+
+    def cost(self, usage: Usage) -> float:
+        """Same as ``usage.cost_of(usage, model.price)``."""
+        cached = min(usage.cached, usage.input)
+        return (
+            (usage.input - cached) * self.input_price
+            + cached * self.cached_price
+            + usage.output * self.output_price
+        ) / 1_000_000
+
+
 @dataclass(slots=True)
 class CompiledTable:
     """A table plus everything derived from it; immutable once published."""
@@ -70,6 +127,9 @@ class CompiledTable:
     """Model name → parsed endpoint."""
     policy: RetryPolicy
     applied_at: float
+    facts: dict[str, ModelFacts]
+    """Model name → its fields as plain attributes (the request path reads these)."""
+    team: str = ""
 
 
 def compile_table(table: routes_pb2.RouteTable) -> CompiledTable:
@@ -106,6 +166,8 @@ def compile_table(table: routes_pb2.RouteTable) -> CompiledTable:
         origins=origins,
         policy=RetryPolicy.from_table(table),
         applied_at=time.time(),
+        facts={name: ModelFacts(m, origins[name]) for name, m in models.items()},
+        team=table.team,
     )
 
 
