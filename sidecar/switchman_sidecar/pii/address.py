@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import re
 
 from switchman_sidecar.pii.gazetteer import Gazetteer
@@ -382,51 +383,74 @@ def _overlaps(ordered: list[tuple[int, int]], ends: list[int], start: int, end: 
 
 
 def find_locations(text: str, gaz: Gazetteer, taken: list[tuple[int, int]]) -> list[Finding]:
-    """Known places outside addresses (single words and two/three-word names)."""
+    """Known places outside addresses (single words and two/three-word names),
+    and unlisted ones after a place preposition."""
     cased = _cased(text)
     out: list[Finding] = []
     ordered = sorted(taken)
     ends = list(itertools.accumulate((e for _, e in ordered), max))
     # cased text: only capitalised words can start or end a place name, and a
-    # regex that skips to them is far cheaper than looking at every word
-    word_re = CAP_WORD_RE if cased else PLACE_WORD_RE
-    words = [(m.start(), m.end(), m.group()) for m in word_re.finditer(text)]
-    i = 0
+    # regex that skips to them is far cheaper than looking at every word; the
+    # words are split out and checked against the lists in C (map, compress),
+    # so Python only looks at the few candidates
+    parts = (CAP_WORD_SPLIT_RE if cased else PLACE_WORD_SPLIT_RE).split(text)
+    words = parts[1::2]
     n = len(words)
-    while i < n:
-        s, e, w = words[i]
-        if cased and not w[:1].isupper():
-            i += 1
+    if n == 0:
+        return out
+    offsets = list(itertools.accumulate(map(len, parts), initial=0))
+    starts, stops = offsets[1:-1:2], offsets[2::2]
+    lowers = list(map(str.lower, words))
+    places, first_words = gaz.places, gaz.place_first_words
+    in_places, in_first = map(places.__contains__, lowers), map(first_words.__contains__, lowers)
+    listed = map(operator.or_, in_places, in_first)
+    cands = set(itertools.compress(range(n), listed))
+    cued: set[int] = set()
+    if cased:
+        index = dict(zip(starts, range(n), strict=True))
+        for m in PLACE_CUE_RE.finditer(text):
+            k = index.get(m.end())
+            if k is not None:
+                cued.add(k)
+        cands |= cued
+    i = 0
+    for c in sorted(cands):
+        if c < i:
             continue
-        lower = w.lower()
+        s, e, w, lower = starts[c], stops[c], words[c], lowers[c]
         span = None
-        if lower in gaz.place_first_words:
+        if lower in first_words:
             for width in (3, 2):
-                if i + width <= n:
-                    cand = text[s : words[i + width - 1][1]]
-                    if " ".join(cand.lower().split()) in gaz.places:
-                        span = (s, words[i + width - 1][1], width)
+                if c + width <= n:
+                    cand = text[s : stops[c + width - 1]]
+                    if " ".join(cand.lower().split()) in places:
+                        span = (s, stops[c + width - 1], width)
                         break
-        if span is None and lower in gaz.places:
+        if span is None and lower in places:
             span = (s, e, 1)
         if (
             span is None
-            and cased
-            and text[s - 1 : s] == " "
-            and text.endswith(PLACE_CUES, max(0, s - 12), s - 1)
+            and c in cued
             and not w.isupper()
             and lower not in gaz.english
             and not gaz.is_name(lower)
         ):
             # "from Fala", "born in Kalatsova": a place no list knows, after a
             # place preposition; it takes up to three capitalised words
-            j = i
-            while j + 1 < n and j < i + 2 and text[words[j][1] : words[j + 1][0]] == " ":
+            j = c
+            while j + 1 < n and j < c + 2 and parts[2 * j + 2] == " ":
                 j += 1
-            span = (s, words[j][1], j - i + 1)
+            span = (s, stops[j], j - c + 1)
         if span is not None and not _overlaps(ordered, ends, span[0], span[1]):
             out.append(Finding(span[0], span[1], "LOCATION", 45))
-            i += span[2]
-            continue
-        i += 1
+            i = c + span[2]
     return out
+
+
+CAP_WORD_SPLIT_RE = re.compile(f"({CAP_WORD_RE.pattern})")
+PLACE_WORD_SPLIT_RE = re.compile(f"({PLACE_WORD_RE.pattern})")
+PLACE_CUE_RE = re.compile(
+    rf"[ ](?=[{_UPPER}])(?:" + "|".join(rf"(?<={re.escape(c)}[ ])" for c in PLACE_CUES) + ")"
+)
+"""The space between a place preposition and a capitalised word: a space
+first, so the engine skips ahead to spaces."""

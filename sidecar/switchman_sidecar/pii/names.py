@@ -37,7 +37,11 @@ __all__ = ["CAP_RUN_RE", "THRESHOLD", "find_persons"]
 
 # Upper-case letters of the scripts we tokenise (Latin, Greek, Cyrillic).
 _U = "".join(re.escape(c) for c in map(chr, range(0x530)) if c.isupper())
-_TOK = rf"[{_U}](?:[^\W\d_]|['\u2019-](?=[^\W\d_]))*"
+_L = r"[^\W\d_]"
+#: A capitalised word: letters, inner apostrophes and hyphens ("O'Neil",
+#: "Abernathy-Vosk"); written as runs of a class, which the engine loops
+#: over in C, rather than an alternation per character.
+_TOK = rf"[{_U}]{_L}*(?:['\u2019-]{_L}+)*"
 PARTICLES = frozenset(
     [
         "van",
@@ -67,11 +71,16 @@ PARTICLES = frozenset(
     ]
 )
 _PART = "|".join(sorted(PARTICLES, key=len, reverse=True))
+_BY_FIRST: dict[str, list[str]] = {}
+for _p in sorted(PARTICLES, key=len, reverse=True):
+    _BY_FIRST.setdefault(_p[0], []).append(_p[1:])
+#: The particles grouped by first letter: one branch tried per junction.
+_PART_FIRST = "|".join(f"{k}(?:{'|'.join(v)})" for k, v in _BY_FIRST.items())
 #: A run of capitalised words on one line: single spaces, an initial's ". ",
 #: hyphens, and lower-case particles between them.
 CAP_RUN_RE = re.compile(  # the class first, then the lookbehind: the engine skips ahead
-    rf"[{_U}](?<![\w@'\u2019.-][{_U}])(?:[^\W\d_]|['\u2019-](?=[^\W\d_]))*"
-    rf"(?:(?:[ ]|\.[ ]?|-)(?:(?:{_PART})[ ])*{_TOK})*(?![\w@])"
+    rf"[{_U}](?<![\w@'\u2019.-][{_U}]){_L}*(?:['\u2019-]{_L}+)*"
+    rf"(?:(?:[ ]|\.[ ]?|-)(?:(?:{_PART_FIRST})[ ])*{_TOK})*(?![\w@])"
 )
 _WORD_IN_RUN = re.compile(rf"{_TOK}|(?:{_PART})(?= )")
 WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
@@ -269,10 +278,12 @@ def find_persons(text: str, gaz: Gazetteer, skip: Sequence[tuple[int, int]] = ()
             kind = cache.get(group)
             if kind is None:
                 kind = _single_kind(group, gaz)
-                if kind in (_SKIP, _CUED) and _vocabulary(group, gaz):
+                if kind in (_SKIP, _CUED, _ENGLISH) and _vocabulary(group, gaz):
                     cache[group] = kind  # list vocabulary only: no names, places, acronyms
             if kind == _SKIP or (kind == _CUED and not _strong_cue(text, base)):
                 continue  # grammar, acronyms, address words, places (LOCATION's)
+            if kind == _ENGLISH and _sentence_start(text, base) and not _strong_cue(text, base):
+                continue  # "Unfortunately", "Written": capitalised by grammar
             if kind > 0:  # a known name, ``kind`` long: only an org or street word after vetoes
                 nxt = text[base + len(group) : base + len(group) + 16].lstrip(" ")
                 nxt = nxt.split(" ", 1)[0].strip(".,").lower()
@@ -297,7 +308,8 @@ def find_persons(text: str, gaz: Gazetteer, skip: Sequence[tuple[int, int]] = ()
     return out
 
 
-_SKIP, _CUED, _SCORE = 0, -1, -2
+_SKIP, _CUED, _SCORE, _ENGLISH = 0, -1, -2, -3
+"""What a one-word run needs (``_single_kind``); a positive kind is a known name."""
 _CONTRACTIONS = ("n't", "'m", "'re", "'ll", "'ve", "'d")
 _SINGLE_CACHES: dict[int, tuple[Gazetteer, dict[str, int]]] = {}
 
@@ -305,8 +317,8 @@ _SINGLE_CACHES: dict[int, tuple[Gazetteer, dict[str, int]]] = {}
 def _single_cache(gaz: Gazetteer) -> dict[str, int]:
     """One-word run → what to do with it, per word lists: most capitalised
     words of a prompt ("The", "It's", "Street") were seen before, and a dict
-    hit is cheaper than the checks. Only words that are skipped for being
-    common, street or place vocabulary of the lists are kept, so the cache
+    hit is cheaper than the checks. Only words of the lists' vocabulary
+    (common, English, street and place words, not names) are kept, so the cache
     never retains a name or other text of a request beyond it. The entry keeps
     the gazetteer alive, so its id is not reused while cached."""
     entry = _SINGLE_CACHES.get(id(gaz))
@@ -343,7 +355,9 @@ def _single_kind(group: str, gaz: Gazetteer) -> int:
     name = _strip_possessive(lower)[0]
     if name not in gaz.english and (name in first or name in last):
         return len(name)
-    return _SCORE
+    # an English word needs evidence; at a sentence start only a strong cue
+    # (``_score_segment`` strips it there), so that case is decided early
+    return _ENGLISH if group.lower() in gaz.english else _SCORE
 
 
 def _score_segment(
