@@ -36,13 +36,14 @@ __all__ = [
     "validate_chat",
 ]
 
-_SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+_SSE_LINES = b"content-type: text/event-stream\r\ncache-control: no-cache\r\n"
 
 
 class Frontend(Protocol):
     """How one client API shapes answers, stream events and errors."""
 
     content_type: str
+    content_type_line: bytes
 
     def result(self, result: dict[str, Any], ex: Exchange) -> bytes: ...
 
@@ -110,6 +111,7 @@ class _OpenAIStream:
 
 class OpenAIFrontend:
     content_type = "application/json"
+    content_type_line = b"content-type: application/json\r\n"
     raw_openai = True
     """Answers in OpenAI's shape: an OpenAI-family provider's body can go out as is."""
 
@@ -234,14 +236,14 @@ async def serve_chat(
             assert ex.redaction is not None
             restore_completion(result, ex.redaction.restorer)
         ex.outcome = usage_pb2.OUTCOME_SUCCESS
-        cost = p.cost_header(ex)
         # An OpenAI-shaped answer to an OpenAI client, unchanged: send the provider's
         # bytes as they came instead of re-encoding the parsed dict.
         same = not restored and getattr(fe, "raw_openai", False) and adapter.native_chat
         w.send(
             200,
-            [("content-type", fe.content_type), *ex.decision_headers(), cost],
+            [],
             raw if same else fe.result(result, ex),
+            fe.content_type_line + ex.decision_lines() + p.cost_line(ex),
         )
         if p.on_answer is not None and ex.decision is not None and ex.decision.shadow_model:
             p.on_answer(ex, send_body, result, req.headers)  # routing (#6): shadow sample
@@ -276,7 +278,7 @@ async def relay(
     assert ex.table is not None
     idle = ex.table.policy.per_try_timeout_s
     restorer = restorer_for(ex.redaction.restorer) if ex.redaction and ex.redaction.counts else None
-    w.start(200, [*_SSE_HEADERS, *ex.decision_headers()])
+    w.start(200, [], _SSE_LINES + ex.decision_lines())
     w.on_disconnect(att.response.close)
     att.response.idle_s = idle  # the upstream client times out idle gaps (no per-chunk timer)
     template: dict[str, Any] = {}

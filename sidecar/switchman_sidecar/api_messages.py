@@ -267,6 +267,7 @@ class _AnthropicStream:
 
 class AnthropicFrontend:
     content_type = "application/json"
+    content_type_line = b"content-type: application/json\r\n"
 
     def result(self, result: dict[str, Any], ex: Exchange) -> bytes:
         choice = (result.get("choices") or [{}])[0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from types import TracebackType
 
 __all__ = ["DeadlineWatch"]
@@ -43,14 +44,21 @@ class _Scope:
         self.fired = False
 
     async def __aenter__(self) -> None:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
         watch = self._watch
+        # asyncio.get_running_loop() (also inside current_task()) makes a getpid()
+        # system call; the watch's own loop, on its own thread, is known already.
+        if watch._loop is not None and watch._thread == threading.get_ident():
+            loop = watch._loop
+        else:
+            loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if task is None or (watch._loop is not None and loop is not watch._loop):
             self._fallback = asyncio.timeout(self._seconds)  # not ours to watch
             await self._fallback.__aenter__()
             return
-        watch._loop = loop
+        if watch._loop is None:
+            watch._loop = loop
+            watch._thread = threading.get_ident()
         self._task = task
         self._baseline = task.cancelling()
         self.fired = False
@@ -91,6 +99,7 @@ class DeadlineWatch:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
 
     def timeout(self, seconds: float) -> _Scope:
         """Like ``asyncio.timeout(seconds)`` for the current task."""

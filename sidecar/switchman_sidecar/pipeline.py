@@ -120,6 +120,32 @@ class Exchange:
     reserved: dict[str, int] | None = None
     """Tokens taken from a model's TPM bucket (settled with the real usage at the end)."""
 
+    def decision_lines(self) -> bytes:
+        """``decision_headers`` encoded as header lines; the common case (no
+        fallbacks, no score, no PII) is cached apart from the request id."""
+        facts = self.facts
+        decision = self.decision
+        if (
+            facts is None
+            or decision is None
+            or self.tried
+            or decision.score is not None
+            or (self.redaction is not None and self.redaction.counts)
+        ):
+            return "".join([f"{k}: {v}\r\n" for k, v in self.decision_headers()]).encode("latin-1")
+        key = (facts.name, facts.provider, decision.reason)
+        tail = _DECISION_LINES.get(key)
+        if tail is None:
+            model, provider, reason = key
+            tail = (
+                f"x-switchman-model: {model}\r\nx-switchman-provider: {provider}\r\n"
+                f"x-switchman-reason: {reason}\r\nx-switchman-fallbacks: 0\r\n"
+                "x-switchman-cache: miss\r\n"
+            ).encode("latin-1")
+            if len(_DECISION_LINES) < 1024:
+                _DECISION_LINES[key] = tail
+        return b"x-switchman-request-id: %s\r\n%s" % (self.request_id.encode("latin-1"), tail)
+
     def decision_headers(self) -> list[tuple[str, str]]:
         headers = [("x-switchman-request-id", self.request_id)]
         if self.facts is not None:
@@ -200,6 +226,7 @@ class _LazyPromptRequest(RouteRequest):
             self._text = value
 
 
+_DECISION_LINES: dict[tuple[str, str, str], bytes] = {}
 _NO_USAGE = Usage()
 """Read-only stand-in for a request that used nothing."""
 _BUDGET_OK = BudgetView()
@@ -657,13 +684,20 @@ class Pipeline:
         return await self.failover(ex, candidates, attempt)
 
     # after ----------------------------------------------------------------
-    def cost_header(self, ex: Exchange) -> tuple[str, str]:
+    def _cost(self, ex: Exchange) -> float:
         if ex.usage is not None:
             if ex.facts is not None:
                 ex.cost = ex.facts.cost(ex.usage)
             elif ex.model is not None:
                 ex.cost = cost_of(ex.usage, ex.model.price)
-        return ("x-switchman-cost", f"{ex.cost:.8f}")
+        return ex.cost
+
+    def cost_header(self, ex: Exchange) -> tuple[str, str]:
+        return ("x-switchman-cost", f"{self._cost(ex):.8f}")
+
+    def cost_line(self, ex: Exchange) -> bytes:
+        """``cost_header`` as an encoded header line."""
+        return b"x-switchman-cost: %.8f\r\n" % self._cost(ex)
 
     def submit_record(self, record: usage_pb2.UsageRecord) -> None:
         """A usage record besides the request's own (cascade steps, shadow requests)."""

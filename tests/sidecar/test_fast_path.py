@@ -4,6 +4,7 @@ pooled upstream connections are reused, model facts price like the protobuf."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -174,3 +175,57 @@ def test_spend_without_a_reservation_counts_only_under_a_budget() -> None:
     gate.update(budget_pb2.BudgetState(team="t", allowance=1.0))
     gate.spent(0.25)
     assert gate.unreported == 0.25 and gate.headroom() == pytest.approx(0.75)
+
+
+def _request(word: str, extra: bytes = b"") -> bytes:
+    body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"%s"}]}' % word.encode()
+    return b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n%scontent-length: %d\r\n\r\n%s" % (
+        extra,
+        len(body),
+        body,
+    )
+
+
+async def _read_until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
+    seen = b""
+    async with asyncio.timeout(5):
+        while marker not in seen:
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+async def test_request_sent_while_one_is_in_flight_waits_its_turn(
+    make_sidecar: Any, records: Any
+) -> None:
+    """Reading is no longer paused per request: a request that arrives while the
+    previous one is in flight is held, unparsed, and answered after it, in order."""
+    sidecar = await make_sidecar()
+    host, port = sidecar.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(_request("slow", b"x-fake-latency-ms: 300\r\n"))
+    await asyncio.sleep(0.1)  # the first is upstream now
+    writer.write(_request("second")[:40])  # half a request head...
+    await asyncio.sleep(0.05)
+    writer.write(_request("second")[40:] + _request("third"))  # ...the rest, and one more
+    seen = await _read_until(reader, b"echo: third")
+    assert seen.count(b"HTTP/1.1 200") == 3
+    assert seen.index(b"echo: slow") < seen.index(b"echo: second") < seen.index(b"echo: third")
+    writer.write(_request("fourth"))  # still a good keep-alive connection
+    assert b"echo: fourth" in await _read_until(reader, b"echo: fourth")
+    writer.close()
+    assert len(records(sidecar)) == 4
+
+
+async def test_half_closed_client_still_gets_its_answer(make_sidecar: Any) -> None:
+    sidecar = await make_sidecar()
+    host, port = sidecar.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(_request("bye", b"x-fake-latency-ms: 100\r\n"))
+    writer.write_eof()  # done sending; still reading
+    async with asyncio.timeout(5):
+        data = await reader.read()  # everything until the sidecar closes
+    assert data.startswith(b"HTTP/1.1 200") and b"echo: bye" in data
+    writer.close()

@@ -108,7 +108,7 @@ class UpstreamResponse:
                 return
             if conn.error is not None:
                 raise conn.error
-            loop = asyncio.get_running_loop()
+            loop = conn.loop
             conn.waiter = loop.create_future()
             if self.idle_s is not None:
                 conn.watch_idle(loop, self.idle_s)
@@ -122,6 +122,8 @@ class UpstreamResponse:
 class _Conn(asyncio.Protocol):
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
+        self.loop = asyncio.get_running_loop()
+        """Kept: ``asyncio.get_running_loop()`` makes a getpid() system call each time."""
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.headers: list[tuple[bytes, bytes]] = []
@@ -146,7 +148,7 @@ class _Conn(asyncio.Protocol):
         self.buffered = 0
         self.complete = False
         self.error = None
-        self.head = asyncio.get_running_loop().create_future()
+        self.head = self.loop.create_future()
         self.released = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
