@@ -46,6 +46,24 @@ def found(det: Detector, text: str, entity: str) -> list[str]:
         ("I loved Tavish Orrenbeck's second album.", ["Tavish Orrenbeck"]),
         ("Quorrin is a very patient listener.", ["Quorrin"]),
         ("The user is Grace Hopper.", ["Grace Hopper"]),
+        # a title makes the next word a name even when it is a common word
+        ("Mr. Young is a 50 year old man.", ["Young"]),
+        # verbs that take a person: before, after (also past an adverb), pronouns
+        ("A film directed by Ann Ekberg and starring Vorlik.", ["Ann Ekberg", "Vorlik"]),
+        ("Yesterday Quorrin just had to leave early.", ["Quorrin"]),
+        ("Tavish Orrenbeck listed his top songs.", ["Tavish Orrenbeck"]),
+        ("Quorrin spent a year at the plant.", ["Quorrin"]),
+        # a possessive with what a person has
+        ("As promised, here's Hleb's address.", ["Hleb"]),
+        # vocative, a speaker's label, "your name?"
+        ("Don't go to town, Brannoc!", ["Brannoc"]),
+        ('Orlaith: "Who are you?"', ["Orlaith"]),
+        ("What's your name? Brannoc Tilvar", ["Brannoc Tilvar"]),
+        # the last item of an enumeration, and a pair as a plural subject
+        ("They had 3: Orlaith, Brannoc and Tesmer.", ["Orlaith", "Brannoc", "Tesmer"]),
+        ("On this list? Lorvat and Quessen were precision engineers.", ["Lorvat", "Quessen"]),
+        # a lower-case street word after a name is prose, not a street
+        ("As regular commenter Audrey Ojima points out, it works.", ["Audrey Ojima"]),
     ],
 )
 def test_names_no_list_knows(blind: Detector, text: str, names: list[str]) -> None:
@@ -60,6 +78,9 @@ def test_names_no_list_knows(blind: Detector, text: str, names: list[str]) -> No
         "Yesterday Acme Widgets Ltd announced results.",
         "Both IBM and NASA signed the deal.",
         "The Quick Brown Fox jumps.",
+        "Unfortunately, the Quellbrook Street office is closed.",
+        "Acme's new product ships today.",
+        "Thanks, the Zorvex release was fine!",
     ],
 )
 def test_capitalised_words_that_are_not_names(blind: Detector, text: str) -> None:
@@ -69,6 +90,7 @@ def test_capitalised_words_that_are_not_names(blind: Detector, text: str) -> Non
 def test_uncased_text_needs_a_cue(blind: Detector) -> None:
     text = "hello, my name is quillon vosk and my card is blocked"
     assert found(blind, text, "PERSON") == ["quillon vosk"]
+    assert found(blind, "mr. orrenbeck is a 50 year old man", "PERSON") == ["orrenbeck"]
     assert found(blind, "please call the office about my card", "PERSON") == []
 
 

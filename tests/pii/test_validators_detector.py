@@ -103,3 +103,29 @@ def test_custom_entity_with_validator_and_context() -> None:
 def test_custom_entity_errors(regex: str, validator: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CustomRecognizer.build("X", regex, validator, [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mail a@b.co and x.y+z@mail.example.org, not @handle or a@b",
+        "@" * 5 + " q@r.io " + "w" * 80 + "@long.example.com v@w.net",
+        "na%me@ex.com and jos\u00e9.x@ex.com, bad@-x.com then ok@ok.com",
+        "a@b.c@d.com e@f.gh@",
+    ],
+)
+def test_email_search_from_each_at_matches_the_plain_regex(text: str) -> None:
+    """The '@'-anchored search finds exactly what the regex finds over the text."""
+    from switchman_sidecar.pii.patterns import EMAIL_RE, _emails
+
+    assert [(f.start, f.end) for f in _emails(text)] == [m.span() for m in EMAIL_RE.finditer(text)]
+
+
+def test_numbers_inside_structured_findings_anchor_no_address(detector: Detector) -> None:
+    text = "Call 555-201-3344 today. Card 4111 1111 1111 1111 expires soon."
+    assert [f.entity for f in detector.scan(text)] == ["PHONE_NUMBER", "CREDIT_CARD"]
+    text = "Ship it to 42 Crown Street, Apt. 7 and call 555-201-3344."
+    assert [(text[f.start : f.end], f.entity) for f in detector.scan(text)] == [
+        ("42 Crown Street, Apt. 7", "STREET_ADDRESS"),
+        ("555-201-3344", "PHONE_NUMBER"),
+    ]

@@ -140,7 +140,7 @@ ORG_SUFFIXES = frozenset(
     ]
 )
 STRONG_CUE_RE = re.compile(
-    r"(?:\bname\s+is|\bname\s*:|\bi\s+am|\bi['\u2019]m|\bdear|\bsigned(?:\s+by)?|\bregards|"
+    r"(?:\bname\s+is|\bname\s*[:?]|\bi\s+am|\bi['\u2019]m|\bdear|\bsigned(?:\s+by)?|\bregards|"
     r"\bsincerely|\bcalled|\bnamed(?:\s+(?:him|her))?|\bcalls?\s+me|\bwhy\s+is|\btribute\s+to|"
     r"\b(?:contact(?:\s+person)?|patient|customer|client|employee|user|beneficiary|holder)"
     r"(?:\s+(?:is|was|name))?|\bfrom\s*:|\bcc\s*:|\bto\s*:|\battn\.?|\battention|\bmeet|"
@@ -148,21 +148,50 @@ STRONG_CUE_RE = re.compile(
     re.IGNORECASE,
 )
 WEAK_CUE_RE = re.compile(
-    r"(?:\bby|\bwith|\band|\bhi|\bhello|\bhey|\bthanks|\bthank\s+you|\bstarring|\btold|\basked|"
-    r"\bmarried|\bson\s+of|\bdaughter\s+of|\bwife|\bhusband|\bfriend|\bmanager|\bdirector)"
+    r"(?:\bby|\bwith|\band|\bhi|\bhello|\bhey|\bthanks|\bthank\s+you|\bmanager|\bdirector)"
     r"[\s,]*\Z",
     re.IGNORECASE,
 )
+#: Words that take a person as their object: "starring X", "said X", "told X",
+#: "X's wife" — a little more than the weak cues, which also take things.
+PERSON_CUE_RE = re.compile(
+    r"(?:\bstarring|\bfeaturing|\btold|\basked|\bsaid|\bsays|\bshouted\s+at|\bgiven|"
+    r"\bmarried|\bson\s+of|\bdaughter\s+of|\bwife|\bhusband|\bfriend)[\s,]*\Z",
+    re.IGNORECASE,
+)
 AFTER_RE = re.compile(
-    r"[ ,]*(?:said|says|told|asked|wrote|is\s+an?\b|was\b|and\s+i\b|has\b|had\b|who\b|lives|"
-    r"works|thinks|wants|called|replied|shouted|had\s+given|,\s+can\s+(?:i|you))",
+    r"[ ,]*(?:(?:just|also|never|always|really|still|only|already|often|then)\s+)?"
+    r"(?:said|says|told|asked|wrote|is\s+an?\b|is\s+from\b|was\b|and\s+i\b|has\b|had\b|"
+    r"who\b|lives|works|thinks|wants|called|replied|shouted|had\s+given|spent\b|will\s+be\b|"
+    r",\s+can\s+(?:i|you)|"
+    # a verb and a personal pronoun: "Daniel Lombardi listed his", "given Sarah his"
+    r"(?:[a-z]+\s+)?(?:his|her|him)\b)",
+    re.IGNORECASE,
+)
+#: A speaker's label at the start of a line of dialogue.
+DIALOGUE_RE = re.compile(r":[ ]?\\?[\"\u201c]")
+#: What a person has and a company rarely does, after a possessive ("Hleb's address").
+POSSESSED_RE = re.compile(
+    r"[ ]+(?:(?:new|old|home|own|best|late|ex-?)[ ]+)?(?:address|phone|number|e-?mail|wife|"
+    r"husband|son|daughter|mother|father|mom|mum|dad|sister|brother|friend|boyfriend|"
+    r"girlfriend|partner|boss|birthday|family|children|kids|parents|uncle|aunt|cousin)\b",
     re.IGNORECASE,
 )
 THRESHOLD = 1.0
 W_KNOWN, W_CUE, W_SHAPE, W_EMAIL = 1.0, 1.0, 1.0, 1.0
 W_SHAPE_START, W_POSSESSIVE, W_WEAK, W_AFTER, W_SINGLE, W_LIST = 0.6, 0.5, 0.5, 0.55, 0.45, 0.55
-LIST_BEFORE_RE = re.compile(rf"[{_U}][^\W\d_]+,[ ]\Z")
-LIST_AFTER_RE = re.compile(rf"(?:,[ ]|[ ]and[ ])[{_U}][^\W\d_]+(?:,|[ ]and[ ]|\.)")
+W_PERSON_CUE = 0.6
+#: Before an item of an enumeration: "Mark, " or, for the last item, "Mark, Kaylee and ".
+LIST_BEFORE_RE = re.compile(
+    rf"[{_U}][^\W\d_]+,[ ]\Z|[{_U}][^\W\d_]+,[ ][{_U}][^\W\d_]+,?[ ]and[ ]\Z"
+)
+#: After an item: more items, or a pair that is the subject of a plural verb
+#: ("Lang and Fowler were").
+LIST_AFTER_RE = re.compile(
+    rf"(?:,[ ]|[ ]and[ ])[{_U}][^\W\d_]+(?:,|[ ]and[ ]|\.|[ ](?:were|are)\b)"
+)
+PAIR_BEFORE_RE = re.compile(rf"[{_U}][^\W\d_]+[ ]and[ ]\Z")
+PLURAL_AFTER_RE = re.compile(r"[ ](?:were|are)\b")
 
 
 def _whole_line(text: str, start: int, end: int) -> bool:
@@ -176,6 +205,7 @@ STRONG_TAILS = tuple(
     [
         "is",
         "name",
+        "name?",
         "am",
         "i'm",
         "i\u2019m",
@@ -222,8 +252,13 @@ WEAK_TAILS = tuple(
         "thanks",
         "you",
         "starring",
+        "featuring",
         "told",
         "asked",
+        "said",
+        "says",
+        "at",
+        "given",
         "married",
         "of",
         "wife",
@@ -240,6 +275,13 @@ def _strong_cue(text: str, start: int) -> bool:
     return before.rstrip(" ,:\t\n").lower().endswith(STRONG_TAILS) and bool(
         STRONG_CUE_RE.search(before)
     )
+
+
+def _org_or_street(nxt: str, gaz: Gazetteer) -> bool:
+    """The word after a run makes it an organisation ("Acme Ltd") or a street
+    ("Crown Street"); a lower-case street word is prose ("Ojima points out")."""
+    lower = nxt.lower()
+    return lower in ORG_SUFFIXES or (nxt[:1].isupper() and lower in gaz.street_words)
 
 
 def _strip_possessive(word: str) -> tuple[str, bool]:
@@ -286,8 +328,8 @@ def find_persons(text: str, gaz: Gazetteer, skip: Sequence[tuple[int, int]] = ()
                 continue  # "Unfortunately", "Written": capitalised by grammar
             if kind > 0:  # a known name, ``kind`` long: only an org or street word after vetoes
                 nxt = text[base + len(group) : base + len(group) + 16].lstrip(" ")
-                nxt = nxt.split(" ", 1)[0].strip(".,").lower()
-                if nxt not in ORG_SUFFIXES and nxt not in gaz.street_words:
+                nxt = nxt.split(" ", 1)[0].strip(".,")
+                if not _org_or_street(nxt, gaz):
                     out.append(Finding(base, base + kind, "PERSON", 40))
                 continue
             words = [(0, len(group), group)]
@@ -373,10 +415,12 @@ def _score_segment(
     out: list[Finding],
 ) -> str | None:
     score = 0.0
+    titled = False
     # leading honorifics are evidence, not part of the name
     while seg and seg[0][2].lower() in HONORIFICS:
         seg = seg[1:]
         score = W_CUE
+        titled = True
     while seg and seg[0][2].lower() in PARTICLES:
         seg = seg[1:]
     if not seg:
@@ -387,13 +431,20 @@ def _score_segment(
         # "my name is Grace Hopper": the cue beats the word lists
         score = W_CUE
         common = english = frozenset()
-    # a sentence-initial common word is grammar ("The", "Hello", "Thanks")
-    while seg and (seg[0][2].lower() in common or (at_start and seg[0][2].lower() in english)):
+    # a sentence-initial common word is grammar ("The", "Hello", "Thanks"),
+    # but not after a title ("Mr. Young", "Dr. Fields")
+    while (
+        not titled
+        and seg
+        and (seg[0][2].lower() in common or (at_start and seg[0][2].lower() in english))
+    ):
         if seg[0][2].lower() in ("dear", "hi", "hello", "thanks"):
             score = max(score, W_CUE)
         seg = seg[1:]
         at_start = False
     for k, (_, _, w) in enumerate(seg):
+        if titled and k == 0:
+            continue
         lower = _strip_possessive(w)[0].lower()
         if lower in gaz.street_words:
             return emails  # "Crown Street": the address recognizer's
@@ -421,8 +472,7 @@ def _score_segment(
     start = base + seg[0][0]
     end = base + seg[-1][0] + len(end_word)
     after = text[end + (2 if possessive else 0) : end + 40]
-    nxt = after.lstrip(" ").split(" ", 1)[0].strip(".,").lower()
-    if nxt in ORG_SUFFIXES or nxt in gaz.street_words:
+    if _org_or_street(after.lstrip(" ").split(" ", 1)[0].strip(".,"), gaz):
         return emails
     if known:
         score += W_KNOWN
@@ -433,14 +483,27 @@ def _score_segment(
             score += W_SHAPE_START if at_start and not _whole_line(text, start, end) else W_SHAPE
         elif len(seg) == 1 and unknown == 1:
             score += W_SINGLE
-            if LIST_BEFORE_RE.search(before) or LIST_AFTER_RE.match(after):
+            if (
+                LIST_BEFORE_RE.search(before)
+                or LIST_AFTER_RE.match(after)
+                or (PLURAL_AFTER_RE.match(after) and PAIR_BEFORE_RE.search(before))
+            ):
                 score += W_LIST  # "Malon, Mark, Kaylee and Brandi"
         if possessive:
             score += W_POSSESSIVE
-        if before.rstrip(" ,").lower().endswith(WEAK_TAILS) and WEAK_CUE_RE.search(before):
-            score += W_WEAK
+            if POSSESSED_RE.match(after):
+                score += W_AFTER
+        if before.rstrip(" ,").lower().endswith(WEAK_TAILS):
+            if PERSON_CUE_RE.search(before):
+                score += W_PERSON_CUE
+            elif WEAK_CUE_RE.search(before):
+                score += W_WEAK
         if AFTER_RE.match(after):
             score += W_AFTER
+        elif before.endswith(", ") and after[:1] in ("!", "?"):
+            score += W_AFTER  # a vocative: "Don't go to town, Paul!"
+        elif DIALOGUE_RE.match(after) and _sentence_start(text, start):
+            score += W_AFTER  # a speaker's label: 'Michaela: "I'm ...'
     if score < THRESHOLD and "@" in text:
         if emails is None:
             # local parts of e-mail-like words ("anna.kowal@..."); a regex that
@@ -455,7 +518,8 @@ def _score_segment(
 
 def _find_uncased(text: str, gaz: Gazetteer) -> list[Finding]:
     """Lower- or upper-cased text: known names that are not English words, and
-    one or two words right after a strong cue ("my name is", "named him")."""
+    one or two words right after a strong cue ("my name is", "named him") or
+    a title ("mr. freeman")."""
     first, last, english = gaz.first_names, gaz.last_names, gaz.english
     out: list[Finding] = []
     prev_end = -1
@@ -468,8 +532,8 @@ def _find_uncased(text: str, gaz: Gazetteer) -> list[Finding]:
         if not cued and (
             len(lower) < 3 or lower in english or not (lower in first or lower in last)
         ):
-            if _strong_cue(text, m.end() + 1):
-                cue_left = 2
+            if lower in HONORIFICS or _strong_cue(text, m.end() + 1):
+                cue_left = 2  # "my name is ...", "mr. ..."
             continue
         if not cued:
             cue_left = 0
