@@ -5,15 +5,21 @@ estimate plus max output at the dearest candidate's prices) before it is sent
 and ``settle`` with the exact cost afterwards. The operator pushes the team's
 BudgetState; its ``allowance`` is this sidecar's slice of what remains.
 
-What this sidecar may still commit is ``allowance - reserved - unreported``:
-``reserved`` are open reservations, ``unreported`` is settled spend the
-operator has not yet acknowledged counting (the usage reporter calls
-``reported`` as ACKs arrive). Spend the operator already counted is in the
-state's ``spent``/``remaining`` and leaves ``unreported`` on its ACK, so it is
-never subtracted twice for long. Because the slices of all of a team's
-sidecars add up to at most what remains, the team can overspend its hard
-limit only by what changed between two pushes of the state (one allowance per
-sidecar at most), and not at all while the operator is unreachable: the old
+What this sidecar may still commit is
+``allowance - reserved - unreported - uncounted``: ``reserved`` are open
+reservations, ``unreported`` is settled spend the operator has not yet
+acknowledged counting (the usage reporter calls ``reported`` as ACKs arrive),
+``uncounted`` is acknowledged spend the current state does not include yet.
+An ACK can overtake the (paced) push of the state that includes it; forgetting
+the spend at the ACK let a busy sidecar spend its allowance again after every
+ACK until the next push. The state's ``counted`` map (boot id → highest batch
+sequence in its ``spent``) says when to forget it instead, so spend is
+subtracted exactly once: locally until the state includes it, then through
+``remaining``. An operator that does not fill ``counted`` (``counted_known``
+false) gets the old behaviour. Because the slices of all of a team's sidecars
+add up to at most what remains, the team can overspend its hard limit only by
+what changed between two pushes of the state (slices computed from an older
+``remaining``), and not at all while the operator is unreachable: the old
 allowance then runs out and requests are refused (or downgraded).
 
 No state (no TeamBudget for the team, or not connected yet) → admit.
@@ -49,21 +55,41 @@ class BudgetGate:
         self.state: budget_pb2.BudgetState | None = None
         self.reserved = 0.0
         self.unreported = 0.0
+        # Acknowledged batches the state's ``spent`` does not include yet: (boot, seq) -> cost.
+        self.uncounted: dict[tuple[str, int], float] = {}
         self.refused = 0
 
     def update(self, state: budget_pb2.BudgetState) -> None:
         self.state = state
+        if not state.counted_known:
+            self.uncounted.clear()
+            return
+        for key in [k for k in self.uncounted if k[1] <= state.counted.get(k[0], 0)]:
+            del self.uncounted[key]
 
-    def reported(self, cost: float) -> None:
-        """The operator acknowledged counting ``cost`` of settled spend."""
+    def reported(self, cost: float, boot_id: str = "", sequence: int = 0) -> None:
+        """The operator acknowledged counting batch ``sequence`` of boot ``boot_id``
+        (``cost`` of settled spend); it stays subtracted until a state includes it."""
         self.unreported = max(0.0, self.unreported - cost)
+        s = self.state
+        if (
+            s is not None
+            and s.counted_known
+            and boot_id
+            and cost > 0
+            and sequence > s.counted.get(boot_id, 0)
+        ):
+            self.uncounted[(boot_id, sequence)] = cost
+
+    def _held(self) -> float:
+        return self.reserved + self.unreported + sum(self.uncounted.values())
 
     def headroom(self) -> float | None:
         """USD this sidecar may still commit, or None when unlimited."""
         s = self.state
         if s is None:
             return None
-        return s.allowance - self.reserved - self.unreported
+        return s.allowance - self._held()
 
     def admit(self, team: str, worst_case_cost: float) -> Admission:
         s = self.state
@@ -71,7 +97,7 @@ class BudgetGate:
             return Admission(allowed=True, reservation=worst_case_cost)
         percent = s.percent_used
         tokens_out = s.token_limit > 0 and s.tokens_used >= s.token_limit
-        headroom = s.allowance - self.reserved - self.unreported
+        headroom = s.allowance - self._held()
         exhausted = (
             s.condition == budget_pb2.BUDGET_CONDITION_EXHAUSTED
             or tokens_out

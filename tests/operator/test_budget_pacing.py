@@ -118,3 +118,21 @@ def test_allowance_is_sliced_across_sidecars_and_replicas() -> None:
         assert replicas * pods * states[0].allowance <= 400 + 1e-9
     # pods rounded up to a power of two (3 -> 4), times the replicas
     assert allowances == {(1, 1): 400.0, (1, 3): 100.0, (2, 1): 200.0, (3, 3): 400 / 12}
+
+
+def test_state_says_which_of_this_pods_batches_its_spend_includes() -> None:
+    world = World()
+    for body in objects("example-checkout"):
+        if body["kind"] != "TeamBudget":
+            world.upsert(body)
+    body = budget_body(2_000_000, "Ok")
+    body["status"]["sequences"] = {f"{POD.name}/boot-a": 7, f"{POD.name}/boot-b": 2, "other/x": 9}
+    world.upsert(body)
+    hub = Hub(world, OperatorMetrics())
+    conn = hub.connect(POD)
+    hub.on_request(
+        conn, xds.DiscoveryRequest(node=Node(id=POD.key), type_url=xds.BUDGET_STATE_TYPE)
+    )
+    (state,) = budget_pushes(hub, conn)
+    assert state.counted_known
+    assert dict(state.counted) == {"boot-a": 7, "boot-b": 2}  # never another pod's

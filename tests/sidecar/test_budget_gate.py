@@ -50,6 +50,38 @@ def test_unreported_spend_counts_until_the_operator_acknowledges_it() -> None:
     assert gate.admit("web", 0.2).allowed
 
 
+def test_acknowledged_spend_stays_held_until_a_state_includes_it() -> None:
+    """An ACK can overtake the paced push of the state with the new spend: the spend
+    must neither vanish at the ACK (spent twice) nor count twice once the state has it."""
+    gate = BudgetGate()
+    gate.update(state(allowance=0.5, counted_known=True, counted={"boot-1": 3}))
+    a = gate.admit("web", 0.4)
+    gate.settle(a, 0.4)
+    gate.reported(0.4, "boot-1", 4)  # batch 4 counted; this state predates it
+    assert not gate.admit("web", 0.2).allowed  # still held: 0.4 + 0.2 > 0.5
+    # A state that does not include batch 4 yet changes nothing...
+    gate.update(state(allowance=0.5, counted_known=True, counted={"boot-1": 3}))
+    assert not gate.admit("web", 0.2).allowed
+    # ...one that does carries it in `remaining`/`allowance`, and it is released here.
+    gate.update(state(allowance=0.1, counted_known=True, counted={"boot-1": 4}))
+    assert gate.uncounted == {} and gate.headroom() == 0.1
+    # Another boot's sequences never release this boot's spend.
+    b2 = gate.admit("web", 0.05)
+    gate.settle(b2, 0.05)
+    gate.reported(0.05, "boot-1", 5)
+    gate.update(state(allowance=0.1, counted_known=True, counted={"boot-0": 99, "boot-1": 4}))
+    assert abs(gate.headroom() - 0.05) < 1e-12  # type: ignore[operator]
+
+
+def test_an_operator_without_counted_gets_the_old_behaviour() -> None:
+    gate = BudgetGate()
+    gate.update(state(allowance=0.5))  # counted_known false
+    a = gate.admit("web", 0.4)
+    gate.settle(a, 0.4)
+    gate.reported(0.4, "boot-1", 1)
+    assert gate.uncounted == {} and gate.admit("web", 0.2).allowed
+
+
 def test_exhausted_blocks_or_downgrades() -> None:
     gate = BudgetGate()
     gate.update(state(condition=b.BUDGET_CONDITION_EXHAUSTED, allowance=0.0, percent_used=100.0))

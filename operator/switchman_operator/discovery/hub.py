@@ -25,10 +25,11 @@ from google.protobuf.message import Message
 from switchman_protocol import xds
 from switchman_protocol.v1 import budget_pb2, routes_pb2
 
+from ..api.teambudget import TeamBudgetStatus
 from ..compile import CompileResult, compile_route_table
 from ..metrics import OperatorMetrics
-from ..resources import PodInfo
-from ..usage.accounting import budget_state
+from ..resources import BudgetObject, PodInfo
+from ..usage.accounting import budget_state, counted_by_pod
 from ..world import World
 
 __all__ = ["Connection", "Hub", "Rejection", "TypeState", "sync_state"]
@@ -111,6 +112,11 @@ class Hub:
         # Connections per (namespace, team): the allowance divisor, kept as a count so a
         # budget push to N sidecars costs O(N), not O(N²) (1,000 sidecars: ~1M steps).
         self._peers: collections.Counter[tuple[str, str]] = collections.Counter()
+        # status.sequences by pod, per TeamBudget, rebuilt when its status object changes:
+        # one pass per status write rather than one per connection (O(N) not O(N^2)).
+        self._counted_index: dict[
+            tuple[str, str], tuple[TeamBudgetStatus, dict[str, dict[str, int]]]
+        ] = {}
 
     # --- connections -------------------------------------------------------
 
@@ -166,10 +172,18 @@ class Hub:
                 return None
             peers = self._peers[(conn.pod.namespace, team)]
             slices = _pow2ceil(peers) * self.replicas
-            state = budget_state(conn.pod.namespace, budget.spec, budget.status, slices)
+            counted = self._counted(conn.pod.namespace, budget).get(conn.pod.name, {})
+            state = budget_state(conn.pod.namespace, budget.spec, budget.status, slices, counted)
             digest = hashlib.sha256(state.SerializeToString(deterministic=True)).hexdigest()
             return digest[:16], state
         return None
+
+    def _counted(self, namespace: str, budget: BudgetObject) -> dict[str, dict[str, int]]:
+        key = (namespace, budget.name)
+        hit = self._counted_index.get(key)
+        if hit is None or hit[0] is not budget.status:
+            hit = self._counted_index[key] = (budget.status, counted_by_pod(budget.status))
+        return hit[1]
 
     # --- protocol ----------------------------------------------------------
 

@@ -29,6 +29,7 @@ __all__ = [
     "Charge",
     "apply_charges",
     "budget_state",
+    "counted_by_pod",
     "period_start",
     "sequence_key",
 ]
@@ -154,14 +155,29 @@ def apply_charges(
     return out, counted
 
 
+def counted_by_pod(status: TeamBudgetStatus) -> dict[str, dict[str, int]]:
+    """``status.sequences`` regrouped: pod -> {boot id: highest sequence counted}."""
+    out: dict[str, dict[str, int]] = {}
+    for key, seq in (status.sequences or {}).items():
+        pod, _, boot = key.rpartition("/")
+        out.setdefault(pod, {})[boot] = seq
+    return out
+
+
 def budget_state(
-    namespace: str, spec: TeamBudgetSpec, status: TeamBudgetStatus, sidecars: int
+    namespace: str,
+    spec: TeamBudgetSpec,
+    status: TeamBudgetStatus,
+    sidecars: int,
+    counted: dict[str, int] | None = None,
 ) -> budget_pb2.BudgetState:
     """The BudgetState pushed to the team's sidecars.
 
     ``allowance`` is an equal slice of what remains for each of the team's
     ``sidecars`` connected to this replica: between two pushes a sidecar may
     reserve at most its slice, which bounds overspend past the hard limit.
+    ``counted`` (this pod's boots -> highest sequence in ``spent``) lets the
+    sidecar tell which of its acknowledged batches this state already includes.
     """
     remaining = status.remaining if status.remaining is not None else spec.limit
     rl = spec.rate_limits
@@ -183,4 +199,6 @@ def budget_state(
         rpm=(rl.rpm or 0) if rl else 0,
         tpm=(rl.tpm or 0) if rl else 0,
         percent_used=status.percent_used or 0.0,
+        counted=counted or {},
+        counted_known=counted is not None,
     )

@@ -24,17 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"switchman_protocol/v1/budget.proto\x12\x0cswitchman.v1\"\xaf\x03\n\x0b\x42udgetState\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x30\n\tcondition\x18\x03 \x01(\x0e\x32\x1d.switchman.v1.BudgetCondition\x12\r\n\x05limit\x18\x04 \x01(\x01\x12\r\n\x05spent\x18\x05 \x01(\x01\x12\x11\n\tremaining\x18\x06 \x01(\x01\x12\x11\n\tallowance\x18\x07 \x01(\x01\x12\x1e\n\x16soft_threshold_percent\x18\x08 \x01(\x01\x12/\n\x0bsoft_action\x18\t \x01(\x0e\x32\x1a.switchman.v1.BudgetAction\x12/\n\x0bhard_action\x18\n \x01(\x0e\x32\x1a.switchman.v1.BudgetAction\x12\x17\n\x0f\x64owngrade_model\x18\x0b \x01(\t\x12\x14\n\x0cperiod_start\x18\x0c \x01(\t\x12\x13\n\x0btoken_limit\x18\r \x01(\x04\x12\x13\n\x0btokens_used\x18\x0e \x01(\x04\x12\x0b\n\x03rpm\x18\x0f \x01(\r\x12\x0b\n\x03tpm\x18\x10 \x01(\r\x12\x14\n\x0cpercent_used\x18\x11 \x01(\x01*\x8f\x01\n\x0f\x42udgetCondition\x12 \n\x1c\x42UDGET_CONDITION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42UDGET_CONDITION_OK\x10\x01\x12!\n\x1d\x42UDGET_CONDITION_SOFT_LIMITED\x10\x02\x12\x1e\n\x1a\x42UDGET_CONDITION_EXHAUSTED\x10\x03*|\n\x0c\x42udgetAction\x12\x1d\n\x19\x42UDGET_ACTION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42UDGET_ACTION_ALERT\x10\x01\x12\x1b\n\x17\x42UDGET_ACTION_DOWNGRADE\x10\x02\x12\x17\n\x13\x42UDGET_ACTION_BLOCK\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"switchman_protocol/v1/budget.proto\x12\x0cswitchman.v1\"\xaf\x04\n\x0b\x42udgetState\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x30\n\tcondition\x18\x03 \x01(\x0e\x32\x1d.switchman.v1.BudgetCondition\x12\r\n\x05limit\x18\x04 \x01(\x01\x12\r\n\x05spent\x18\x05 \x01(\x01\x12\x11\n\tremaining\x18\x06 \x01(\x01\x12\x11\n\tallowance\x18\x07 \x01(\x01\x12\x1e\n\x16soft_threshold_percent\x18\x08 \x01(\x01\x12/\n\x0bsoft_action\x18\t \x01(\x0e\x32\x1a.switchman.v1.BudgetAction\x12/\n\x0bhard_action\x18\n \x01(\x0e\x32\x1a.switchman.v1.BudgetAction\x12\x17\n\x0f\x64owngrade_model\x18\x0b \x01(\t\x12\x14\n\x0cperiod_start\x18\x0c \x01(\t\x12\x13\n\x0btoken_limit\x18\r \x01(\x04\x12\x13\n\x0btokens_used\x18\x0e \x01(\x04\x12\x0b\n\x03rpm\x18\x0f \x01(\r\x12\x0b\n\x03tpm\x18\x10 \x01(\r\x12\x14\n\x0cpercent_used\x18\x11 \x01(\x01\x12\x37\n\x07\x63ounted\x18\x12 \x03(\x0b\x32&.switchman.v1.BudgetState.CountedEntry\x12\x15\n\rcounted_known\x18\x13 \x01(\x08\x1a.\n\x0c\x43ountedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*\x8f\x01\n\x0f\x42udgetCondition\x12 \n\x1c\x42UDGET_CONDITION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42UDGET_CONDITION_OK\x10\x01\x12!\n\x1d\x42UDGET_CONDITION_SOFT_LIMITED\x10\x02\x12\x1e\n\x1a\x42UDGET_CONDITION_EXHAUSTED\x10\x03*|\n\x0c\x42udgetAction\x12\x1d\n\x19\x42UDGET_ACTION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42UDGET_ACTION_ALERT\x10\x01\x12\x1b\n\x17\x42UDGET_ACTION_DOWNGRADE\x10\x02\x12\x17\n\x13\x42UDGET_ACTION_BLOCK\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchman_protocol.v1.budget_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BUDGETCONDITION']._serialized_start=487
-  _globals['_BUDGETCONDITION']._serialized_end=630
-  _globals['_BUDGETACTION']._serialized_start=632
-  _globals['_BUDGETACTION']._serialized_end=756
+  _globals['_BUDGETSTATE_COUNTEDENTRY']._loaded_options = None
+  _globals['_BUDGETSTATE_COUNTEDENTRY']._serialized_options = b'8\001'
+  _globals['_BUDGETCONDITION']._serialized_start=615
+  _globals['_BUDGETCONDITION']._serialized_end=758
+  _globals['_BUDGETACTION']._serialized_start=760
+  _globals['_BUDGETACTION']._serialized_end=884
   _globals['_BUDGETSTATE']._serialized_start=53
-  _globals['_BUDGETSTATE']._serialized_end=484
+  _globals['_BUDGETSTATE']._serialized_end=612
+  _globals['_BUDGETSTATE_COUNTEDENTRY']._serialized_start=566
+  _globals['_BUDGETSTATE_COUNTEDENTRY']._serialized_end=612
 # @@protoc_insertion_point(module_scope)

@@ -5,8 +5,10 @@ Budget state of one team, pushed to that team's sidecars. Type URL
 type.googleapis.com/switchman.v1.BudgetState.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -61,6 +63,26 @@ Global___BudgetAction: _TypeAlias = BudgetAction  # noqa: Y015
 class BudgetState(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CountedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TEAM_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
     CONDITION_FIELD_NUMBER: _builtins.int
@@ -78,6 +100,8 @@ class BudgetState(_message.Message):
     RPM_FIELD_NUMBER: _builtins.int
     TPM_FIELD_NUMBER: _builtins.int
     PERCENT_USED_FIELD_NUMBER: _builtins.int
+    COUNTED_FIELD_NUMBER: _builtins.int
+    COUNTED_KNOWN_FIELD_NUMBER: _builtins.int
     team: _builtins.str
     namespace: _builtins.str
     condition: Global___BudgetCondition.ValueType
@@ -101,6 +125,18 @@ class BudgetState(_message.Message):
     rpm: _builtins.int
     tpm: _builtins.int
     percent_used: _builtins.float
+    counted_known: _builtins.bool
+    """Set by operators that fill `counted` (an older one leaves it false and the
+    sidecar forgets acknowledged spend at the ACK, as before).
+    """
+    @_builtins.property
+    def counted(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """The usage this state's `spent` already includes from the receiving pod:
+        boot id -> highest batch sequence counted. A sidecar keeps subtracting the
+        cost of acknowledged batches above it from `allowance` until a state that
+        includes them arrives (an ACK can overtake the paced push of the new spend).
+        """
+
     def __init__(
         self,
         *,
@@ -121,10 +157,12 @@ class BudgetState(_message.Message):
         rpm: _builtins.int = ...,
         tpm: _builtins.int = ...,
         percent_used: _builtins.float = ...,
+        counted: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        counted_known: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowance", b"allowance", "condition", b"condition", "downgrade_model", b"downgrade_model", "hard_action", b"hard_action", "limit", b"limit", "namespace", b"namespace", "percent_used", b"percent_used", "period_start", b"period_start", "remaining", b"remaining", "rpm", b"rpm", "soft_action", b"soft_action", "soft_threshold_percent", b"soft_threshold_percent", "spent", b"spent", "team", b"team", "token_limit", b"token_limit", "tokens_used", b"tokens_used", "tpm", b"tpm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowance", b"allowance", "condition", b"condition", "counted", b"counted", "counted_known", b"counted_known", "downgrade_model", b"downgrade_model", "hard_action", b"hard_action", "limit", b"limit", "namespace", b"namespace", "percent_used", b"percent_used", "period_start", b"period_start", "remaining", b"remaining", "rpm", b"rpm", "soft_action", b"soft_action", "soft_threshold_percent", b"soft_threshold_percent", "spent", b"spent", "team", b"team", "token_limit", b"token_limit", "tokens_used", b"tokens_used", "tpm", b"tpm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -188,7 +188,7 @@ class UsageReporter:
                 self.refused += len(batch.records)
                 log.error("operator refused usage batch %d: %s", ack.sequence, ack.error)
             if self.gate is not None:
-                self.gate.reported(cost)
+                self.gate.reported(cost, self.boot_id, ack.sequence)
             self._check_idle()
             self._wake.set()
         return got
