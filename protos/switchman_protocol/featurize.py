@@ -33,6 +33,7 @@ __all__ = [
     "TAIL_CHARS",
     "TASK_KINDS",
     "analyze",
+    "analyze_set",
     "featurize",
     "featurize_text",
     "supported",
@@ -133,6 +134,16 @@ def supported(featurizer: str) -> bool:
 
 
 def _sample(text: str) -> bytes:
+    """The lower-cased UTF-8 head and tail of the prompt (the bytes that are tokenized).
+
+    Only the ends are encoded: a character is at least one byte, so the first
+    ``HEAD_CHARS`` and last ``TAIL_CHARS`` characters hold the bytes wanted,
+    and a long prompt (a RAG context) costs no more than a short one.
+    """
+    if len(text) > HEAD_CHARS + TAIL_CHARS:
+        head = text[:HEAD_CHARS].encode("utf-8", "replace")[:HEAD_CHARS]
+        tail = text[-TAIL_CHARS:].encode("utf-8", "replace")[-TAIL_CHARS:]
+        return (head + b"\n" + tail).lower()
     raw = text.encode("utf-8", "replace").lower()
     if len(raw) > HEAD_CHARS + TAIL_CHARS:
         raw = raw[:HEAD_CHARS] + b"\n" + raw[-TAIL_CHARS:]
@@ -176,18 +187,27 @@ def analyze(text: str, dim: int) -> tuple[str, list[int]]:
 
     One tokenization serves both, which is what the request path wants.
     """
+    kind, feats = analyze_set(text, dim)
+    return kind, sorted(feats)
+
+
+def analyze_set(text: str, dim: int) -> tuple[str, set[int]]:
+    """:func:`analyze` with the indices as an (unordered) set: what a scorer needs."""
     if dim <= 0 or dim & (dim - 1):
         raise ValueError(f"feature dimension must be a power of two, got {dim}")
     raw = _sample(text)
     tokens = _TOKEN.findall(raw)
     digits = sum(map(bytes.isdigit, tokens))  # digit runs are whole tokens
     kind = _kind(raw, tokens, digits)
-    uni = list(map(zlib.crc32, tokens))
     mask = dim - 1
-    # map() over C callables keeps the per-token work out of the interpreter loop.
+    # Only the low bits of a hash survive the mask, so the unigram hashes are masked
+    # first and the bigram hash ``((a * _BIGRAM) ^ b) & mask`` is computed on masked
+    # operands: the same indices, on small ints. map() over C callables keeps the
+    # per-token work out of the interpreter loop.
     masks = repeat(mask)
-    feats = set(map(and_, uni, masks))
-    feats.update(map(and_, map(xor, map(mul, uni, repeat(_BIGRAM)), uni[1:]), masks))
+    uni = list(map(and_, map(zlib.crc32, tokens), masks))
+    feats = set(uni)
+    feats.update(map(xor, map(and_, map(mul, uni, repeat(_BIGRAM & mask)), masks), uni[1:]))
     feats.update(
         _shape_hashes(
             (len(text) // 16).bit_length(),
@@ -198,7 +218,7 @@ def analyze(text: str, dim: int) -> tuple[str, list[int]]:
             mask,
         )
     )
-    return kind, sorted(feats)
+    return kind, feats
 
 
 @functools.lru_cache(maxsize=4096)

@@ -221,3 +221,35 @@ def test_llmrouter_adapter_and_a_small_held_out_run() -> None:
     ours = result["router"]["cost_at_95pct"]
     assert ours is not None and ours < 0.5 * result["strongest_cost"]
     assert ours < result["baselines"]["random_matched_cost"]["cost_at_95pct"]
+
+
+def test_packed_scorer_equals_float_sums_on_any_weights() -> None:
+    from switchman_protocol import featurize
+    from switchman_sidecar.routing.learned import MAX_FEATURES, LearnedScorer
+
+    rng = random.Random(3)
+    dim = 1 << 13
+    for spread in (1e-6, 0.3, 50.0):
+        learned = pb.LearnedRouter(featurizer=featurize.FEATURIZER, feature_dim=dim)
+        names = [f"m{j}" for j in range(rng.randint(1, 12))]
+        for name in names:
+            weights = [rng.gauss(0, spread) for _ in range(dim)]
+            weights[rng.randrange(dim)] = -spread * 40  # one extreme weight sets the scale
+            learned.heads.append(pb.ModelHead(model=name, weights=weights, bias=rng.gauss(0, 1)))
+        params = pb.RouterParams(kind="learned", learned=learned)
+        scorer = LearnedScorer(params, set(names))
+        rows = [[h.weights[i] for h in learned.heads] for i in range(dim)]
+        for n in (0, 1, 2, 85, 1800, MAX_FEATURES, MAX_FEATURES + 1, dim):
+            indices = set(rng.sample(range(dim), n))
+            expect = [sum(rows[i][j] for i in indices) for j in range(len(names))]
+            got = scorer.totals(indices)
+            tolerance = 1e-9 * spread * max(n, 1) + 1e-12
+            assert got == pytest.approx(expect, abs=tolerance), (spread, n)
+
+
+def test_scorer_refuses_non_finite_weights(params: pb.RouterParams) -> None:
+    bad = pb.RouterParams()
+    bad.CopyFrom(params)
+    bad.learned.heads[0].weights[3] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        Router(learned_table(bad))

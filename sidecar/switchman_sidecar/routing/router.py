@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from switchman_protocol import featurize
@@ -123,6 +123,20 @@ class Router:
         elif table.router.kind not in ("", "learned"):
             raise ValueError(f"unknown router kind {table.router.kind!r}")
         self._adjust = adjustments(table.router)
+        # Per-table constants of the choice, so a decision does not rebuild them.
+        self._out_tokens = {name: DEFAULT_OUTPUT_TOKENS for name in self._models}
+        if self._scorer is not None:
+            self._out_tokens.update(self._scorer.mean_output)
+        #: model → (USD per input token, USD for its expected output).
+        self._cost_terms = {
+            name: (info.in_price / 1e6, self._out_tokens[name] * info.out_price / 1e6)
+            for name, info in self._info.items()
+        }
+        self._out_prices = {name: info.out_price for name, info in self._info.items()}
+        self._any_caps = any(info.caps for info in self._info.values())
+        windows = [info.context_window for info in self._info.values() if info.context_window]
+        #: Prompts up to this many tokens fit every model's context window.
+        self._fits_all = min(windows) if windows else None
         self._rng = random.Random(seed)
         self.stats = StatsBook()
         self.shadow: ShadowGate | None = None
@@ -175,8 +189,12 @@ class Router:
         return sigmoid(_logit(base) + adj) if adj else base
 
     def _eligible(self, names: list[str], request: RouteRequest, notes: list[str]) -> list[str]:
-        out = []
         needs = request.needs
+        if (not needs or not self._any_caps) and (
+            self._fits_all is None or request.input_tokens <= self._fits_all
+        ):
+            return names  # the common case: nothing to leave out
+        out = []
         for name in names:
             model = self._info[name]
             caps = model.caps
@@ -194,15 +212,15 @@ class Router:
     def decide(self, request: RouteRequest) -> RouteDecision:
         notes: list[str] = []
         resolved = self.resolve(request.model) if request.model else None
-        analysis: list[tuple[str, list[int]]] = []
+        analysis: list[tuple[str, Collection[int]]] = []
 
-        def analyze() -> tuple[str, list[int]]:
+        def analyze() -> tuple[str, Collection[int]]:
             if not analysis:
                 text = request.prompt_text
                 if self._scorer is not None:
                     analysis.append(self._scorer.analyze(text))
                 else:
-                    analysis.append((featurize.task_kind(text) if text else "chat", []))
+                    analysis.append((featurize.task_kind(text) if text else "chat", ()))
             return analysis[0]
 
         task: Callable[[], str] = lambda: analyze()[0]  # noqa: E731
@@ -289,7 +307,7 @@ class Router:
         strategy: str,
         allowed: list[str] | None,
         rule: routes_pb2.Rule | None,
-        analyze: Callable[[], tuple[str, list[int]]],
+        analyze: Callable[[], tuple[str, Collection[int]]],
         notes: list[str],
     ) -> RouteDecision:
         pool = allowed if allowed else self._order
@@ -311,16 +329,13 @@ class Router:
         kind, indices = analyze()
         scorer = self._scorer
         use_learned = scorer is not None and (rule is None or not rule.strategy)
-        out_tokens = {n: DEFAULT_OUTPUT_TOKENS for n in names}
-        if scorer is not None:
-            out_tokens.update({n: v for n, v in scorer.mean_output.items() if n in out_tokens})
         probs = scorer.predict(indices, kind) if use_learned and scorer is not None else {}
         options = []
         observed = self.stats.observed
         declared = self._declared(kind)
         in_tokens = request.input_tokens
+        cost_terms = self._cost_terms
         for name in names:
-            info = self._info[name]
             quality = probs.get(name)
             if quality is None:
                 quality = declared[name]
@@ -329,22 +344,16 @@ class Router:
             if seen is not None:
                 quality *= 1.0 - seen.error_rate
                 latency = self.stats.expected_latency_ms(name)
-            options.append(
-                Option(
-                    name,
-                    quality,
-                    (in_tokens * info.in_price + out_tokens[name] * info.out_price) / 1e6,
-                    latency,
-                )
-            )
+            per_input, output = cost_terms[name]
+            options.append(Option(name, quality, in_tokens * per_input + output, latency))
         bar = self._bar
         cost_weight = self._cost_weight
         unbudgeted = options
         if self._budgets:
             options = plan_budgets(
                 options,
-                out_tokens,
-                {n: self._info[n].out_price for n in names},
+                self._out_tokens,
+                self._out_prices,
                 self._budgets,
                 request.max_output_tokens,
             )

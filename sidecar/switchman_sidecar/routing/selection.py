@@ -76,8 +76,18 @@ def rank(options: Sequence[Option], bar: float = 0.0, cost_weight: float = 0.0) 
     if not options:
         return []
     if cost_weight > 0:
-        top = max(o.cost for o in options)
-        return sorted(options, key=lambda o: (-_utility(o, top, cost_weight), o.cost, o.model))
+        top = max([o.cost for o in options])
+        keep = 1.0 - cost_weight
+        # _utility inlined (this runs per request): the same arithmetic, the same order.
+        if top > 0:
+            keyed = [
+                (cost_weight * (o.cost / top) - keep * o.quality, o.cost, o.model, i)
+                for i, o in enumerate(options)
+            ]
+        else:
+            keyed = [(-keep * o.quality, o.cost, o.model, i) for i, o in enumerate(options)]
+        keyed.sort()
+        return [options[k[3]] for k in keyed]
     if bar > 0:
         clear = sorted((o for o in options if o.quality >= bar), key=lambda o: (o.cost, o.model))
         rest = sorted(
