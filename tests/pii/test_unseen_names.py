@@ -142,3 +142,11 @@ def test_speed_caches_keep_no_request_data() -> None:
         assert value not in cached
     assert "Kalatsova" not in cached and "Kalatsova," not in cached
     assert {"is", "Apt."} <= cached  # vocabulary is what the cache is for
+
+
+@pytest.mark.parametrize("text", ["a@b c d.e@f@g  h@ @x y@", "", "no at", "@@@", "x\ty@z\u2003W@q"])
+def test_email_local_parts_found_from_each_at(text: str) -> None:
+    from switchman_sidecar.pii.names import _local_parts
+
+    expected = " ".join(w.split("@", 1)[0].lower() for w in text.split() if "@" in w)
+    assert _local_parts(text) == expected

@@ -133,7 +133,7 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
 
 
 DIGITS_RE = re.compile(r"\d+")
-WINDOW_BEFORE, WINDOW_AFTER = 60, 80
+WINDOW_BEFORE, WINDOW_AFTER = 56, 56
 #: TOKEN_RE as a splitter: separators and tokens alternate, found in C
 #: without a match object per token.
 TOKEN_SPLIT_RE = re.compile(rf"({TOKEN_RE.pattern})")

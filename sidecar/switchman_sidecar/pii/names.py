@@ -508,12 +508,29 @@ def _score_segment(
         if emails is None:
             # local parts of e-mail-like words ("anna.kowal@..."); a regex that
             # looks for the "@" from every word start is quadratic on long words
-            emails = " ".join(w.split("@", 1)[0].lower() for w in text.split() if "@" in w)
+            emails = _local_parts(text)
         if any(len(w[2]) > 2 and w[2].lower() in emails for w in seg):
             score += W_EMAIL
     if score >= THRESHOLD and words_n <= 5:
         out.append(Finding(start, end, "PERSON", 40))
     return emails
+
+
+def _local_parts(text: str) -> str:
+    """The part before the first "@" of each whitespace-separated word that has
+    one, lower-cased and joined by spaces (``text.split()`` would visit every
+    word; a text has few "@")."""
+    parts = []
+    pos, size = 0, len(text)
+    while (at := text.find("@", pos)) >= 0:
+        start = at
+        while start > pos and not text[start - 1].isspace():
+            start -= 1
+        parts.append(text[start:at])
+        pos = at
+        while pos < size and not text[pos].isspace():
+            pos += 1
+    return " ".join(parts).lower()
 
 
 def _find_uncased(text: str, gaz: Gazetteer) -> list[Finding]:

@@ -40,6 +40,9 @@ IPV6_RE = re.compile(
 IPV6_HINT_RE = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:")
 PHONE_RE = re.compile(
     r"[+(\d](?<![\w+@/.-][+(\d])"
+    # at least 7 characters that can be part of a number: the engine drops
+    # house numbers, years and counts here instead of handing them to Python
+    r"(?=[\d+(). \-xXeEtTnNsSiIoO]{6}[\d+(). \-xXeEtTnNsSiIoO])"
     r"(?:(?<=\+)\d{0,2}[ .-]?)?"
     r"(?:(?<=\()\d{1,5}\)[ .-]?)?"
     r"\d{0,12}(?:(?:[ .-]|[ ]?\(\d{1,4}\)[ ]?)\d{1,8}){0,6}"
@@ -163,7 +166,7 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
 def _phones(text: str) -> Iterator[Finding]:
     for m in PHONE_RE.finditer(text):
         value = m.group()
-        if _phone_ok(text, m.start(), value):
+        if len(value) >= 7 and _phone_ok(text, m.start(), value):
             yield Finding(m.start(), m.end(), "PHONE_NUMBER", 20)
 
 
