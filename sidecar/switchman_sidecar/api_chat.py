@@ -125,6 +125,11 @@ class OpenAIFrontend:
         return _OpenAIStream(client_usage)
 
 
+_CHECKED = frozenset(
+    ("stream", "max_tokens", "max_completion_tokens", "n", "temperature", "tools", "stream_options")
+)
+
+
 def validate_chat(body: Any) -> dict[str, Any]:
     """The checks a provider would make, done before any money is spent."""
     if not isinstance(body, dict):
@@ -147,6 +152,8 @@ def validate_chat(body: Any) -> dict[str, Any]:
                 f"`messages[{i}].content` must be a string or an array",
                 param=f"messages[{i}].content",
             )
+    if _CHECKED.isdisjoint(body):
+        return body  # none of the optional fields checked below
     if "stream" in body and not isinstance(body["stream"], bool):
         raise ApiError(400, "`stream` must be a boolean", param="stream")
     for key in ("max_tokens", "max_completion_tokens", "n"):
