@@ -81,6 +81,7 @@ def test_names_no_list_knows(blind: Detector, text: str, names: list[str]) -> No
         "Unfortunately, the Quellbrook Street office is closed.",
         "Acme's new product ships today.",
         "Thanks, the Zorvex release was fine!",
+        "That was expected, given Zorvex's popularity.",
     ],
 )
 def test_capitalised_words_that_are_not_names(blind: Detector, text: str) -> None:

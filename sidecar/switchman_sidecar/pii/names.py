@@ -155,7 +155,7 @@ WEAK_CUE_RE = re.compile(
 #: Words that take a person as their object: "starring X", "said X", "told X",
 #: "X's wife" — a little more than the weak cues, which also take things.
 PERSON_CUE_RE = re.compile(
-    r"(?:\bstarring|\bfeaturing|\btold|\basked|\bsaid|\bsays|\bshouted\s+at|\bgiven|"
+    r"(?:\bstarring|\bfeaturing|\btold|\basked|\bsaid|\bsays|\bshouted\s+at|"
     r"\bmarried|\bson\s+of|\bdaughter\s+of|\bwife|\bhusband|\bfriend)[\s,]*\Z",
     re.IGNORECASE,
 )
