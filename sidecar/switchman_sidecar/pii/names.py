@@ -27,6 +27,7 @@ well under a millisecond.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -82,7 +83,9 @@ CAP_RUN_RE = re.compile(  # the class first, then the lookbehind: the engine ski
     rf"[{_U}](?<![\w@'\u2019.-][{_U}]){_L}*(?:['\u2019-]{_L}+)*"
     rf"(?:(?:[ ]|\.[ ]?|-)(?:(?:{_PART_FIRST})[ ])*{_TOK})*(?![\w@])"
 )
+CAP_RUN_SPLIT_RE = re.compile(f"({CAP_RUN_RE.pattern})")
 _WORD_IN_RUN = re.compile(rf"{_TOK}|(?:{_PART})(?= )")
+_WORD_SPLIT_RE = re.compile(f"({_WORD_IN_RUN.pattern})")
 WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 
 HONORIFICS = frozenset(
@@ -308,16 +311,22 @@ def find_persons(text: str, gaz: Gazetteer, skip: Sequence[tuple[int, int]] = ()
     out: list[Finding] = []
     cache = _single_cache(gaz)
     skip_starts = [s for s, _ in skip]
-    for run in CAP_RUN_RE.finditer(text):
-        base, run_end = run.span()
+    # runs and the text between them alternate; the cache lookup runs in C,
+    # and runs the lists know to skip ("The", "It's") never reach Python
+    parts = CAP_RUN_SPLIT_RE.split(text)
+    runs = parts[1::2]
+    known_kinds = list(map(cache.get, runs))
+    offsets = list(itertools.accumulate(map(len, parts)))
+    for r in [i for i, kind in enumerate(known_kinds) if kind != _SKIP]:
+        group = runs[r]
+        base, run_end = offsets[2 * r], offsets[2 * r + 1]
         if skip_starts:
             k = bisect.bisect_right(skip_starts, base) - 1
             if k >= 0 and skip[k][1] >= run_end:
                 continue
-        group = run.group()
         if " " not in group and "." not in group and "-" not in group:
             # one word, the common case: "The", "I", "Paris", "Smith's"
-            kind = cache.get(group)
+            kind = known_kinds[r]
             if kind is None:
                 kind = _single_kind(group, gaz)
                 if kind in (_SKIP, _CUED, _ENGLISH) and _vocabulary(group, gaz):
@@ -333,12 +342,17 @@ def find_persons(text: str, gaz: Gazetteer, skip: Sequence[tuple[int, int]] = ()
                     out.append(Finding(base, base + kind, "PERSON", 40))
                 continue
             words = [(0, len(group), group)]
+            gaps = [""]
         else:
-            words = [(m.start(), m.end(), m.group()) for m in _WORD_IN_RUN.finditer(group)]
+            # words and the text before each alternate (split, not a match per word)
+            wparts = _WORD_SPLIT_RE.split(group)
+            ends = list(itertools.accumulate(map(len, wparts)))
+            gaps = wparts[0:-1:2]
+            words = list(zip(ends[0:-1:2], ends[1::2], wparts[1::2], strict=True))
         # split after a full stop unless it closes an initial or an honorific
         segments: list[list[tuple[int, int, str]]] = [[]]
         for k, w in enumerate(words):
-            if k and group[words[k - 1][1] : w[0]].startswith("."):
+            if k and gaps[k].startswith("."):
                 prev = words[k - 1][2].lower()
                 if len(prev) > 1 and prev not in HONORIFICS:
                     segments.append([])
@@ -453,7 +467,7 @@ def _score_segment(
             break
     while seg and seg[-1][2].lower() in PARTICLES:
         seg = seg[:-1]
-    if all(len(w[2]) == 1 for w in seg):
+    if not seg or (len(seg[0][2]) == 1 and all(len(w[2]) == 1 for w in seg)):
         return emails  # nothing left, or only "I" ("Can I", "Hello I")
     end_word, possessive = _strip_possessive(seg[-1][2])
     known = unknown = 0
