@@ -237,13 +237,34 @@ class _KindCache(dict[str, str]):
         self.cased = cased
 
     def __missing__(self, tok: str) -> str:
+        # a miss is the expensive path of the scan (names, numbers and words
+        # no list has are ~200 tokens of a dense prompt): one lower(), no call
         if tok.isdecimal():  # the common number: no regex, nothing kept
             return "num" if len(tok) <= 5 else "zip" if len(tok) <= 6 else "other"
+        c = tok[0]
+        if c.isdigit():
+            bare = tok.rstrip(".")
+            return "num" if NUM_RE.match(bare) else "zip" if ZIP_RE.match(bare) else "other"
         gaz = self.gaz
-        kind = _kind(tok, gaz, self.cased)
-        if kind in ("num", "zip", "other", "place") or len(self) >= _KIND_CACHE_MAX:
-            return kind
         lower = tok.lower()
+        if lower in UNITS:
+            kind = "unit"
+        elif lower in gaz.street_words or (len(lower) > 5 and lower.endswith(STREET_ENDINGS)):
+            kind = "street"
+        elif lower in gaz.places:
+            return "place"
+        elif not c.isalpha():
+            return "other"
+        elif lower in gaz.common_words and (not self.cased or not c.isupper()):
+            kind = "common"
+        elif c.isupper():
+            kind = ("zip" if ZIP_RE.match(tok) else "upper") if tok.isupper() else "cap"
+            if kind == "zip":
+                return kind
+        else:
+            kind = "word"
+        if len(self) >= _KIND_CACHE_MAX:
+            return kind
         core = lower.strip(_PUNCT)
         if kind == "unit" or (
             (lower in gaz.common_words or lower in gaz.street_words or core in gaz.english)
@@ -269,31 +290,6 @@ def _kind_cache(gaz: Gazetteer, cased: bool) -> _KindCache:
             _KIND_CACHES.clear()
         cache = _KIND_CACHES[(id(gaz), cased)] = _KindCache(gaz, cased)
     return cache
-
-
-def _kind(tok: str, gaz: Gazetteer, cased: bool) -> str:
-    c = tok[0]
-    if c.isdigit():
-        tok = tok.rstrip(".")
-        if NUM_RE.match(tok):
-            return "num"
-        return "zip" if ZIP_RE.match(tok) else "other"
-    lower = tok.lower()
-    if lower in UNITS:
-        return "unit"
-    if lower in gaz.street_words or (len(lower) > 5 and lower.endswith(STREET_ENDINGS)):
-        return "street"
-    if lower in gaz.places:
-        return "place"
-    if not c.isalpha():
-        return "other"
-    if lower in gaz.common_words and (not cased or not c.isupper()):
-        return "common"
-    if c.isupper():
-        if tok.isupper():
-            return "zip" if ZIP_RE.match(tok) else "upper"
-        return "cap"
-    return "word"
 
 
 def _near(text: str, a: tuple[int, int, str], b: tuple[int, int, str]) -> bool:
