@@ -46,6 +46,9 @@ def found(det: Detector, text: str, entity: str) -> list[str]:
         ("I loved Tavish Orrenbeck's second album.", ["Tavish Orrenbeck"]),
         ("Quorrin is a very patient listener.", ["Quorrin"]),
         ("The user is Grace Hopper.", ["Grace Hopper"]),
+        # CamelCase after a name prefix is still a name; short degrees stay
+        ("Please ask Dr. Orla McTavish about it.", ["Orla McTavish"]),
+        ("Signed,\nTavish Orrenbeck PhD", ["Tavish Orrenbeck PhD"]),
         # a title makes the next word a name even when it is a common word
         ("Mr. Young is a 50 year old man.", ["Young"]),
         # verbs that take a person: before, after (also past an adverb), pronouns
@@ -82,6 +85,9 @@ def test_names_no_list_knows(blind: Detector, text: str, names: list[str]) -> No
         "Acme's new product ships today.",
         "Thanks, the Zorvex release was fine!",
         "That was expected, given Zorvex's popularity.",
+        # identifiers in CamelCase are code, not names
+        "Apply the RoutingPolicy and check TeamBudget status.",
+        "Each ModelPool lists its models.",
     ],
 )
 def test_capitalised_words_that_are_not_names(blind: Detector, text: str) -> None:

@@ -280,6 +280,21 @@ def _strong_cue(text: str, start: int) -> bool:
     )
 
 
+#: A capital after a lower-case letter inside a word: "RoutingPolicy",
+#: "iPhone" — code and product names; names do it after a few prefixes.
+_INNER_CAP_RE = re.compile(r"([^\W\d_]*?[a-z\u00df-\u024f])[A-Z\u00c0-\u00de]")
+_NAME_PREFIXES = frozenset(["mc", "mac", "de", "di", "da", "du", "la", "le", "van", "von", "fitz"])
+
+
+def _identifier(word: str) -> bool:
+    """CamelCase that is not a name ("TeamBudget" yes; "McDonald", "DeRose" and
+    short degrees such as "PhD" no)."""
+    if len(word) < 5:
+        return False
+    m = _INNER_CAP_RE.match(word)
+    return m is not None and m.group(1).lower() not in _NAME_PREFIXES
+
+
 def _org_or_street(nxt: str, gaz: Gazetteer) -> bool:
     """The word after a run makes it an organisation ("Acme Ltd") or a street
     ("Crown Street"); a lower-case street word is prose ("Ojima points out")."""
@@ -331,8 +346,8 @@ def find_persons(text: str, gaz: Gazetteer, skip: Sequence[tuple[int, int]] = ()
                 kind = _single_kind(group, gaz)
                 if kind in (_SKIP, _CUED, _ENGLISH) and _vocabulary(group, gaz):
                     cache[group] = kind  # list vocabulary only: no names, places, acronyms
-            if kind == _SKIP or (kind == _CUED and not _strong_cue(text, base)):
-                continue  # grammar, acronyms, address words, places (LOCATION's)
+            if kind == _SKIP or (kind in (_CUED, _IDENT) and not _strong_cue(text, base)):
+                continue  # grammar, acronyms, identifiers, address words, places
             if kind == _ENGLISH and _sentence_start(text, base) and not _strong_cue(text, base):
                 continue  # "Unfortunately", "Written": capitalised by grammar
             if kind > 0:  # a known name, ``kind`` long: only an org or street word after vetoes
@@ -364,7 +379,7 @@ def find_persons(text: str, gaz: Gazetteer, skip: Sequence[tuple[int, int]] = ()
     return out
 
 
-_SKIP, _CUED, _SCORE, _ENGLISH = 0, -1, -2, -3
+_SKIP, _CUED, _SCORE, _ENGLISH, _IDENT = 0, -1, -2, -3, -4
 """What a one-word run needs (``_single_kind``); a positive kind is a known name."""
 _CONTRACTIONS = ("n't", "'m", "'re", "'ll", "'ve", "'d")
 _SINGLE_CACHES: dict[int, tuple[Gazetteer, dict[str, int]]] = {}
@@ -397,6 +412,8 @@ def _single_kind(group: str, gaz: Gazetteer) -> int:
         return _SKIP  # "I", "A"
     if group.isupper():
         return _CUED  # acronyms
+    if _identifier(group):
+        return _IDENT  # "RoutingPolicy": a name only after a strong cue, never cached
     first, last = gaz.first_names, gaz.last_names
     lower = group.lower().replace("\u2019", "'")
     if lower.endswith(_CONTRACTIONS):
@@ -462,8 +479,8 @@ def _score_segment(
         lower = _strip_possessive(w)[0].lower()
         if lower in gaz.street_words:
             return emails  # "Crown Street": the address recognizer's
-        if lower in common and lower not in PARTICLES:
-            seg = seg[:k]  # "John Smith Thanks": the name ends before the common word
+        if (lower in common and lower not in PARTICLES) or _identifier(w):
+            seg = seg[:k]  # "John Smith Thanks", "Ann Lee PhD": the name ends before
             break
     while seg and seg[-1][2].lower() in PARTICLES:
         seg = seg[:-1]
