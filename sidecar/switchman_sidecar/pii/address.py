@@ -159,9 +159,9 @@ def _scan_window(
         n -= 1
         if n == 0:
             return [], True
+    starts = offsets[1::2]
     blocked = [False] * n
     if barriers:
-        starts = offsets[1::2]
         for bs, be in barriers:
             if be <= toks[0][0] or bs >= toks[-1][1]:
                 continue
@@ -172,7 +172,6 @@ def _scan_window(
                 j += 1
     kinds = list(map(cache.__getitem__, words))
     cased = cache.cased
-    starts = offsets[1::2]
     # anchor candidates: anchor kinds, and the first token after a cue phrase
     cands = [i for i, k in enumerate(kinds) if k in _ANCHOR_KINDS]
     cued: set[int] = set()
