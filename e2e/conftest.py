@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from test_operator import World, make_world
 
 from cluster.harness import REPO, Cluster
 
@@ -44,3 +46,10 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     cluster.wait_for(f"/api/v1/namespaces/{name}/serviceaccounts/default", timeout=30)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def world(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[World]:
+    """An operator world: fake upstream, TLS files and the sample pool, policy and budget
+    applied in a fresh namespace; operators and sidecars started by the test."""
+    yield from make_world(cluster, namespace, tmp_path)

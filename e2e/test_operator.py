@@ -22,7 +22,6 @@ from typing import Any
 
 import grpc
 import openai
-import pytest
 import yaml
 from envoy_data_plane.envoy.config.core.v3 import Node
 
@@ -255,8 +254,8 @@ def manifests(namespace: str, fake_url: str) -> str:
     return yaml.safe_dump_all(docs)
 
 
-@pytest.fixture
-def world(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[World]:
+def make_world(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[World]:
+    """The ``world`` fixture (e2e/conftest.py): the fake, TLS files, the sample objects."""
     procs: list[Proc] = []
     fake, url = start_fake(tmp_path)
     procs.append(fake)
