@@ -229,3 +229,32 @@ async def test_half_closed_client_still_gets_its_answer(make_sidecar: Any) -> No
         data = await reader.read()  # everything until the sidecar closes
     assert data.startswith(b"HTTP/1.1 200") and b"echo: bye" in data
     writer.close()
+
+
+def test_sse_parser_gives_the_same_events_however_the_bytes_are_split() -> None:
+    from switchman_sidecar.adapters.sse import SseParser
+
+    stream = (
+        b'data: {"a":1}\n\nevent: ping\ndata: y\n\n: comment\n\ndata: a\ndata: b\n\n'
+        b"data:tight\n\nevent: done\n\n\n\ndata: x\r\n\r\nid: 3\ndata: z\n\n"
+        + "data: héllo\n\n".encode()
+        + b"data: [DONE]\n\ndata: partial"
+    )
+    expected = [
+        ("", '{"a":1}'),
+        ("ping", "y"),
+        ("", "a\nb"),
+        ("", "tight"),
+        ("done", ""),
+        ("", "x"),
+        ("", "z"),
+        ("", "héllo"),
+        ("", "[DONE]"),
+    ]
+    whole = SseParser()
+    assert whole.feed(stream) == expected and whole.pending
+    for size in (1, 2, 3, 7, 16):
+        parser = SseParser()
+        events = [e for i in range(0, len(stream), size) for e in parser.feed(stream[i : i + size])]
+        assert events == expected, size
+        assert parser.pending  # "data: partial" waits for its blank line

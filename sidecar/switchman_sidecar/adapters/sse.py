@@ -14,15 +14,21 @@ class SseParser:
         self._buf = b""
 
     def feed(self, data: bytes) -> list[tuple[str, str]]:
-        buf = self._buf + data
+        buf = self._buf + data if self._buf else data
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")
+        if b"\n\n" not in buf:
+            self._buf = buf
+            return []
+        # One split, not a find-and-slice per event (which copied the rest of the
+        # buffer once per event).
+        blocks = buf.split(b"\n\n")
+        self._buf = blocks.pop()
         events: list[tuple[str, str]] = []
-        while True:
-            end = buf.find(b"\n\n")
-            if end < 0:
-                break
-            block, buf = buf[:end], buf[end + 2 :]
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:
+                events.append(("", block[6:].decode("utf-8", "replace")))  # the usual event
+                continue
             event = ""
             data_lines: list[str] = []
             for line in block.decode("utf-8", "replace").split("\n"):
@@ -32,7 +38,6 @@ class SseParser:
                     event = line[6:].strip()
             if data_lines or event:
                 events.append((event, "\n".join(data_lines)))
-        self._buf = buf
         return events
 
     @property
