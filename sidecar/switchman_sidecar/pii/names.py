@@ -291,8 +291,8 @@ _NAME_PREFIXES = frozenset(["mc", "mac", "de", "di", "da", "du", "la", "le", "va
 def _identifier(word: str) -> bool:
     """CamelCase that is not a name ("TeamBudget" yes; "McDonald", "DeRose" and
     short degrees such as "PhD" no)."""
-    if len(word) < 5:
-        return False
+    if len(word) < 5 or word[1:].islower():
+        return False  # the common case, "Smith": no regex
     m = _INNER_CAP_RE.match(word)
     return m is not None and m.group(1).lower() not in _NAME_PREFIXES
 
