@@ -492,3 +492,57 @@ def test_invalid_policy_reports_condition_and_event(world: World, cluster: Clust
         e["reason"] == "PoolNotFound" and e["involvedObject"]["name"] == "web"
         for e in json.loads(events)["items"]
     )
+
+
+def test_relabelled_pod_gets_its_new_policy_and_team_without_reconnecting(world: World) -> None:
+    other = [
+        {
+            "apiVersion": "switchman.io/v1alpha1",
+            "kind": "RoutingPolicy",
+            "metadata": {"name": "batch", "namespace": world.namespace},
+            "spec": {
+                "team": "batch",
+                "selector": {"matchLabels": {"app": "batch"}},
+                "pools": ["pool"],
+                "aliases": {"best": "mini"},
+                "strategy": "cost",
+            },
+        },
+        {
+            "apiVersion": "switchman.io/v1alpha1",
+            "kind": "TeamBudget",
+            "metadata": {"name": "batch", "namespace": world.namespace},
+            "spec": {"team": "batch", "period": "month", "limit": 100},
+        },
+    ]
+    world.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(other))
+    world.operator()
+    token = world.pod("web-1", {"app": "web"})
+    _, port, _ = world.sidecar("web-1", token)
+    (row,) = wait_until(
+        lambda: [r for r in world.proxy_status() if r["routes"]["state"] == "SYNCED"],
+        30,
+        "sidecar SYNCED",
+    )
+    assert (row["team"], row["policy"]) == ("web", f"{world.namespace}/web")
+    costs: list[float] = []
+    wait_until(lambda: chat_ok(port, costs), 30, "sidecar serving")
+
+    world.cluster.kubectl(
+        "label", "pod", "web-1", "-n", world.namespace, "app=batch", "--overwrite"
+    )
+    (moved,) = wait_until(
+        lambda: [
+            r
+            for r in world.proxy_status()
+            if r["team"] == "batch" and r["routes"]["state"] == "SYNCED"
+        ],
+        30,
+        "the pod re-selected by the batch policy",
+    )
+    assert moved["connectedAt"] == row["connectedAt"]  # the same stream: no reconnect
+    assert moved["routes"]["acked"] != row["routes"]["acked"]  # a new table was pushed
+    after = chat(port, "charged to the new team")
+    wait_until(lambda: world.budget("batch").get("requests") == 1, 30, "batch charged")
+    assert world.budget("batch")["spentMicros"] == to_micros(after)
+    assert world.budget("web")["requests"] == len(costs)  # the earlier request stays with web

@@ -96,6 +96,18 @@ class Operator:
         self.cp.changed(ns)
         self.mark_dirty(ns)
 
+    def pod_changed(self, event_type: str, body: Mapping[str, Any]) -> None:
+        """A connected sidecar's pod changed: new labels may select another policy."""
+        meta = body.get("metadata") or {}
+        ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        if event_type == "DELETED":
+            self.cp.hub.forget_pod(ns, name)
+            return
+        labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+        if self.cp.hub.relabel(ns, name, str(meta.get("uid") or ""), labels):
+            log.info("pod %s/%s relabelled: its policy is selected again", ns, name)
+            self.mark_dirty(ns)  # targeted/synced counts of the policies
+
     def wants_secret(self, body: Mapping[str, Any]) -> bool:
         meta = body.get("metadata") or {}
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))

@@ -46,6 +46,16 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
         "", "v1", "configmaps", registry=registry, when=wanted_configmap, id="watch-configmaps"
     )(_observer(op, "ConfigMap"))
 
+    # Labels of connected sidecars' pods: a relabelled pod is re-selected at once rather
+    # than at its next reconnect. Events of other pods are dropped by the filter.
+    def connected_pod(body: Any, **_: Any) -> bool:
+        meta = body.get("metadata") or {}
+        return op.cp.hub.watches(str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+    @kopf.on.event("", "v1", "pods", registry=registry, when=connected_pod, id="watch-pods")
+    async def pod_event(**kwargs: Any) -> None:
+        op.pod_changed(str(kwargs["event"].get("type") or "MODIFIED"), kwargs["body"])
+
     @kopf.timer(
         GROUP,
         VERSION,

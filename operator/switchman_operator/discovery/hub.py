@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hashlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,9 @@ class Hub:
         # Connections per (namespace, team): the allowance divisor, kept as a count so a
         # budget push to N sidecars costs O(N), not O(N²) (1,000 sidecars: ~1M steps).
         self._peers: collections.Counter[tuple[str, str]] = collections.Counter()
+        # Connected sidecars per pod, and pods whose labels changed while connected.
+        self._pods: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._relabelled: dict[tuple[str, str], PodInfo] = {}
         # status.sequences by pod, per TeamBudget, rebuilt when its status object changes:
         # one pass per status write rather than one per connection (O(N) not O(N^2)).
         self._counted_index: dict[
@@ -121,12 +125,14 @@ class Hub:
     # --- connections -------------------------------------------------------
 
     def connect(self, pod: PodInfo) -> Connection:
+        pod = self.current(pod)
         conn = Connection(f"{pod.key}#{next(self._ids)}", pod, time.time())
         result = self.compile(pod)
         conn.policy = result.policy
         conn.team = result.table.team if result.table else ""
         self.connections[conn.id] = conn
         self._peers[(pod.namespace, conn.team)] += 1
+        self._pods[(pod.namespace, pod.name)] += 1
         self.metrics.connected.set(len(self.connections))
         self._wake_team(pod.namespace, conn.team)  # allowance slices depend on the count
         return conn
@@ -134,8 +140,51 @@ class Hub:
     def disconnect(self, conn: Connection) -> None:
         if self.connections.pop(conn.id, None) is not None:
             self._peers[(conn.pod.namespace, conn.team)] -= 1
+            key = (conn.pod.namespace, conn.pod.name)
+            self._pods[key] -= 1
+            if self._pods[key] <= 0:
+                del self._pods[key]
         self.metrics.connected.set(len(self.connections))
         self._wake_team(conn.pod.namespace, conn.team)
+
+    # --- pod labels (the pod watch) ----------------------------------------
+
+    def watches(self, namespace: str, name: str) -> bool:
+        """Whether a pod event concerns us: a connected sidecar's pod, or one relabelled."""
+        return (namespace, name) in self._pods or (namespace, name) in self._relabelled
+
+    def current(self, pod: PodInfo) -> PodInfo:
+        """``pod`` with the labels last seen by the pod watch (an identity may be cached)."""
+        newer = self._relabelled.get((pod.namespace, pod.name))
+        return newer if newer is not None and newer.uid == pod.uid else pod
+
+    def relabel(self, namespace: str, name: str, uid: str, labels: Mapping[str, str]) -> bool:
+        """A connected pod's labels changed: re-select its policy and team, push. Returns
+        whether anything changed."""
+        changed = False
+        for conn in list(self.connections.values()):
+            pod = conn.pod
+            if (pod.namespace, pod.name) != (namespace, name) or (uid and pod.uid != uid):
+                continue
+            if dict(pod.labels) == dict(labels):
+                continue
+            new = dataclasses.replace(pod, labels=dict(labels))
+            self._relabelled[(namespace, name)] = new
+            old_team = conn.team
+            result = self.compile(new)
+            conn.pod, conn.policy = new, result.policy
+            conn.team = result.table.team if result.table else ""
+            if conn.team != old_team:
+                self._peers[(namespace, old_team)] -= 1
+                self._peers[(namespace, conn.team)] += 1
+                self._wake_team(namespace, old_team)  # their slices grow
+                self._wake_team(namespace, conn.team)
+            conn.wake.set()
+            changed = True
+        return changed
+
+    def forget_pod(self, namespace: str, name: str) -> None:
+        self._relabelled.pop((namespace, name), None)
 
     def namespaces_changed(self, namespaces: set[str]) -> None:
         for conn in self.connections.values():

@@ -96,6 +96,7 @@ class UsageService:
             return refuse(f"sidecar_id {batch.sidecar_id!r} is not this token's pod {pod.key!r}")
         if not batch.boot_id or batch.sequence < 1:
             return refuse("a batch needs a boot_id and a sequence >= 1")
+        pod = self.hub.current(pod)  # labels changed since the token was reviewed
         result = self.hub.compile(pod)
         if result.table is None:
             return refuse("no valid RoutingPolicy selects this pod; it has no team to charge")
