@@ -27,10 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
 from switchman_protocol.v1 import routes_pb2
 
+from ._cel import cel
 from .types import RouteRequest
 
 __all__ = ["CompiledRule", "RuleMatch", "compile_rules", "match_rule", "request_fields"]
