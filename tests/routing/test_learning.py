@@ -253,3 +253,90 @@ def test_scorer_refuses_non_finite_weights(params: pb.RouterParams) -> None:
     bad.learned.heads[0].weights[3] = float("nan")
     with pytest.raises(ValueError, match="non-finite"):
         Router(learned_table(bad))
+
+
+def test_neighbour_targets_leave_each_prompt_out_and_match_brute_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    import numpy as np
+
+    from switchman_operator.learning.train import neighbour_targets, sparse_rows
+
+    rng = random.Random(5)
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "solve",
+        "chat",
+        "code",
+        "math",
+        "tea",
+        "coffee",
+        "one",
+        "two",
+    ]
+    prompts = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 8))) for _ in range(300)]
+    prompts += prompts[:5]  # exact duplicates: each may be the other's neighbour, never its own
+    y = np.array([[rng.random(), float(rng.random() < 0.5)] for _ in prompts])
+    x = sparse_rows(prompts, 512)
+    dense = np.zeros((x.n, 512))
+    dense[x.rows, x.indices] = x.values
+    sim = dense @ dense.T
+    np.fill_diagonal(sim, -np.inf)
+    got = neighbour_targets(x, y, 512, 1)
+    for i in range(x.n):
+        nearest = np.flatnonzero(sim[i] >= sim[i].max() - 1e-9)
+        # Ties may pick any of the nearest: the result is one of their targets.
+        assert any(np.allclose(got[i], y[j]) for j in nearest), i
+    # A capped reference pool still never returns a prompt's own target.
+    unique = np.arange(x.n, dtype=float)[:, None]
+    module = importlib.import_module("switchman_operator.learning.train")
+    monkeypatch.setattr(module, "NEIGHBOUR_POOL", 100)
+    capped = neighbour_targets(x, unique, 512, 1)
+    assert not np.any(capped[:, 0] == unique[:, 0])
+
+
+def test_platt_recovers_a_known_scaling_and_keeps_rankings() -> None:
+    import numpy as np
+
+    from switchman_operator.learning.train import platt
+
+    gen = np.random.default_rng(0)
+    z = gen.normal(size=(20_000, 2))
+    truth = 1.0 / (1.0 + np.exp(-(np.array([2.0, 0.5]) * z + np.array([-1.0, 0.3]))))
+    y = (gen.random(z.shape) < truth).astype(float)
+    a, b = platt(z, y)
+    assert a == pytest.approx([2.0, 0.5], abs=0.1) and b == pytest.approx([-1.0, 0.3], abs=0.1)
+    # A head whose scores run against the outcomes is left alone, not inverted.
+    a, b = platt(z[:, :1], 1.0 - y[:, :1])
+    assert (a[0], b[0]) == (1.0, 0.0)
+
+
+def test_training_records_its_choices_and_the_sidecar_agrees() -> None:
+    import numpy as np
+
+    settings = TrainSettings(
+        dim=256, l2_grid=(1e-3,), epochs=150, blend_grid=(0.0, 0.5), calibrate=True
+    )
+    trained = train(parse_examples(synthetic(400)), settings)
+    assert trained.learned.params["neighbour_blend"] in (0.0, 0.5)
+    models, probs = predict(trained, [MATH, CHAT])
+    router = Router(learned_table(trained, bar=0.0))
+    for row, prompt in enumerate([MATH, CHAT]):
+        decision = router.decide(RouteRequest("auto", prompt_text=prompt))
+        for col, name in enumerate(models):
+            assert decision.scores[name] == pytest.approx(probs[row, col], abs=1e-6)
+    plain = train(
+        parse_examples(synthetic(400)),
+        TrainSettings(dim=256, l2_grid=(1e-3,), epochs=150, blend_grid=(0.0,), calibrate=False),
+    )
+    assert plain.learned.params["neighbour_blend"] == 0.0
+    # Calibration moves the heads (folded into weights and bias) but keeps what they say.
+    plain_probs = predict(plain, [MATH, CHAT])[1]
+    assert not np.allclose(plain_probs, probs)
+    assert plain_probs[0, 1] > 0.6 and probs[0, 1] > 0.6
+    assert plain_probs[0, 0] < 0.4 and probs[0, 0] < 0.4

@@ -30,7 +30,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         examples = load_examples(Path(args.data), _prices(args))
         started = time.monotonic()
-        params = train(examples, TrainSettings(dim=args.dim, seed=args.seed))
+        settings = TrainSettings(dim=args.dim, seed=args.seed, calibrate=args.calibrate)
+        params = train(examples, settings)
     except (OSError, ValueError) as exc:
         print(f"switchman router train: {exc}", file=sys.stderr)
         return 1
@@ -42,6 +43,7 @@ def _train(args: argparse.Namespace) -> int:
         "models": [h.model for h in params.learned.heads],
         "feature_dim": params.learned.feature_dim,
         "l2": params.learned.params["l2"],
+        "neighbour_blend": params.learned.params["neighbour_blend"],
         "seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(summary))
@@ -96,6 +98,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train.add_argument("--prices", help="prices JSON for lines that give token counts")
     train.add_argument("--dim", type=int, default=4096, help="hashed feature buckets")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="per-model Platt scaling fitted on the validation split (off by default)",
+    )
     train.set_defaults(handler=_train)
 
     ev = cmds.add_parser("eval", help="cost-quality curve vs baselines, one JSON line")

@@ -4,8 +4,22 @@ Each head predicts the probability that its model answers a prompt well, from
 the shared hashed features (``switchman_protocol.featurize``), each scaled by
 ``1/sqrt(#features)`` — exactly what the sidecar's scorer computes. Targets
 are the dataset's scores in [0, 1] (soft labels are fine for cross-entropy).
-The L2 strength is chosen on a validation split carved out of the training
-data, never on the evaluation data, so nothing is tuned to one test set.
+
+Two refinements cost the sidecar nothing (they only change the weights):
+
+* **Neighbour-smoothed targets** (a kNN prior distilled into the heads): each
+  training target is blended with the mean score of its k most similar
+  *other* training prompts (cosine over the same features). A single 0/1
+  outcome is a noisy label; the neighbours' mean is what a nearest-neighbour
+  router would predict, and the linear head learns the blend.
+* **Per-model Platt calibration** (optional, ``calibrate``): the heads are
+  compared with each other (and with prices), so each model's logits can be
+  rescaled, ``a * z + b``, fitted on the validation split's predictions; ``a``
+  and ``b`` are folded into the head's weights and bias.
+
+The L2 strength and the blend share are chosen on a validation split carved
+out of the training data (by the routing objective, the validation curve's
+area), never on the evaluation data, so nothing is tuned to one test set.
 
 The result is a ``RouterParams`` proto; ``dump_model``/``load_model`` turn it
 into the JSON text a ConfigMap holds (``RoutingPolicy.router.modelRef``).
@@ -34,6 +48,8 @@ __all__ = [
     "TrainSettings",
     "dump_model",
     "load_model",
+    "neighbour_targets",
+    "platt",
     "predict",
     "sparse_rows",
     "train",
@@ -54,6 +70,13 @@ class TrainSettings:
     learning_rate: float = 0.05
     validation_share: float = 0.15
     seed: int = 0
+    blend_grid: tuple[float, ...] = (0.0, 0.5)
+    """Candidate shares of each target taken from its neighbours' mean score (0 = none);
+    chosen on the validation split after the L2 strength."""
+    neighbours: int = 10
+    calibrate: bool = False
+    """Fit a per-model Platt scaling on the validation split and fold it into the head.
+    Off by default: on the LLMRouter splits it helped one and hurt another (docs/routing.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +147,54 @@ def _log_loss(p: F, y: F) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
+#: Reference prompts for the neighbour targets at most (a seeded sample beyond that):
+#: the similarity matrix is computed densely, n x pool.
+NEIGHBOUR_POOL = 20_000
+
+
+def neighbour_targets(x: SparseRows, y: F, dim: int, k: int, seed: int = 0) -> F:
+    """Per row, the mean target of its ``k`` most similar other rows (cosine, leave-one-out)."""
+    if x.n <= 1:
+        return y.copy()
+    k = min(k, x.n - 1)
+    pool = np.arange(x.n)
+    if x.n > NEIGHBOUR_POOL:
+        pool = np.sort(np.random.default_rng(seed).choice(x.n, NEIGHBOUR_POOL, replace=False))
+    dense = np.zeros((x.n, dim), dtype=np.float32)
+    dense[x.rows, x.indices] = x.values  # rows are unit-norm already
+    ref = dense[pool]
+    out = np.empty_like(y)
+    for start in range(0, x.n, 512):
+        stop = min(start + 512, x.n)
+        sim = dense[start:stop] @ ref.T
+        # Leave each row out of its own neighbours.
+        own = np.searchsorted(pool, np.arange(start, stop))
+        hit = (own < len(pool)) & (pool[np.minimum(own, len(pool) - 1)] == np.arange(start, stop))
+        sim[np.nonzero(hit)[0], own[hit]] = -np.inf
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        out[start:stop] = y[pool[top]].mean(axis=1)
+    return out
+
+
+def platt(z: F, y: F, steps: int = 50) -> tuple[F, F]:
+    """Per column, ``a`` and ``b`` minimising the log-loss of ``sigmoid(a * z + b)`` (Newton)."""
+    a = np.ones(z.shape[1])
+    b = np.zeros(z.shape[1])
+    for _ in range(steps):
+        p = _sigmoid(a * z + b)
+        r = p - y
+        h = p * (1 - p) + 1e-9
+        ga, gb = (r * z).mean(axis=0), r.mean(axis=0)
+        haa, hab, hbb = (h * z * z).mean(axis=0) + 1e-6, (h * z).mean(axis=0), h.mean(axis=0) + 1e-6
+        det = haa * hbb - hab * hab
+        a -= (hbb * ga - hab * gb) / det
+        b -= (haa * gb - hab * ga) / det
+    # A non-positive slope would invert a head's ranking: keep the head as it was then.
+    bad = ~(np.isfinite(a) & np.isfinite(b) & (a > 0))
+    a[bad], b[bad] = 1.0, 0.0
+    return a, b
+
+
 def _mean_outputs(examples: Sequence[Example], models: Sequence[str]) -> dict[str, float]:
     out = {}
     for model in models:
@@ -151,24 +222,52 @@ def train(
     prompts = [e.prompt for e in examples]
     x_fit = sparse_rows([prompts[i] for i in fit_ids], s.dim)
     x_val = sparse_rows([prompts[i] for i in val_ids], s.dim)
-    best_l2, best_key = s.l2_grid[0], (-float("inf"), 0.0)
-    if len(s.l2_grid) > 1 and len(val_ids) >= 20:
+    best_l2, best_blend = s.l2_grid[0], 0.0
+    blends = sorted({b for b in s.blend_grid if 0.0 <= b <= 1.0} | {0.0})
+    calib_a, calib_b = np.ones(len(models)), np.zeros(len(models))
+    validated = len(val_ids) >= 20
+    if validated and (len(s.l2_grid) > 1 or len(blends) > 1 or s.calibrate):
         costs = np.array([[examples[i].costs[m] for m in models] for i in val_ids])
         means = costs.mean(axis=0)
         span = (float(means.min()), float(means.max()))
-        for l2 in s.l2_grid:
-            w, b = _fit(x_fit, y[fit_ids], s.dim, l2, s)
-            p_val = _sigmoid(_forward(x_val, w, b))
+        y_val = y[val_ids]
+
+        def score(z: F) -> tuple[float, float]:
             # The routing objective itself: mean reachable quality over the cost range;
             # log-loss breaks ties.
-            area = curve_area(sweep(p_val, costs, y[val_ids], DEFAULT_WEIGHTS[::4]), *span)
-            key = (round(area, 4), -_log_loss(p_val, y[val_ids]))
-            if key > best_key:
-                best_l2, best_key = l2, key
-    w, b = _fit(sparse_rows(prompts, s.dim), y, s.dim, best_l2, s)
+            p_val = _sigmoid(z)
+            area = curve_area(sweep(p_val, costs, y_val, DEFAULT_WEIGHTS[::4]), *span)
+            return (round(area, 4), -_log_loss(p_val, y_val))
+
+        best_key, best_z = (-float("inf"), 0.0), np.zeros_like(y_val)
+        for l2 in s.l2_grid:
+            w, b = _fit(x_fit, y[fit_ids], s.dim, l2, s)
+            z = _forward(x_val, w, b)
+            if (key := score(z)) > best_key:
+                best_l2, best_key, best_z = l2, key, z
+        if len(blends) > 1:
+            near_fit = neighbour_targets(x_fit, y[fit_ids], s.dim, s.neighbours, s.seed)
+            for blend in blends[1:]:
+                target = (1 - blend) * y[fit_ids] + blend * near_fit
+                w, b = _fit(x_fit, target, s.dim, best_l2, s)
+                z = _forward(x_val, w, b)
+                if (key := score(z)) > best_key:
+                    best_blend, best_key, best_z = blend, key, z
+        if s.calibrate:
+            calib_a, calib_b = platt(best_z, y_val)
+    x_all = sparse_rows(prompts, s.dim)
+    target = y
+    if best_blend > 0:
+        near = neighbour_targets(x_all, y, s.dim, s.neighbours, s.seed)
+        target = (1 - best_blend) * y + best_blend * near
+    w, b = _fit(x_all, target, s.dim, best_l2, s)
+    # Platt folded into the head: a * (b + sum w) + c = (a * b + c) + sum (a * w).
+    w = w * calib_a
+    b = calib_a * b + calib_b
     learned = routes_pb2.LearnedRouter(featurizer=featurize.FEATURIZER, feature_dim=s.dim)
     learned.params["scale"] = 1.0
     learned.params["l2"] = best_l2
+    learned.params["neighbour_blend"] = best_blend
     learned.params["examples"] = float(len(examples))
     for j, model in enumerate(models):
         learned.heads.append(
