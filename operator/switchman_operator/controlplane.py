@@ -110,6 +110,14 @@ class ControlPlane:
                 # answered that with GOAWAY "too many pings", dropping every stream.
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.server.max_pending_requests_hard_limit", 40_000),
+                # A call the application has not accepted within this many seconds is
+                # cancelled by core (default 30 s). grpc.aio accepts one call per loop
+                # turn, so a busy operator facing a reconnect wave of 1,000 sidecars
+                # cancelled streams that then reconnected, which kept it busy (the scale
+                # benchmark's usage phase: 445 stream retries, 382 records/s at 500
+                # sidecars with grpcio 1.85). Streams wait instead; ACK timing is the
+                # sidecars' concern (they keep unacknowledged batches).
+                ("grpc.server_max_unrequested_time_in_server", 600),
             ]
         )
         server.add_generic_rpc_handlers([self.discovery.handler(), self.usage.handler()])
