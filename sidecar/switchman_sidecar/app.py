@@ -70,7 +70,7 @@ class AccessLog:
             "status": ex.status,
             "team": ex.table.team if ex.table is not None else None,
             "requested": ex.requested,
-            "model": ex.facts.name if ex.facts else ex.model.name if ex.model else None,
+            "model": ex.facts.name if ex.facts else None,
             "provider": ex.provider or None,
             "reason": decision.reason if decision else None,
             "task_kind": decision.task_kind or None if decision else None,

@@ -35,13 +35,7 @@ from switchman_sidecar.resilience import backoff_s, retry_after_s
 from switchman_sidecar.routing import BudgetView, RouteDecision, RouteRequest
 from switchman_sidecar.settings import SidecarSettings
 from switchman_sidecar.table import CompiledTable, ModelFacts, TableStore
-from switchman_sidecar.usage import (
-    FanoutUsageSink,
-    Usage,
-    UsageSink,
-    cost_of,
-    estimate_tokens,
-)
+from switchman_sidecar.usage import Usage, UsageSink, estimate_tokens
 
 __all__ = ["ApiError", "Exchange", "Pipeline", "StreamAttempt"]
 
@@ -708,11 +702,8 @@ class Pipeline:
 
     # after ----------------------------------------------------------------
     def _cost(self, ex: Exchange) -> float:
-        if ex.usage is not None:
-            if ex.facts is not None:
-                ex.cost = ex.facts.cost(ex.usage)
-            elif ex.model is not None:
-                ex.cost = cost_of(ex.usage, ex.model.price)
+        if ex.usage is not None and ex.facts is not None:
+            ex.cost = ex.facts.cost(ex.usage)
         return ex.cost
 
     def cost_header(self, ex: Exchange) -> tuple[str, str]:
@@ -740,12 +731,9 @@ class Pipeline:
         """
         usage = ex.usage or _NO_USAGE
         facts = ex.facts
-        if facts is not None:
+        if facts is not None:  # set with ex.model by answered_by()
             ex.cost = facts.cost(usage)
             name = facts.name
-        elif ex.model is not None:
-            ex.cost = cost_of(usage, ex.model.price)
-            name = ex.model.name
         else:
             name = ex.requested
         if ex.admission is not None:
@@ -762,9 +750,8 @@ class Pipeline:
         task_kind = decision.task_kind if decision is not None else ""
         sink = self.sink
         record = None
-        if (not isinstance(sink, FanoutUsageSink) or sink.sinks) or (
-            self.access_log is None and self.usage_log is not None
-        ):
+        # An empty FanoutUsageSink is false: build the record only if someone takes it.
+        if sink or (self.access_log is None and self.usage_log is not None):
             table = ex.table
             record = usage_pb2.UsageRecord(
                 request_id=ex.request_id,

@@ -23,7 +23,7 @@ from switchman_sidecar.http.client import Origin
 from switchman_sidecar.pii import PiiEngine
 from switchman_sidecar.resilience import BreakerRegistry, RetryPolicy
 from switchman_sidecar.routing import Router
-from switchman_sidecar.usage import Usage
+from switchman_sidecar.usage import Usage, cost_at
 
 __all__ = [
     "CompiledTable",
@@ -106,13 +106,8 @@ class ModelFacts:
         self.output_price: float = price.output_per_mtok
 
     def cost(self, usage: Usage) -> float:
-        """Same as ``usage.cost_of(usage, model.price)``."""
-        cached = min(usage.cached, usage.input)
-        return (
-            (usage.input - cached) * self.input_price
-            + cached * self.cached_price
-            + usage.output * self.output_price
-        ) / 1_000_000
+        """``usage.cost_of(usage, model.price)`` without reading the protobuf."""
+        return cost_at(usage, self.input_price, self.cached_price, self.output_price)
 
 
 @dataclass(slots=True)
@@ -123,12 +118,11 @@ class CompiledTable:
     router: Router
     pii: PiiEngine
     models: dict[str, routes_pb2.Model]
-    origins: dict[str, Origin]
-    """Model name → parsed endpoint."""
     policy: RetryPolicy
     applied_at: float
     facts: dict[str, ModelFacts]
-    """Model name → its fields as plain attributes (the request path reads these)."""
+    """Model name → its fields as plain attributes and its parsed endpoint (``origin``);
+    the request path reads these."""
     team: str = ""
 
 
@@ -163,7 +157,6 @@ def compile_table(table: routes_pb2.RouteTable) -> CompiledTable:
         router=router,
         pii=pii,
         models=models,
-        origins=origins,
         policy=RetryPolicy.from_table(table),
         applied_at=time.time(),
         facts={name: ModelFacts(m, origins[name]) for name, m in models.items()},

@@ -113,12 +113,20 @@ def usage_from_gemini(u: Any) -> Usage | None:
 
 def cost_of(usage: Usage, price: routes_pb2.Price) -> float:
     """US dollars. Cached input is billed at the cached price when one is set."""
-    cached_price = price.cached_input_per_mtok or price.input_per_mtok
+    return cost_at(
+        usage,
+        price.input_per_mtok,
+        price.cached_input_per_mtok or price.input_per_mtok,
+        price.output_per_mtok,
+    )
+
+
+def cost_at(usage: Usage, input_price: float, cached_price: float, output_price: float) -> float:
+    """US dollars at these prices per million tokens (the one formula: ``cost_of`` and
+    ``table.ModelFacts.cost``, which reads the prices once per table)."""
     cached = min(usage.cached, usage.input)
     return (
-        (usage.input - cached) * price.input_per_mtok
-        + cached * cached_price
-        + usage.output * price.output_per_mtok
+        (usage.input - cached) * input_price + cached * cached_price + usage.output * output_price
     ) / 1_000_000
 
 
@@ -181,10 +189,16 @@ class LogUsageSink:
 
 
 class FanoutUsageSink:
-    """Several sinks behind one (e.g. log and the operator reporter)."""
+    """Several sinks behind one (e.g. log and the operator reporter).
+
+    An empty fan-out is false, so the pipeline can skip building records nobody takes.
+    """
 
     def __init__(self, *sinks: UsageSink) -> None:
         self.sinks = list(sinks)
+
+    def __len__(self) -> int:
+        return len(self.sinks)
 
     def submit(self, record: usage_pb2.UsageRecord) -> None:
         for sink in self.sinks:

@@ -149,7 +149,7 @@ async def _serve(stream: bool) -> None:
     marks: dict[str, int] = {}
     table = sidecar.store.current
     assert table is not None
-    pool = sidecar.client._pool(table.origins["gpt-4o"])
+    pool = sidecar.client._pool(table.facts["gpt-4o"].origin)
     upstream = _Upstream(loop, stream, marks)
     conn = upstream_client._Conn(pool)
     upstream.conn = conn
