@@ -32,6 +32,7 @@ __all__ = [
     "counted_by_pod",
     "period_start",
     "sequence_key",
+    "split_sequence_key",
 ]
 
 #: Above this many boots in status.sequences, entries of deleted pods are pruned.
@@ -65,6 +66,12 @@ class Charge:
 
 def sequence_key(pod: str, boot_id: str) -> str:
     return f"{pod}/{boot_id}"
+
+
+def split_sequence_key(key: str) -> tuple[str, str]:
+    """``sequence_key``'s inverse: (pod, boot id)."""
+    pod, _, boot = key.rpartition("/")
+    return pod, boot
 
 
 def period_start(period: str, now: dt.datetime) -> dt.datetime:
@@ -134,7 +141,7 @@ def apply_charges(
             )
     if len(sequences) > MAX_SEQUENCE_ENTRIES and live_pods is not None:
         live = set(live_pods)
-        sequences = {k: v for k, v in sequences.items() if k.rsplit("/", 1)[0] in live}
+        sequences = {k: v for k, v in sequences.items() if split_sequence_key(k)[0] in live}
     limit_micros = to_micros(spec.limit)
     percent = 100.0 * spent / limit_micros
     out.spent_micros = spent
@@ -159,7 +166,7 @@ def counted_by_pod(status: TeamBudgetStatus) -> dict[str, dict[str, int]]:
     """``status.sequences`` regrouped: pod -> {boot id: highest sequence counted}."""
     out: dict[str, dict[str, int]] = {}
     for key, seq in (status.sequences or {}).items():
-        pod, _, boot = key.rpartition("/")
+        pod, boot = split_sequence_key(key)
         out.setdefault(pod, {})[boot] = seq
     return out
 
