@@ -160,13 +160,18 @@ def neighbour_targets(x: SparseRows, y: F, dim: int, k: int, seed: int = 0) -> F
     pool = np.arange(x.n)
     if x.n > NEIGHBOUR_POOL:
         pool = np.sort(np.random.default_rng(seed).choice(x.n, NEIGHBOUR_POOL, replace=False))
-    dense = np.zeros((x.n, dim), dtype=np.float32)
-    dense[x.rows, x.indices] = x.values  # rows are unit-norm already
-    ref = dense[pool]
+    # Dense only for the reference pool and one block of rows at a time: all n rows
+    # densely would be n x dim floats (1M prompts at dim 4096: 16 GB).
+    ref = np.zeros((len(pool), dim), dtype=np.float32)
+    in_pool = np.isin(x.rows, pool)  # rows are unit-norm already
+    ref[np.searchsorted(pool, x.rows[in_pool]), x.indices[in_pool]] = x.values[in_pool]
     out = np.empty_like(y)
     for start in range(0, x.n, 512):
         stop = min(start + 512, x.n)
-        sim = dense[start:stop] @ ref.T
+        lo, hi = x.indptr[start], x.indptr[stop]
+        block = np.zeros((stop - start, dim), dtype=np.float32)
+        block[x.rows[lo:hi] - start, x.indices[lo:hi]] = x.values[lo:hi]
+        sim = block @ ref.T
         # Leave each row out of its own neighbours.
         own = np.searchsorted(pool, np.arange(start, stop))
         hit = (own < len(pool)) & (pool[np.minimum(own, len(pool) - 1)] == np.arange(start, stop))
