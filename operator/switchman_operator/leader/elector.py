@@ -36,6 +36,8 @@ __all__ = ["LeaderElector", "elector_for"]
 
 log = logging.getLogger(__name__)
 
+_RELEASE_ATTEMPTS = 3
+
 
 class LeaseStore(Protocol):
     async def get(self) -> LeaseRecord | None: ...
@@ -107,16 +109,31 @@ class LeaderElector:
                     await stop.wait()
 
     async def release(self) -> None:
-        """Clean shutdown: stop acting, then hand the Lease back so a candidate need not wait."""
-        was_leading = self._leading
+        """Clean shutdown: stop acting, then hand the Lease back so a candidate need not wait.
+
+        The Lease is re-read rather than trusted from memory: a renewal cancelled at
+        shutdown still runs to completion in its worker thread, so the version seen
+        last may be stale (a PUT with it would get 409 and the Lease would be left to
+        expire). Versioned writes keep this safe against that late renewal: whichever
+        lands second conflicts, and a conflict here re-reads and tries again.
+        """
         self._set_leading(False, "shutting down")
-        seen = self._seen.record if self._seen is not None else None
-        if not was_leading or seen is None or seen.holder != self.identity:
-            return
+        if self._last_renew_sent is None:
+            return  # never held it
+        budget = max(1.0, self.timing.renew_deadline_seconds / 2)
         try:
-            async with asyncio.timeout(max(1.0, self.timing.renew_deadline_seconds / 2)):
-                await self.store.write(released_record(seen, self.wall()), create=False)
-            log.warning("released the lease as %s", self.identity)
+            async with asyncio.timeout(budget):
+                for _ in range(_RELEASE_ATTEMPTS):
+                    record = await self.store.get()
+                    if record is None or record.holder != self.identity:
+                        return
+                    try:
+                        await self.store.write(released_record(record, self.wall()), create=False)
+                    except Conflict:
+                        continue
+                    log.warning("released the lease as %s", self.identity)
+                    return
+                log.warning("could not release the lease: it kept changing")
         except Exception as exc:  # the lease will simply expire
             log.warning("could not release the lease: %s: %s", type(exc).__name__, exc)
 
