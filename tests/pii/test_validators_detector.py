@@ -129,3 +129,42 @@ def test_numbers_inside_structured_findings_anchor_no_address(detector: Detector
         ("42 Crown Street, Apt. 7", "STREET_ADDRESS"),
         ("555-201-3344", "PHONE_NUMBER"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Reach the front desk: call 47 21 90 after nine.", "47 21 90"),
+        ("Hotel Lindholm\n88 14 52 office\nreception@example.org", "88 14 52"),
+        ("Kathmandu office +977 9841234567 works", "+977 9841234567"),
+        ("Ring me on (+30) 6944 571 302 tonight", "(+30) 6944 571 302"),
+        ("London desk +44(0)2079460321", "+44(0)2079460321"),
+        ("Praxis Dr. Roth, Tel. 030/8847261", "030/8847261"),
+        ("from abroad dial 001-415-555-0172", "001-415-555-0172"),
+        ("0412883105 is my mobile, text first", "0412883105"),
+    ],
+)
+def test_phone_formats(detector: Detector, text: str, value: str) -> None:
+    assert (value, "PHONE_NUMBER") in found(detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Her driver's licence number is 4417-23-9081.",
+        "Zip code is 01310-100, Sao Paulo.",
+        "Largo do Carmo 12\n1200-195 Lisboa",
+        "the 2019/2020 season ended; codes 401/403/404 are errors",
+        "Your verification code: 48 21 97",
+        "I'd call a cab to 14 3684 Court Street",
+        "call the hotel about the 2 bed 3 bath",
+    ],
+)
+def test_numbers_that_are_not_phones(detector: Detector, text: str) -> None:
+    assert [v for v, e in found(detector, text) if e == "PHONE_NUMBER"] == []
+
+
+def test_international_prefix_is_not_a_card(detector: Detector) -> None:
+    # 12 digits that pass Luhn: with "+", or led by 0 in groups, it is a phone
+    for text in ("mobile +447700677662", "dial 001-395-459-2591"):
+        assert [e for _, e in found(detector, text)] == ["PHONE_NUMBER"], text

@@ -28,7 +28,8 @@ EMAIL_RE = re.compile(
 )
 # (the lookahead is implied by the rest: a cheap test of 12 characters in C
 # before the per-digit repetition is tried at every number)
-CARD_RE = re.compile(r"\d(?<![\w-]\d)(?=[\d -]{11})(?:[ -]?\d){11,18}(?![\w-])")
+# (a "+" before the digits makes it an international phone number, not a card)
+CARD_RE = re.compile(r"\d(?<![\w+-]\d)(?=[\d -]{11})(?:[ -]?\d){11,18}(?![\w-])")
 SSN_RE = re.compile(r"\d(?<![\w-]\d)\d\d([- .]?)\d{2}\1\d{4}(?![\w-])")
 # Found from its check digits ("GB82 WEST...": letters, then two digits).
 IBAN_RE = re.compile(
@@ -44,10 +45,13 @@ PHONE_RE = re.compile(
     r"[+(\d](?<![\w+@/.-][+(\d])"
     # at least 7 characters that can be part of a number: the engine drops
     # house numbers, years and counts here instead of handing them to Python
-    r"(?=[\d+(). \-xXeEtTnNsSiIoO]{6}[\d+(). \-xXeEtTnNsSiIoO])"
-    r"(?:(?<=\+)\d{0,2}[ .-]?)?"
-    r"(?:(?<=\()\d{1,5}\)[ .-]?)?"
-    r"\d{0,12}(?:(?:[ .-]|[ ]?\(\d{1,4}\)[ ]?)\d{1,8}){0,6}"
+    r"(?=[\d+()./ \-xXeEtTnNsSiIoO]{6}[\d+()./ \-xXeEtTnNsSiIoO])"
+    # a country code of up to three digits ("+358"), also in parentheses
+    # ("(+30) 6955 116979"), an area code in parentheses, then digit groups
+    # with a trunk prefix ("+44(0)20 …") or a slash ("030/1234567") between
+    r"(?:(?<=\+)\d{0,3}[ .-]?)?"
+    r"(?:(?<=\()\+?\d{1,5}\)[ .-]?)?"
+    r"\d{0,12}(?:(?:[ .-]|[ ]?\(\d{1,4}\)[ ]?|/)\d{1,12}){0,6}"
     r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
     r"(?![\w@:]|[.-]\d)",
     re.IGNORECASE,
@@ -57,6 +61,7 @@ DATE_SHAPE_RE = re.compile(
     r"^(?:\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?:[ ]\d{1,2})?$"
 )
 DECIMAL_RE = re.compile(r"^\d+\.\d+$")
+POSTCODE_SHAPE_RE = re.compile(r"\d{4,5}-\d{3}$")
 DIGIT_RE = re.compile(r"\d")
 
 PHONE_CONTEXT = (
@@ -67,6 +72,20 @@ NOT_PHONE_CONTEXT = (
     "licen", "account", "order", "passport", "invoice", "ticket", "policy", "member",
     "customer", "serial", "tracking", "reference", "id ", "id:", "id#", "zip", "postal",
 )  # fmt: skip
+#: Cues strong enough for a six-digit number ("call 33 93 31"): "number",
+#: "text" or "contact" alone also introduce codes and references.
+STRONG_PHONE_CONTEXT = (
+    "phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "dial", "landline",
+)  # fmt: skip
+#: A number introduced as another kind of number ("licence number is …",
+#: "zip code: …", "order #…") is not a phone, whatever its shape.
+OTHER_NUMBER_LABEL_RE = re.compile(
+    r"(?:licen[cs]e|account|acct|order|passport|invoice|ticket|policy|member(?:ship)?|"
+    r"customer|serial|tracking|reference|ref|zip|postal|post|routing|case|claim|booking|"
+    r"confirmation|verification|employee|student|badge|isbn|pin|otp)"
+    r"\W{0,3}(?:(?:number|num|no|code|id|#)\W{0,3})?(?:(?:is|was|are)\W{0,3})?$",
+    re.IGNORECASE,
+)
 SSN_CONTEXT = ("ssn", "social security", "social-security", "ss#", "ss #", "taxpayer")
 
 
@@ -98,7 +117,13 @@ def _ibans(text: str) -> Iterator[Finding]:
 
 def _cards(text: str) -> Iterator[Finding]:
     for m in CARD_RE.finditer(text):
-        if luhn_ok(m.group()):
+        value = m.group()
+        # no issuer number starts with 0, and every card layout with
+        # separators starts with a group of four ("4111 1111 …", "3782
+        # 822463 10005"): "001-395-459-2591" is a phone number
+        if value[0] == "0" or not (value.isdigit() or value[:4].isdigit() > value[4].isdigit()):
+            continue
+        if luhn_ok(value):
             yield Finding(m.start(), m.end(), "CREDIT_CARD", 14)
 
 
@@ -130,7 +155,12 @@ def _ssns(text: str) -> Iterator[Finding]:
             yield Finding(m.start(), m.end(), "US_SSN", 18)
 
 
-PHONE_AFTER_RE = re.compile(r"[ \t\-]*\(?(?:office|fax|mobile|home|work|cell|tel|phone)", re.I)
+#: A label after the number: "555 0199 (office)", "0503204941 is my mobile".
+PHONE_AFTER_RE = re.compile(
+    r"[ \t\-]*(?:,?[ ](?:is|was)[ ](?:my|our|his|her|their|the)[ ])?"
+    r"\(?(?:office|fax|mobile|home|work|cell|tel|phone)",
+    re.I,
+)
 UNIT_BEFORE = ("apt", "apt.", "suite", "box", "unit", "ste", "flat", "room")
 
 
@@ -142,20 +172,44 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
         return False
     core = EXT_RE.sub("", value)
     digits = sum(c.isdigit() for c in core)
-    if not 7 <= digits <= 15:
+    if not 6 <= digits <= 15:
+        return False
+    if not core.startswith(("+", "(+")) and OTHER_NUMBER_LABEL_RE.search(
+        text, max(0, start - 40), start
+    ):
         return False
     if DATE_SHAPE_RE.match(core) or DECIMAL_RE.match(core):
         return False
-    if core.startswith("+"):
+    if "/" in core and not _slash_ok(core):
+        return False
+    if core.startswith(("+", "(+")):
         try:
             return phonenumbers.is_possible_number(phonenumbers.parse(core, None))
         except phonenumbers.NumberParseException:
             return False
-    groups = [g for g in re.split(r"[ .()-]+", core) if g]
-    if len(groups) == 1 or (len(groups) == 2 and " " in core and not any(c in core for c in "-.(")):
-        # A bare digit run, or two space-separated numbers ("638 2229", a house
-        # number and a postcode), is an order or street number as often as a
-        # phone: it needs a cue, and no cue for another kind of number.
+    groups = [g for g in re.split(r"[ ./()-]+", core) if g]
+    if digits == 6:
+        # six digits (numbering plans of small countries, "61 51 81"): only
+        # in even groups (not "12 3456", a house number and a postcode), with
+        # a strong cue before or a label after, and no cue for another number
+        return (
+            len(groups) >= 2
+            and len({len(g) for g in groups}) == 1
+            and bool(
+                has_context(text, start, STRONG_PHONE_CONTEXT)
+                or PHONE_AFTER_RE.match(text, start + len(value))
+            )
+            and not has_context(text, start, NOT_PHONE_CONTEXT)
+        )
+    if (
+        len(groups) == 1
+        or (len(groups) == 2 and " " in core and not any(c in core for c in "-.(/"))
+        or POSTCODE_SHAPE_RE.match(core)
+    ):
+        # A bare digit run, two space-separated numbers ("638 2229", a house
+        # number and a postcode) or a postcode shape ("1200-195", "01310-100")
+        # is an order, street or postal number as often as a phone: it needs
+        # a cue, and no cue for another kind of number.
         cue = has_context(text, start, PHONE_CONTEXT) or PHONE_AFTER_RE.match(
             text, start + len(value)
         )
@@ -163,6 +217,14 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
     if not any(c in core for c in " -()") and min(len(g) for g in groups) < 2:
         return False  # "1.2.3.4000": a version, not a number to dial
     return max(len(g) for g in groups) <= 8
+
+
+def _slash_ok(core: str) -> bool:
+    """A slash separates an area code from the subscriber number ("030/1234567",
+    "06-43/189 8540"): one slash, a short part before it and six digits or more
+    after it; "2019/2020" and "401/403/404" are not phone numbers."""
+    head, _, tail = core.partition("/")
+    return "/" not in tail and sum(map(str.isdigit, head)) <= 6 <= sum(map(str.isdigit, tail))
 
 
 def _phones(text: str) -> Iterator[Finding]:
