@@ -174,10 +174,6 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
     digits = sum(c.isdigit() for c in core)
     if not 6 <= digits <= 15:
         return False
-    if not core.startswith(("+", "(+")) and OTHER_NUMBER_LABEL_RE.search(
-        text, max(0, start - 40), start
-    ):
-        return False
     if DATE_SHAPE_RE.match(core) or DECIMAL_RE.match(core):
         return False
     if "/" in core and not _slash_ok(core):
@@ -219,6 +215,11 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
     return max(len(g) for g in groups) <= 8
 
 
+def _other_number(text: str, start: int) -> bool:
+    """Whether the number is introduced as another kind ("licence number is")."""
+    return OTHER_NUMBER_LABEL_RE.search(text, max(0, start - 40), start) is not None
+
+
 def _slash_ok(core: str) -> bool:
     """A slash separates an area code from the subscriber number ("030/1234567",
     "06-43/189 8540"): one slash, a short part before it and six digits or more
@@ -230,7 +231,12 @@ def _slash_ok(core: str) -> bool:
 def _phones(text: str) -> Iterator[Finding]:
     for m in PHONE_RE.finditer(text):
         value = m.group()
-        if len(value) >= 7 and _phone_ok(text, m.start(), value):
+        start = m.start()
+        if (
+            len(value) >= 7
+            and _phone_ok(text, start, value)
+            and (value[0] == "+" or value[:2] == "(+" or not _other_number(text, start))
+        ):
             yield Finding(m.start(), m.end(), "PHONE_NUMBER", 20)
 
 
