@@ -165,8 +165,8 @@ UNIT_BEFORE = ("apt", "apt.", "suite", "box", "unit", "ste", "flat", "room")
 
 
 def _phone_ok(text: str, start: int, value: str) -> bool:
-    if len(value) < 7:
-        return False  # fewer than 7 digits: a house number, a year, a count
+    if len(value) < 7 or value.count("/") > 1:
+        return False  # a house number, a year, a count; a date ("3/23/1940")
     before = text[max(0, start - 8) : start].lower().split()
     if before and before[-1] in UNIT_BEFORE:
         return False
@@ -216,8 +216,21 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
 
 
 def _other_number(text: str, start: int) -> bool:
-    """Whether the number is introduced as another kind ("licence number is")."""
-    return OTHER_NUMBER_LABEL_RE.search(text, max(0, start - 40), start) is not None
+    """Whether the number is introduced as another kind ("licence number is");
+    a substring screen in C first, the regex only when a label word is there."""
+    lo = max(0, start - 40)
+    before = text[lo:start].lower()
+    return any(w in before for w in _OTHER_NUMBER_STEMS) and (
+        OTHER_NUMBER_LABEL_RE.search(text, lo, start) is not None
+    )
+
+
+#: Every label of OTHER_NUMBER_LABEL_RE contains one of these.
+_OTHER_NUMBER_STEMS = (
+    "licen", "acc", "order", "passport", "invoice", "ticket", "policy", "member", "customer",
+    "serial", "tracking", "ref", "zip", "post", "routing", "case", "claim", "booking",
+    "confirmation", "verification", "employee", "student", "badge", "isbn", "pin", "otp",
+)  # fmt: skip
 
 
 def _slash_ok(core: str) -> bool:
