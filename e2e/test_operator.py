@@ -23,7 +23,6 @@ from typing import Any
 import grpc
 import openai
 import yaml
-from envoy_data_plane.envoy.config.core.v3 import Node
 
 from cluster.harness import Cluster, free_port
 from switchman_operator.money import to_micros
@@ -387,7 +386,7 @@ def test_pod_cannot_read_another_namespace_or_report_for_another_team(
                 request_serializer=xds.request_serializer,
                 response_deserializer=xds.response_deserializer,
             )(
-                iter([xds.DiscoveryRequest(node=Node(id=node), type_url=xds.ROUTE_TABLE_TYPE)]),
+                iter([xds.DiscoveryRequest(node=xds.Node(id=node), type_url=xds.ROUTE_TABLE_TYPE)]),
                 metadata=[("authorization", f"Bearer {token}")],
                 timeout=5,
             )

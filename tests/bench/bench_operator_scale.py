@@ -73,7 +73,6 @@ def pct(values: list[float], q: float) -> float:
 async def worker(spec: dict[str, Any]) -> None:
     """Simulated sidecars; commands on stdin, events as JSON lines on stdout."""
     import grpc
-    from envoy_data_plane.envoy.config.core.v3 import Node
 
     from switchman_operator.money import to_micros
     from switchman_protocol import xds
@@ -117,7 +116,7 @@ async def worker(spec: dict[str, Any]) -> None:
                 await asyncio.sleep(random.uniform(0.1, 1.0))
 
     async def ads(i: int, name: str, token: str) -> None:
-        node = Node(id=f"{NS}/{name}")
+        node = xds.Node(id=f"{NS}/{name}")
         held: dict[str, str] = {}
 
         async def session() -> None:

@@ -10,7 +10,6 @@ import asyncio
 import copy
 from typing import Any
 
-from envoy_data_plane.envoy.config.core.v3 import Node
 from operator_testkit import objects
 
 from switchman_operator.discovery.hub import Connection, Hub
@@ -42,7 +41,7 @@ def budget_pushes(hub: Hub, conn: Connection) -> list[budget_pb2.BudgetState]:
         hub.on_request(
             conn,
             xds.DiscoveryRequest(
-                node=Node(id=POD.key),
+                node=xds.Node(id=POD.key),
                 type_url=resp.type_url,
                 version_info=resp.version_info,
                 response_nonce=resp.nonce,
@@ -62,7 +61,7 @@ async def test_spend_only_changes_are_paced_and_condition_changes_are_not() -> N
     hub = Hub(world, OperatorMetrics(), budget_interval=0.3)
     conn = hub.connect(POD)
     for type_url in (xds.ROUTE_TABLE_TYPE, xds.BUDGET_STATE_TYPE):
-        hub.on_request(conn, xds.DiscoveryRequest(node=Node(id=POD.key), type_url=type_url))
+        hub.on_request(conn, xds.DiscoveryRequest(node=xds.Node(id=POD.key), type_url=type_url))
     first = budget_pushes(hub, conn)
     assert [s.spent for s in first] == [0.0]  # the first one is never held back
 
@@ -85,7 +84,7 @@ async def test_no_interval_means_no_pacing() -> None:
     hub = Hub(world, OperatorMetrics())
     conn = hub.connect(POD)
     hub.on_request(
-        conn, xds.DiscoveryRequest(node=Node(id=POD.key), type_url=xds.BUDGET_STATE_TYPE)
+        conn, xds.DiscoveryRequest(node=xds.Node(id=POD.key), type_url=xds.BUDGET_STATE_TYPE)
     )
     assert len(budget_pushes(hub, conn)) == 1
     for spent in (1, 2, 3):
@@ -110,7 +109,9 @@ def test_allowance_is_sliced_across_sidecars_and_replicas() -> None:
         for conn in conns:
             hub.on_request(
                 conn,
-                xds.DiscoveryRequest(node=Node(id=conn.pod.key), type_url=xds.BUDGET_STATE_TYPE),
+                xds.DiscoveryRequest(
+                    node=xds.Node(id=conn.pod.key), type_url=xds.BUDGET_STATE_TYPE
+                ),
             )
         states = [budget_pushes(hub, conn)[0] for conn in conns]
         assert len({s.allowance for s in states}) == 1
@@ -131,7 +132,7 @@ def test_state_says_which_of_this_pods_batches_its_spend_includes() -> None:
     hub = Hub(world, OperatorMetrics())
     conn = hub.connect(POD)
     hub.on_request(
-        conn, xds.DiscoveryRequest(node=Node(id=POD.key), type_url=xds.BUDGET_STATE_TYPE)
+        conn, xds.DiscoveryRequest(node=xds.Node(id=POD.key), type_url=xds.BUDGET_STATE_TYPE)
     )
     (state,) = budget_pushes(hub, conn)
     assert state.counted_known

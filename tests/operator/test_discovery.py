@@ -7,7 +7,6 @@ import contextlib
 
 import grpc
 import pytest
-from envoy_data_plane.envoy.config.core.v3 import Node
 from operator_testkit import PODS, Env, RecordingTables, wait_for
 
 from switchman_operator.compile import compile_route_table
@@ -117,7 +116,7 @@ async def test_unknown_token_and_foreign_node_id_are_refused(env: Env) -> None:
                 response_deserializer=xds.response_deserializer,
             )(metadata=auth_metadata(settings), timeout=5)
             await call.write(
-                xds.DiscoveryRequest(node=Node(id=node), type_url=xds.ROUTE_TABLE_TYPE)
+                xds.DiscoveryRequest(node=xds.Node(id=node), type_url=xds.ROUTE_TABLE_TYPE)
             )
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 async for _ in call:

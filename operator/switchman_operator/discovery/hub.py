@@ -253,7 +253,7 @@ class Hub:
             return
         ts.in_flight = False
         self.metrics.push_latency.labels(SHORT[type_url]).observe(time.monotonic() - ts.sent_at)
-        if req.error_detail is not None:
+        if xds.is_nack(req):
             ts.nack = req.error_detail.message[:1024] or "rejected"
             self.metrics.nacks.labels(SHORT[type_url]).inc()
             if type_url == xds.ROUTE_TABLE_TYPE and conn.policy:

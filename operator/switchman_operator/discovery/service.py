@@ -92,7 +92,7 @@ class DiscoveryService:
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         async for req in requests:
-            node = req.node.id if req.node is not None else ""
+            node = req.node.id
             if node and node != conn.pod.key:
                 raise AuthError(f"node id {node!r} is not this token's pod {conn.pod.key!r}")
             self.hub.on_request(conn, req)

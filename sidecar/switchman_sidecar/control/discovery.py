@@ -13,9 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from envoy_data_plane.envoy.config.core.v3 import Node
-from envoy_data_plane.google.rpc import Status
-
 from switchman_protocol import xds
 from switchman_protocol.v1 import budget_pb2, routes_pb2
 
@@ -76,11 +73,11 @@ class DiscoveryClient:
 
     def _request(self, type_url: str, nonce: str = "", error: str = "") -> xds.DiscoveryRequest:
         return xds.DiscoveryRequest(
-            node=Node(id=self.settings.node_id),
+            node=xds.Node(id=self.settings.node_id),
             type_url=type_url,
             version_info=self.versions.get(type_url, ""),
             response_nonce=nonce,
-            error_detail=Status(code=INVALID_ARGUMENT, message=error[:1024]) if error else None,
+            error_detail=xds.Status(code=INVALID_ARGUMENT, message=error[:1024]) if error else None,
         )
 
     async def _session(self) -> bool:
