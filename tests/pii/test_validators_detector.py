@@ -142,6 +142,8 @@ def test_numbers_inside_structured_findings_anchor_no_address(detector: Detector
         ("Praxis Dr. Roth, Tel. 030/8847261", "030/8847261"),
         ("from abroad dial 001-415-555-0172", "001-415-555-0172"),
         ("0412883105 is my mobile, text first", "0412883105"),
+        ("Phone: (412) 396 -6754  Fax: (412) 396 -6752", "(412) 396 -6754"),
+        ("They're not answering at 785 8949", "785 8949"),
     ],
 )
 def test_phone_formats(detector: Detector, text: str, value: str) -> None:
@@ -158,6 +160,10 @@ def test_phone_formats(detector: Detector, text: str, value: str) -> None:
         "Your verification code: 48 21 97",
         "I'd call a cab to 14 3684 Court Street",
         "call the hotel about the 2 bed 3 bath",
+        "He spent 1898-1901 in Syracuse and 1903-1908 in Buffalo.",
+        "an IR absorption peak between 1680-1700 cm-1",
+        "During the 2000-2001 seasons he scored 27.1 points a game",
+        "Recall that the hotel had 4821 7730 visitors",
     ],
 )
 def test_numbers_that_are_not_phones(detector: Detector, text: str) -> None:

@@ -51,7 +51,7 @@ PHONE_RE = re.compile(
     # with a trunk prefix ("+44(0)20 …") or a slash ("030/1234567") between
     r"(?:(?<=\+)\d{0,3}[ .-]?)?"
     r"(?:(?<=\()\+?\d{1,5}\)[ .-]?)?"
-    r"\d{0,12}(?:(?:[ .-]|[ ]?\(\d{1,4}\)[ ]?|/)\d{1,12}){0,6}"
+    r"\d{0,12}(?:(?:[ ]?[.-]|[ ]|[ ]?\(\d{1,4}\)[ ]?|/)\d{1,12}){0,6}"
     r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
     r"(?![\w@:]|[.-]\d)",
     re.IGNORECASE,
@@ -61,12 +61,14 @@ DATE_SHAPE_RE = re.compile(
     r"^(?:\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?:[ ]\d{1,2})?$"
 )
 DECIMAL_RE = re.compile(r"^\d+\.\d+$")
-POSTCODE_SHAPE_RE = re.compile(r"\d{4,5}-\d{3}$")
+#: Shapes that are other numbers as often as phones: a postcode ("1200-195",
+#: "01310-100"), a range of years or values ("1998-2002", "(1983-1987").
+OTHER_SHAPE_RE = re.compile(r"\d{4,5}-\d{3}$|\(?\d{4}[ ]?-\d{4}$")
 DIGIT_RE = re.compile(r"\d")
 
 PHONE_CONTEXT = (
     "phone", "tel", "call", "mobile", "cell", "fax", "number", "contact", "reach",
-    "text", "whatsapp", "sms", "dial", "ring", "landline",
+    "text", "whatsapp", "sms", "dial", "ring", "landline", "answering",
 )  # fmt: skip
 NOT_PHONE_CONTEXT = (
     "licen", "account", "order", "passport", "invoice", "ticket", "policy", "member",
@@ -86,6 +88,12 @@ OTHER_NUMBER_LABEL_RE = re.compile(
     r"\W{0,3}(?:(?:number|num|no|code|id|#)\W{0,3})?(?:(?:is|was|are)\W{0,3})?$",
     re.IGNORECASE,
 )
+#: The cues as word starts: "ring" is not in "During", "tel" not in "hotel",
+#: "call" not in "recall", "text" not in "context" ("telephone", "called" and
+#: "cellphone" still are); "answering" ("not answering at …") is a cue of
+#: its own, as "answer" alone is not (math prompts).
+PHONE_CUE_RE = re.compile(r"(?<![^\W\d_])(?:" + "|".join(PHONE_CONTEXT) + ")")
+STRONG_PHONE_CUE_RE = re.compile(r"(?<![^\W\d_])(?:" + "|".join(STRONG_PHONE_CONTEXT) + ")")
 SSN_CONTEXT = ("ssn", "social security", "social-security", "ss#", "ss #", "taxpayer")
 
 
@@ -93,6 +101,11 @@ def has_context(text: str, start: int, words: tuple[str, ...], window: int = 48)
     """Whether one of ``words`` occurs in the ``window`` characters before ``start``."""
     before = text[max(0, start - window) : start].lower()
     return any(w in before for w in words)
+
+
+def _cue_before(text: str, start: int, cue: re.Pattern[str], window: int = 48) -> bool:
+    """Whether a cue word starts in the ``window`` characters before ``start``."""
+    return cue.search(text[max(0, start - window) : start].lower()) is not None
 
 
 def _emails(text: str) -> Iterator[Finding]:
@@ -192,7 +205,7 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
             len(groups) >= 2
             and len({len(g) for g in groups}) == 1
             and bool(
-                has_context(text, start, STRONG_PHONE_CONTEXT)
+                _cue_before(text, start, STRONG_PHONE_CUE_RE)
                 or PHONE_AFTER_RE.match(text, start + len(value))
             )
             and not has_context(text, start, NOT_PHONE_CONTEXT)
@@ -200,13 +213,13 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
     if (
         len(groups) == 1
         or (len(groups) == 2 and " " in core and not any(c in core for c in "-.(/"))
-        or POSTCODE_SHAPE_RE.match(core)
+        or OTHER_SHAPE_RE.match(core)
     ):
         # A bare digit run, two space-separated numbers ("638 2229", a house
-        # number and a postcode) or a postcode shape ("1200-195", "01310-100")
-        # is an order, street or postal number as often as a phone: it needs
-        # a cue, and no cue for another kind of number.
-        cue = has_context(text, start, PHONE_CONTEXT) or PHONE_AFTER_RE.match(
+        # number and a postcode), a postcode or a range ("1200-195",
+        # "1998-2002") is an order, street or postal number or a span of years
+        # as often as a phone: it needs a cue, and no cue for another number.
+        cue = _cue_before(text, start, PHONE_CUE_RE) or PHONE_AFTER_RE.match(
             text, start + len(value)
         )
         return bool(cue) and not has_context(text, start, NOT_PHONE_CONTEXT)
