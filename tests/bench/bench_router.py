@@ -4,7 +4,10 @@
 * ``rules``: five CEL rules (headers, budget, task, PII, time) then the cost strategy;
 * ``strategy``: ``auto`` with the balanced strategy over 9 models (task classifier on);
 * ``learned``: ``auto`` with a learned router over 9 models (featurizer + 9 heads of
-  4096 weights), with output-budget planning off and on.
+  4096 weights), with output-budget planning off and on;
+* ``learned+prototypes``: the same plus 32 prototypes of 64 features each (what
+  ``router train`` adds when they win on validation): 32 more fields in the
+  packed gather and the nearest prototype's vote.
 
 Prompts come from the LLMRouter reference data when present (real length mix),
 otherwise from a fixed synthetic set. Run: ``.venv/bin/python tests/bench/bench_router.py``.
@@ -27,6 +30,7 @@ from switchman_sidecar.routing import BudgetView, Router, RouteRequest
 DATA = Path(__file__).resolve().parents[2].parent / "shared/data/routing/llmrouter"
 MODELS = [f"m{i}" for i in range(9)]
 DIM = 4096
+PROTOTYPES = 32
 
 
 def prompts(n: int) -> list[str]:
@@ -84,6 +88,13 @@ def table(kind: str) -> pb.RouteTable:
                     mean_output_tokens=200.0,
                 )
             )
+        if kind == "learned+prototypes":
+            learned.params["prototype_share"] = 0.5
+            for c in range(PROTOTYPES):
+                for f in rng.sample(range(DIM), 64):
+                    learned.params[f"proto/{c}/f/{f}"] = rng.random() / 8
+                for name in MODELS:
+                    learned.params[f"proto/{c}/p/{name}"] = rng.random()
         t.router.CopyFrom(pb.RouterParams(kind="learned", cost_weight=0.3, learned=learned))
         if kind == "learned+budget":
             t.output_budget.CopyFrom(pb.OutputBudget(enabled=True, choices=[256, 1024, 4096]))
@@ -156,6 +167,7 @@ def main() -> None:
     result["strategy"] = measure(Router(table("strategy")), reqs("auto"), 5)
     result["learned"] = measure(Router(table("learned")), reqs("auto"), 5)
     result["learned+budget"] = measure(Router(table("learned+budget")), reqs("auto"), 5)
+    result["learned+prototypes"] = measure(Router(table("learned+prototypes")), reqs("auto"), 5)
     lengths = sorted(len(t) for t in texts)
     result["prompt_chars_p50"] = lengths[len(lengths) // 2]
     print(json.dumps(result))

@@ -340,3 +340,198 @@ def test_training_records_its_choices_and_the_sidecar_agrees() -> None:
     assert not np.allclose(plain_probs, probs)
     assert plain_probs[0, 1] > 0.6 and probs[0, 1] > 0.6
     assert plain_probs[0, 0] < 0.4 and probs[0, 0] < 0.4
+
+
+def _with_prototypes(
+    params: pb.RouterParams, prompts: list[str], y: list[list[float]], k: int, share: float
+) -> pb.RouterParams:
+    """``params`` plus ``k`` prototypes of ``prompts``, as ``train`` stores them."""
+    import numpy as np
+
+    from switchman_operator.learning.train import (
+        nearest_prototype,
+        prototype_means,
+        prototypes,
+        sparse_rows,
+    )
+
+    dim = int(params.learned.feature_dim)
+    x = sparse_rows(prompts, dim)
+    centroids = prototypes(x, dim, k, 8, seed=1)
+    means = prototype_means(nearest_prototype(x, centroids), np.array(y), len(centroids))
+    out = _without_prototypes(params)
+    out.learned.params["prototype_share"] = share
+    models = [h.model for h in params.learned.heads]
+    for c, centre in enumerate(centroids):
+        for f in np.nonzero(centre)[0]:
+            out.learned.params[f"proto/{c}/f/{f}"] = float(centre[f])
+        for j, model in enumerate(models):
+            out.learned.params[f"proto/{c}/p/{model}"] = float(means[c, j])
+    return out
+
+
+def _without_prototypes(params: pb.RouterParams) -> pb.RouterParams:
+    out = pb.RouterParams()
+    out.CopyFrom(params)
+    for key in [k for k in out.learned.params if k.startswith("proto")]:
+        del out.learned.params[key]
+    return out
+
+
+def test_prototypes_find_separate_groups_and_shrink_small_ones() -> None:
+    import numpy as np
+
+    from switchman_operator.learning.train import (
+        PROTOTYPE_PRIOR,
+        nearest_prototype,
+        prototype_means,
+        prototypes,
+        sparse_rows,
+    )
+
+    rng = random.Random(2)
+    group_a = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    group_b = ["tea", "coffee", "milk", "sugar", "water"]
+    prompts = [
+        " ".join(rng.choice(group_a if i % 2 else group_b) for _ in range(6)) for i in range(200)
+    ]
+    x = sparse_rows(prompts, 1024)
+    centroids = prototypes(x, 1024, 2, 64, seed=0)
+    assert centroids.shape == (2, 1024)
+    assert np.allclose(np.linalg.norm(centroids, axis=1), 1.0)
+    assert ((centroids > 0).sum(axis=1) <= 64).all()
+    assign = nearest_prototype(x, centroids)
+    # Each group lands on one prototype, a different one per group.
+    assert len(set(assign[1::2])) == 1 and len(set(assign[0::2])) == 1
+    assert assign[0] != assign[1]
+    y = np.array([[float(i % 2), 0.5] for i in range(200)])
+    means = prototype_means(assign, y, 2)
+    assert means[assign[1], 0] == pytest.approx(
+        (100 + PROTOTYPE_PRIOR * 0.5) / (100 + PROTOTYPE_PRIOR)
+    )
+    assert means[assign[0], 0] == pytest.approx((PROTOTYPE_PRIOR * 0.5) / (100 + PROTOTYPE_PRIOR))
+    assert means[:, 1] == pytest.approx([0.5, 0.5])
+    # No features at all: the first prototype, as in the sidecar.
+    assert nearest_prototype(sparse_rows([""], 1024), centroids).tolist() == [0]
+
+
+def test_sidecar_prototypes_agree_with_training_and_feedback_still_moves_traffic(
+    params: pb.RouterParams,
+) -> None:
+    from switchman_sidecar.routing.learned import LearnedScorer
+
+    lines = synthetic(400)
+    rows = [json.loads(line) for line in lines]
+    prompts = [r["prompt"] for r in rows]
+    y = [[r["scores"]["cheap"], r["scores"]["strong"]] for r in rows]
+    mixed = _with_prototypes(params, prompts, y, 4, 0.5)
+    assert load_model(dump_model(mixed)) == mixed
+    probes = [MATH, CHAT, "", "coffee", *synthetic_prompts(30)]
+    models, expect = predict(mixed, probes)
+    _, plain = predict(_without_prototypes(params), probes)
+    assert not (abs(expect - plain) < 1e-3).all()  # the prototypes do change the scores
+    scorer = LearnedScorer(mixed, {"cheap", "strong"})
+    for row, prompt in enumerate(probes):
+        kind, indices = scorer.analyze(prompt)
+        got = scorer.predict(indices, kind)
+        for col, name in enumerate(models):
+            assert got[name] == pytest.approx(expect[row, col], abs=1e-6), (prompt, name)
+    # Learning from outcomes still takes chat away from a failing cheap model entirely.
+    router = Router(learned_table(mixed))
+    assert router.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "cheap"
+    current = mixed
+    for batch in range(6):
+        feedback = [
+            usage_pb2.Feedback(
+                request_id=f"r{batch}-{i}",
+                model="cheap",
+                task_kind="chat",
+                score=0.0,
+                source="explicit",
+            )
+            for i in range(10)
+        ]
+        current = update_router(current, [], feedback)
+    after = Router(learned_table(current))
+    assert after.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "strong"
+
+
+def synthetic_prompts(n: int) -> list[str]:
+    return [json.loads(line)["prompt"] for line in synthetic(n, seed=11)]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("proto/x/p/cheap", 0.5, "malformed"),
+        ("proto/0/q/cheap", 0.5, "malformed"),
+        ("proto/0/f/99999", 0.5, "out of range"),
+        ("proto/0/f/3", float("nan"), "malformed"),
+        ("proto/2/p/cheap", 0.5, "numbered"),
+        ("prototype_share", 1.5, "prototype_share"),
+    ],
+)
+def test_scorer_refuses_malformed_prototypes(
+    params: pb.RouterParams, key: str, value: float, match: str
+) -> None:
+    bad = _without_prototypes(params)
+    bad.learned.params["prototype_share"] = 0.5
+    bad.learned.params["proto/0/p/cheap"] = 0.5
+    bad.learned.params[key] = value
+    with pytest.raises(ValueError, match=match):
+        Router(learned_table(bad))
+
+
+def test_training_picks_prototypes_on_validation_only_when_they_help() -> None:
+    settings = TrainSettings(
+        dim=256, l2_grid=(1e-3,), epochs=150, prototype_grid=(3,), prototype_share_grid=(0.5,)
+    )
+    trained = train(parse_examples(synthetic(400)), settings)
+    share = trained.learned.params.get("prototype_share", 0.0)
+    keys = [k for k in trained.learned.params if k.startswith("proto/")]
+    if share:
+        assert share == 0.5 and {k.split("/")[1] for k in keys} <= {"0", "1", "2"}
+    else:
+        assert not keys
+    none = train(
+        parse_examples(synthetic(400)),
+        TrainSettings(dim=256, l2_grid=(1e-3,), epochs=150, prototype_grid=()),
+    )
+    assert "prototype_share" not in none.learned.params
+    assert not [k for k in none.learned.params if k.startswith("proto/")]
+
+
+def test_sidecar_and_training_pick_the_same_prototype_on_any_weights() -> None:
+    import numpy as np
+
+    from switchman_operator.learning.train import SparseRows, nearest_prototype
+    from switchman_sidecar.routing.learned import MAX_FEATURES, LearnedScorer
+
+    rng = random.Random(4)
+    dim = 1 << 13
+    learned = pb.LearnedRouter(featurizer="hash-v1", feature_dim=dim)
+    learned.heads.append(pb.ModelHead(model="a", weights=[0.0] * dim, bias=0.0))
+    k = 12
+    centroids = np.zeros((k, dim))
+    for c in range(k):
+        for f in rng.sample(range(dim), 300):
+            centroids[c, f] = rng.choice([rng.random(), -rng.random() / 10])
+    centroids[5] = centroids[2]  # an exact tie: the first one wins on both sides
+    learned.params["prototype_share"] = 0.3
+    for c in range(k):
+        learned.params[f"proto/{c}/p/a"] = 0.5
+        for f in np.nonzero(centroids[c])[0]:
+            learned.params[f"proto/{c}/f/{f}"] = float(centroids[c, f])
+    scorer = LearnedScorer(pb.RouterParams(kind="learned", learned=learned), {"a"})
+    for n in (0, 1, 2, 85, 1800, MAX_FEATURES, MAX_FEATURES + 1):
+        for _ in range(5):
+            indices = sorted(rng.sample(range(dim), n))
+            x = SparseRows(
+                np.array([0, n]),
+                np.array(indices, dtype=np.int64),
+                np.full(n, 1.0 / max(n, 1) ** 0.5),
+                np.zeros(n, dtype=np.int64),
+                1,
+            )
+            assert scorer.nearest_prototype(set(indices)) == nearest_prototype(x, centroids)[0], n
+    assert 5 not in {scorer.nearest_prototype({f}) for f in range(dim)}

@@ -44,6 +44,10 @@ def _train(args: argparse.Namespace) -> int:
         "feature_dim": params.learned.feature_dim,
         "l2": params.learned.params["l2"],
         "neighbour_blend": params.learned.params["neighbour_blend"],
+        "prototypes": len(
+            {k.split("/")[1] for k in params.learned.params if k.startswith("proto/")}
+        ),
+        "prototype_share": params.learned.params.get("prototype_share", 0.0),
         "seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(summary))

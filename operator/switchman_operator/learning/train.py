@@ -48,9 +48,14 @@ __all__ = [
     "TrainSettings",
     "dump_model",
     "load_model",
+    "nearest_prototype",
     "neighbour_targets",
     "platt",
     "predict",
+    "prototype_means",
+    "prototypes",
+    "quantise_prototypes",
+    "read_prototypes",
     "sparse_rows",
     "train",
 ]
@@ -74,6 +79,13 @@ class TrainSettings:
     """Candidate shares of each target taken from its neighbours' mean score (0 = none);
     chosen on the validation split after the L2 strength."""
     neighbours: int = 10
+    prototype_grid: tuple[int, ...] = (16, 32)
+    """Candidate numbers of prototypes (0 = none), chosen on the validation split with
+    the share below; each costs the sidecar one more 64-bit field in the packed gather."""
+    prototype_share_grid: tuple[float, ...] = (0.25, 0.5, 0.75)
+    """Candidate shares of the nearest prototype's mean scores in each prediction."""
+    prototype_features: int = 64
+    """Features kept per prototype (the largest centroid weights, renormalised)."""
     calibrate: bool = False
     """Fit a per-model Platt scaling on the validation split and fold it into the head.
     Off by default: on the LLMRouter splits it helped one and hurt another (docs/routing.md)."""
@@ -120,15 +132,18 @@ def _fit(x: SparseRows, y: F, dim: int, l2: float, s: TrainSettings) -> tuple[F,
     w = np.zeros((dim, m))
     mean = np.clip(y.mean(axis=0), 1e-3, 1 - 1e-3)
     b = np.log(mean / (1 - mean))
+    # The gradient sums each feature's non-zeros: visit them sorted by feature, with
+    # their row ids and values permuted once here rather than on every epoch.
     order = np.argsort(x.indices, kind="stable")
-    sorted_idx = x.indices[order]
-    uniq, seg = np.unique(sorted_idx, return_index=True)
+    uniq, seg = np.unique(x.indices[order], return_index=True)
+    rows_by_feature = x.rows[order]
+    values_by_feature = x.values[order][:, None]
     mw, vw = np.zeros_like(w), np.zeros_like(w)
     mb, vb = np.zeros_like(b), np.zeros_like(b)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     for t in range(1, s.epochs + 1):
         g = (_sigmoid(_forward(x, w, b)) - y) / x.n
-        contrib = (g[x.rows] * x.values[:, None])[order]
+        contrib = g[rows_by_feature] * values_by_feature
         gw = l2 * w
         gw[uniq] += np.add.reduceat(contrib, seg, axis=0)
         gb = g.sum(axis=0)
@@ -178,6 +193,111 @@ def neighbour_targets(x: SparseRows, y: F, dim: int, k: int, seed: int = 0) -> F
         sim[np.nonzero(hit)[0], own[hit]] = -np.inf
         top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
         out[start:stop] = y[pool[top]].mean(axis=1)
+    return out
+
+
+#: Pseudo-counts of the overall mean in each prototype's mean scores (small clusters
+#: are pulled towards it).
+PROTOTYPE_PRIOR = 5.0
+PROTOTYPE_KEY = "proto/"
+#: Validation-area differences treated as noise when choosing prototypes (about the
+#: standard error of a curve's area on a validation split of ~700 prompts).
+PROTOTYPE_AREA_SLACK = 0.005
+
+
+def _take(x: SparseRows, ids: Ints) -> SparseRows:
+    """The rows ``ids`` (sorted) of ``x``."""
+    lengths = x.indptr[ids + 1] - x.indptr[ids]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    pick = np.repeat(x.indptr[ids] - indptr[:-1], lengths) + np.arange(indptr[-1])
+    rows = np.repeat(np.arange(len(ids), dtype=np.int64), lengths)
+    return SparseRows(indptr, x.indices[pick], x.values[pick], rows, len(ids))
+
+
+#: A prototype's largest weight in the sidecar's fixed point (its PROTO_SCALE_BITS).
+PROTOTYPE_SCALE_BITS = 18
+
+
+def quantise_prototypes(centroids: F) -> F:
+    """The prototypes' weights as the sidecar's integers (returned as exact floats).
+
+    Nearness is decided on these, on both sides: integer sums are exact whatever
+    the order of the terms, so training and the sidecar pick the same prototype.
+    """
+    top = float(np.abs(centroids).max()) if centroids.size else 0.0
+    inv = 1.0 / ((top or 1.0) / float(1 << PROTOTYPE_SCALE_BITS))
+    out: F = np.rint(centroids * inv)
+    return out
+
+
+def nearest_prototype(x: SparseRows, centroids: F) -> Ints:
+    """Per row, the prototype with the largest dot product (the first on ties; 0 for no features).
+
+    The sidecar compares the same sums of quantised weights: the row's ``1/sqrt(n)``
+    scaling does not change which prototype is nearest, so it is left out.
+    """
+    k = len(centroids)
+    if not k:
+        return np.zeros(x.n, dtype=np.int64)
+    weights = quantise_prototypes(centroids)
+    # Sums of at most a few thousand integers below 2^19: exact in float64.
+    sims = np.stack(
+        [np.bincount(x.rows, weights=weights[c, x.indices], minlength=x.n) for c in range(k)],
+        axis=1,
+    )
+    out: Ints = np.argmax(sims, axis=1)
+    return out
+
+
+def prototypes(x: SparseRows, dim: int, k: int, features: int, seed: int = 0) -> F:
+    """``k`` unit-norm prototypes (spherical k-means), each with its ``features`` largest weights.
+
+    Clustering runs on a seeded sample of at most ``NEIGHBOUR_POOL`` rows; rows
+    without features are left out of it.
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.nonzero(np.diff(x.indptr) > 0)[0]
+    if len(ids) > NEIGHBOUR_POOL:
+        ids = np.sort(rng.choice(ids, NEIGHBOUR_POOL, replace=False))
+    k = min(k, len(ids))
+    if k == 0:
+        return np.zeros((0, dim))
+    pool = _take(x, ids)
+
+    def centres(assign: Ints, old: F) -> F:
+        flat = np.bincount(
+            assign[pool.rows] * dim + pool.indices, weights=pool.values, minlength=k * dim
+        ).reshape(k, dim)
+        norms = np.linalg.norm(flat, axis=1)
+        empty = norms == 0
+        flat[empty] = old[empty]  # an empty cluster keeps its centre
+        norms[empty] = 1.0
+        out: F = flat / norms[:, None]
+        return out
+
+    seeds = _take(pool, np.sort(rng.choice(pool.n, k, replace=False)))
+    centroids = np.zeros((k, dim))
+    centroids[seeds.rows, seeds.indices] = seeds.values
+    for _ in range(15):
+        assign = nearest_prototype(pool, centroids)
+        updated = centres(assign, centroids)
+        if np.array_equal(updated, centroids):
+            break
+        centroids = updated
+    if features < dim:
+        cut = np.argsort(-centroids, axis=1)[:, features:]
+        np.put_along_axis(centroids, cut, 0.0, axis=1)
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1), 1e-12)[:, None]
+    return centroids
+
+
+def prototype_means(assign: Ints, y: F, k: int) -> F:
+    """Per prototype, the mean score of its rows, shrunk towards the overall mean."""
+    counts = np.bincount(assign, minlength=k).astype(np.float64)
+    sums = np.stack(
+        [np.bincount(assign, weights=y[:, j], minlength=k) for j in range(y.shape[1])], 1
+    )
+    out: F = (sums + PROTOTYPE_PRIOR * y.mean(axis=0)) / (counts + PROTOTYPE_PRIOR)[:, None]
     return out
 
 
@@ -231,16 +351,20 @@ def train(
     blends = sorted({b for b in s.blend_grid if 0.0 <= b <= 1.0} | {0.0})
     calib_a, calib_b = np.ones(len(models)), np.zeros(len(models))
     validated = len(val_ids) >= 20
-    if validated and (len(s.l2_grid) > 1 or len(blends) > 1 or s.calibrate):
+    proto_grid = sorted({k for k in s.prototype_grid if k > 0})
+    shares = sorted({a for a in s.prototype_share_grid if 0.0 < a <= 1.0})
+    best_k, best_share = 0, 0.0
+    if validated and (
+        len(s.l2_grid) > 1 or len(blends) > 1 or s.calibrate or (proto_grid and shares)
+    ):
         costs = np.array([[examples[i].costs[m] for m in models] for i in val_ids])
         means = costs.mean(axis=0)
         span = (float(means.min()), float(means.max()))
         y_val = y[val_ids]
 
-        def score(z: F) -> tuple[float, float]:
+        def score(p_val: F) -> tuple[float, float]:
             # The routing objective itself: mean reachable quality over the cost range;
             # log-loss breaks ties.
-            p_val = _sigmoid(z)
             area = curve_area(sweep(p_val, costs, y_val, DEFAULT_WEIGHTS[::4]), *span)
             return (round(area, 4), -_log_loss(p_val, y_val))
 
@@ -248,7 +372,7 @@ def train(
         for l2 in s.l2_grid:
             w, b = _fit(x_fit, y[fit_ids], s.dim, l2, s)
             z = _forward(x_val, w, b)
-            if (key := score(z)) > best_key:
+            if (key := score(_sigmoid(z))) > best_key:
                 best_l2, best_key, best_z = l2, key, z
         if len(blends) > 1:
             near_fit = neighbour_targets(x_fit, y[fit_ids], s.dim, s.neighbours, s.seed)
@@ -256,10 +380,28 @@ def train(
                 target = (1 - blend) * y[fit_ids] + blend * near_fit
                 w, b = _fit(x_fit, target, s.dim, best_l2, s)
                 z = _forward(x_val, w, b)
-                if (key := score(z)) > best_key:
+                if (key := score(_sigmoid(z))) > best_key:
                     best_blend, best_key, best_z = blend, key, z
         if s.calibrate:
             calib_a, calib_b = platt(best_z, y_val)
+        # Prototypes (clusters of the fitted part) vote their mean scores, mixed into the
+        # head's probabilities; the head itself is the one chosen above.
+        # A mixture is a question of combining probabilities: among the candidates whose
+        # validation area is within PROTOTYPE_AREA_SLACK of the best one (differences the
+        # validation split cannot resolve), the lowest log-loss (a proper score) wins.
+        p_head = _sigmoid(calib_a * best_z + calib_b)
+        candidates = [(score(p_head), 0, 0.0)]
+        for k in proto_grid:
+            centroids = prototypes(x_fit, s.dim, k, s.prototype_features, s.seed)
+            means_k = prototype_means(
+                nearest_prototype(x_fit, centroids), y[fit_ids], len(centroids)
+            )
+            vote = means_k[nearest_prototype(x_val, centroids)]
+            for share in shares:
+                candidates.append((score((1 - share) * p_head + share * vote), k, share))
+        top_area = max(key[0] for key, _, _ in candidates)
+        near_top = [c for c in candidates if c[0][0] >= top_area - PROTOTYPE_AREA_SLACK]
+        _, best_k, best_share = max(near_top, key=lambda c: c[0][1])
     x_all = sparse_rows(prompts, s.dim)
     target = y
     if best_blend > 0:
@@ -274,6 +416,15 @@ def train(
     learned.params["l2"] = best_l2
     learned.params["neighbour_blend"] = best_blend
     learned.params["examples"] = float(len(examples))
+    if best_k:
+        centroids = prototypes(x_all, s.dim, best_k, s.prototype_features, s.seed)
+        means_k = prototype_means(nearest_prototype(x_all, centroids), y, len(centroids))
+        learned.params["prototype_share"] = best_share
+        for c, centre in enumerate(centroids):
+            for f in np.nonzero(centre)[0]:
+                learned.params[f"{PROTOTYPE_KEY}{c}/f/{f}"] = float(centre[f])
+            for j, model in enumerate(models):
+                learned.params[f"{PROTOTYPE_KEY}{c}/p/{model}"] = float(means_k[c, j])
     for j, model in enumerate(models):
         learned.heads.append(
             routes_pb2.ModelHead(
@@ -302,7 +453,39 @@ def predict(params: routes_pb2.RouterParams, prompts: Sequence[str]) -> tuple[li
     b = np.array([h.bias for h in learned.heads], dtype=np.float64)
     x = sparse_rows(prompts, dim)
     scale = float(learned.params.get("scale", 1.0))
-    return models, _sigmoid(b + scale * (_forward(x, w, np.zeros_like(b))))
+    p = _sigmoid(b + scale * (_forward(x, w, np.zeros_like(b))))
+    share, centroids, means = read_prototypes(params, models)
+    if share > 0:
+        p = (1 - share) * p + share * means[nearest_prototype(x, centroids)]
+    return models, p
+
+
+def read_prototypes(params: routes_pb2.RouterParams, models: Sequence[str]) -> tuple[float, F, F]:
+    """The prototype share, centroids (k x dim) and mean scores (k x models) of a model file.
+
+    ``params["proto/<c>/f/<feature>"]`` are prototype ``c``'s non-zero weights and
+    ``params["proto/<c>/p/<model>"]`` its mean scores; share 0 when there are none.
+    """
+    learned = params.learned
+    share = float(learned.params.get("prototype_share", 0.0))
+    feats: dict[int, dict[int, float]] = {}
+    means: dict[int, dict[str, float]] = {}
+    for key, value in learned.params.items():
+        if not key.startswith(PROTOTYPE_KEY):
+            continue
+        num, kind, rest = key[len(PROTOTYPE_KEY) :].split("/", 2)
+        if kind == "f":
+            feats.setdefault(int(num), {})[int(rest)] = value
+        elif kind == "p":
+            means.setdefault(int(num), {})[rest] = value
+    k = len(means)
+    if share <= 0 or not k:
+        return 0.0, np.zeros((0, int(learned.feature_dim))), np.zeros((0, len(models)))
+    centroids = np.zeros((k, int(learned.feature_dim)))
+    for c, row in feats.items():
+        centroids[c, np.array(list(row), dtype=np.int64)] = list(row.values())
+    table = np.array([[means[c].get(m, 0.0) for m in models] for c in range(k)])
+    return share, centroids, table
 
 
 def dump_model(params: routes_pb2.RouterParams) -> str:

@@ -17,13 +17,20 @@ of the largest weight).
 Online adjustments arrive as ``params["adj/<model>/<task>"]``: a logit offset
 for a model on a task kind (``*`` for every kind), see
 ``switchman_operator.learning.online``.
+
+Prototypes (optional): ``params["proto/<c>/f/<feature>"]`` are the non-zero
+weights of prototype ``c`` (a centroid of training prompts) and
+``params["proto/<c>/p/<model>"]`` the mean scores of its prompts. Their
+similarities ride in the same packed gather, one more field each; the
+nearest prototype's mean scores are mixed into the heads' probabilities with
+the share ``params["prototype_share"]``. Without them nothing changes.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from operator import itemgetter
 
 from switchman_protocol import featurize
@@ -32,6 +39,7 @@ from switchman_protocol.v1 import routes_pb2
 __all__ = ["LearnedScorer", "adjustments", "sigmoid"]
 
 ADJ_PREFIX = "adj/"
+PROTO_PREFIX = "proto/"
 
 
 def sigmoid(x: float) -> float:
@@ -52,6 +60,35 @@ def adjustments(params: routes_pb2.RouterParams) -> dict[tuple[str, str], float]
     return out
 
 
+def prototypes(
+    params: Mapping[str, float], dim: int
+) -> tuple[float, list[dict[int, float]], list[dict[str, float]]]:
+    """The prototype share, each prototype's feature weights and its mean score per model."""
+    share = float(params.get("prototype_share", 0.0))
+    feats: dict[int, dict[int, float]] = {}
+    means: dict[int, dict[str, float]] = {}
+    for key, value in params.items():
+        if not key.startswith(PROTO_PREFIX):
+            continue
+        c, kind, rest = [*key[len(PROTO_PREFIX) :].split("/", 2), "", ""][:3]
+        if not c.isdigit() or kind not in ("f", "p") or not rest or not math.isfinite(value):
+            raise ValueError(f"learned router has a malformed prototype parameter {key!r}")
+        if kind == "f":
+            if not rest.isdigit() or int(rest) >= dim:
+                raise ValueError(f"learned router prototype feature out of range: {key!r}")
+            feats.setdefault(int(c), {})[int(rest)] = float(value)
+        else:
+            means.setdefault(int(c), {})[rest] = float(value)
+    k = len(means)
+    if set(means) != set(range(k)) or not set(feats) <= set(means):
+        raise ValueError("learned router prototypes must be numbered 0..k-1, each with scores")
+    if not math.isfinite(share) or not 0.0 <= share <= 1.0:
+        raise ValueError(f"learned router prototype_share must be in [0, 1], got {share}")
+    if share == 0.0 or k == 0:
+        return 0.0, [], []
+    return share, [feats.get(c, {}) for c in range(k)], [means[c] for c in range(k)]
+
+
 #: Bits per model in a packed feature row.
 FIELD_BITS = 64
 #: Most features one prompt may have for the packed sum (the featurizer yields
@@ -59,6 +96,11 @@ FIELD_BITS = 64
 MAX_FEATURES = 1 << 12
 #: Every quantised weight is offset by this so a field only ever grows.
 _OFFSET = 1 << (FIELD_BITS - 13)
+#: Bits per prototype field: up to MAX_FEATURES terms below 2^20 each.
+PROTO_BITS = 32
+#: A prototype's largest weight becomes 2^PROTO_SCALE_BITS (below the offset).
+PROTO_SCALE_BITS = 18
+_PROTO_OFFSET = 1 << (PROTO_SCALE_BITS + 1)
 
 
 class LearnedScorer:
@@ -97,21 +139,54 @@ class LearnedScorer:
         self.adjust = adjustments(params)
         self.names = [name for name, _, _ in heads]
         self.biases = [bias for _, _, bias in heads]
+        share, proto_weights, proto_means = prototypes(learned.params, dim)
+        #: Share of the nearest prototype's mean scores in each probability (0: none).
+        self.prototype_share = share
+        #: Per prototype, its mean score per model (this table's heads), times the share.
+        self._votes: list[list[float]] = [
+            [share * means.get(name, 0.0) for name in self.names] for means in proto_means
+        ]
+        self._heads = len(heads)
         #: Feature index → that feature's weight in every head (the float fallback).
         self.rows: list[tuple[float, ...]] = list(zip(*(w for _, w, _ in heads), strict=True))
         # Fixed point: the largest weight becomes 2^(FIELD_BITS - 14), below the offset.
         top = max((abs(w) for row in self.rows for w in row), default=0.0) or 1.0
         self._quantum = top / float(1 << (FIELD_BITS - 14))
         inv = 1.0 / self._quantum
-        self._shifts = [FIELD_BITS * j for j in range(len(heads))]
-        self._bytes = FIELD_BITS // 8 * len(heads)
-        self._unpack = struct.Struct(f"<{len(heads)}Q").unpack
-        self.packed: list[int] = [
-            sum((round(w * inv) + _OFFSET) << k for w, k in zip(row, self._shifts, strict=True))
+        shifts = [FIELD_BITS * j for j in range(len(heads))]
+        packed = [
+            sum((round(w * inv) + _OFFSET) << k for w, k in zip(row, shifts, strict=True))
             for row in self.rows
         ]
+        # Prototypes: only which one is nearest matters, so their weights are quantised on
+        # their own scale into narrower fields above the heads'. The sums are exact
+        # integers, computed the same way in training (``learning.train.quantise_prototypes``).
+        #: Feature index → that feature's quantised weight in every prototype (fallback).
+        self._proto_rows: list[tuple[int, ...]] = []
+        k = len(proto_weights)
+        if k:
+            top_p = max((abs(w) for f in proto_weights for w in f.values()), default=0.0) or 1.0
+            inv_p = 1.0 / (top_p / float(1 << PROTO_SCALE_BITS))
+            quantised = [[0] * dim for _ in range(k)]
+            for column, feats in zip(quantised, proto_weights, strict=True):
+                for index, weight in feats.items():
+                    column[index] = round(weight * inv_p)
+            self._proto_rows = list(zip(*quantised, strict=True))
+            above = FIELD_BITS * len(heads)
+            proto_shifts = [above + PROTO_BITS * c for c in range(k)]
+            packed = [
+                word
+                + sum((q + _PROTO_OFFSET) << sh for q, sh in zip(row, proto_shifts, strict=True))
+                for word, row in zip(packed, self._proto_rows, strict=True)
+            ]
+        self.packed: list[int] = packed
+        self._bytes = FIELD_BITS // 8 * len(heads) + PROTO_BITS // 8 * k
+        self._unpack = struct.Struct(f"<{len(heads)}Q{k}I").unpack
+        self._protos = k
         #: Task kind → per-model bias plus the learned offsets (filled on first use).
         self._bias_by_task: dict[str, list[float]] = {}
+        #: Task kind → the non-zero learned offsets (with prototypes; filled on first use).
+        self._offsets_by_task: dict[str, list[tuple[str, float]]] = {}
 
     @property
     def models(self) -> list[str]:
@@ -133,30 +208,75 @@ class LearnedScorer:
                 self._bias_by_task[task] = biases
         return biases
 
-    def totals(self, indices: Collection[int]) -> list[float]:
-        """Per model, the sum of the prompt's feature weights."""
+    def _sums(self, indices: Collection[int]) -> tuple[list[float], Sequence[int]]:
+        """Per head, the sum of the prompt's feature weights; per prototype, its sum of
+        quantised weights plus the same constant for every prototype (which orders them)."""
         n = len(indices)
+        h = self._heads
         if n > 1 and n <= MAX_FEATURES:
             packed = sum(itemgetter(*indices)(self.packed))
             base = n * _OFFSET
             q = self._quantum
-            # The fields, as unsigned 64-bit little-endian words, in one C call.
+            # The fields, as unsigned little-endian words, in one C call.
             fields = self._unpack(packed.to_bytes(self._bytes, "little"))
-            return [(field - base) * q for field in fields]
+            if not self._protos:
+                return [(field - base) * q for field in fields], ()
+            return [(field - base) * q for field in fields[:h]], fields[h:]
         if n > 1:
-            columns = zip(*itemgetter(*indices)(self.rows), strict=True)
-            return [sum(column, 0.0) for column in columns]
+            picked = itemgetter(*indices)
+            totals = [sum(column, 0.0) for column in zip(*picked(self.rows), strict=True)]
+            if not self._protos:
+                return totals, ()
+            return totals, [sum(column) for column in zip(*picked(self._proto_rows), strict=True)]
         if n == 1:
-            return list(self.rows[next(iter(indices))])
-        return [0.0] * len(self.names)
+            index = next(iter(indices))
+            return list(self.rows[index]), self._proto_rows[index] if self._protos else ()
+        return [0.0] * h, (0,) * self._protos
+
+    def totals(self, indices: Collection[int]) -> list[float]:
+        """Per model, the sum of the prompt's feature weights."""
+        return self._sums(indices)[0]
+
+    def nearest_prototype(self, indices: Collection[int]) -> int | None:
+        """The prototype most similar to a featurized prompt (the first on ties), if any."""
+        sims = self._sums(indices)[1]
+        return sims.index(max(sims)) if sims else None
 
     def predict(self, indices: Collection[int], task: str) -> dict[str, float]:
         """Probability of a good answer per model for a featurized prompt."""
         n = len(indices)
         norm = self.scale / math.sqrt(n) if n else 0.0
-        return {
-            name: sigmoid(bias + norm * total)
-            for name, bias, total in zip(
-                self.names, self._biases(task), self.totals(indices), strict=True
-            )
+        totals, sims = self._sums(indices)
+        if not sims:
+            return {
+                name: sigmoid(bias + norm * total)
+                for name, bias, total in zip(self.names, self._biases(task), totals, strict=True)
+            }
+        vote = self._votes[sims.index(max(sims))]
+        keep = 1.0 - self.prototype_share
+        probs = {
+            name: keep * sigmoid(bias + norm * total) + mean
+            for name, bias, total, mean in zip(self.names, self.biases, totals, vote, strict=True)
         }
+        offsets = self._offsets(task)
+        if offsets:
+            # Online offsets move the mixed probability in logit space, so outcomes can
+            # still take a model's traffic away entirely (the prototype vote is fixed).
+            for name, offset in offsets:
+                p = min(max(probs[name], 1e-12), 1.0 - 1e-12)
+                probs[name] = sigmoid(math.log(p / (1.0 - p)) + offset)
+        return probs
+
+    def _offsets(self, task: str) -> list[tuple[str, float]]:
+        """The non-zero online offsets for a task kind, per model."""
+        offsets = self._offsets_by_task.get(task)
+        if offsets is None:
+            adjust = self.adjust
+            offsets = [
+                (name, adjust.get((name, task), 0.0) + adjust.get((name, "*"), 0.0))
+                for name in self.names
+            ]
+            offsets = [(name, offset) for name, offset in offsets if offset]
+            if len(self._offsets_by_task) < 64:
+                self._offsets_by_task[task] = offsets
+        return offsets
