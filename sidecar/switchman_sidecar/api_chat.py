@@ -15,8 +15,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from switchman_protocol.v1 import usage_pb2
-from switchman_sidecar.adapters import UpstreamStreamError
+from switchman_protocol.v1 import routes_pb2, usage_pb2
+from switchman_sidecar.adapters import Adapter, StreamDecoder, UpstreamStreamError
+from switchman_sidecar.adapters.openai import OpenAIPassthroughDecoder, stream_chars
 from switchman_sidecar.cascade import run_cascade
 from switchman_sidecar.ensemble import run_ensemble
 from switchman_sidecar.http.client import UpstreamError
@@ -174,20 +175,7 @@ def validate_chat(body: Any) -> dict[str, Any]:
     return body
 
 
-def _chars(chunk: dict[str, Any]) -> int:
-    n = 0
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta")
-        if not delta:
-            continue
-        content = delta.get("content")
-        if content:
-            n += len(content)
-        for call in delta.get("tool_calls") or ():
-            args = (call.get("function") or {}).get("arguments")
-            if args:
-                n += len(args)
-    return n
+_chars = stream_chars
 
 
 def _result_chars(result: dict[str, Any]) -> int:
@@ -256,14 +244,37 @@ async def serve_chat(
             p.on_answer(ex, send_body, result, req.headers)  # routing (#6): shadow sample
         return
     ex.streamed = True
+    decoder: Callable[[Adapter, routes_pb2.Model], StreamDecoder | OpenAIPassthroughDecoder]
+    if getattr(fe, "raw_openai", False) and not (ex.redaction and ex.redaction.counts):
+        # OpenAI client, nothing to restore: an OpenAI-family provider's events go
+        # out as they came (each still read for usage, errors and characters).
+        decoder = _passthrough_showing_usage if client_usage else _passthrough_hiding_usage
+    else:
+        decoder = _chat_stream
     attempt = await p.open_stream(
         ex,
         candidates,
         lambda a, m, o: a.chat_call(m, o, send_body, True, client_bytes),
-        lambda a, m: a.chat_stream(m),
+        decoder,
         req.headers,
     )
     await relay(p, w, ex, attempt, fe.stream(client_usage))
+
+
+def _chat_stream(a: Adapter, m: routes_pb2.Model) -> StreamDecoder:
+    return a.chat_stream(m)
+
+
+def _passthrough_hiding_usage(
+    a: Adapter, m: routes_pb2.Model
+) -> StreamDecoder | OpenAIPassthroughDecoder:
+    return OpenAIPassthroughDecoder(hide_usage=True) if a.native_chat else a.chat_stream(m)
+
+
+def _passthrough_showing_usage(
+    a: Adapter, m: routes_pb2.Model
+) -> StreamDecoder | OpenAIPassthroughDecoder:
+    return OpenAIPassthroughDecoder(hide_usage=False) if a.native_chat else a.chat_stream(m)
 
 
 class EventRestorer(Protocol):
@@ -284,35 +295,42 @@ async def relay(
 ) -> None:
     assert ex.table is not None
     idle = ex.table.policy.per_try_timeout_s
+    dec = att.decoder
+    # The provider's event bytes, already framed for the client (serve_chat chose it).
+    raw = dec if isinstance(dec, OpenAIPassthroughDecoder) else None
     restorer = restorer_for(ex.redaction.restorer) if ex.redaction and ex.redaction.counts else None
     w.start(200, [], _SSE_LINES + ex.decision_lines())
     w.on_disconnect(att.response.close)
     att.response.idle_s = idle  # the upstream client times out idle gaps (no per-chunk timer)
     template: dict[str, Any] = {}
-    pending = att.first
+    pending: list[Any] = att.first
     failure: ApiError | None = None
     try:
         while True:
-            out: list[bytes] = []
-            for chunk in pending:
-                if not template:
-                    template = {
-                        k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk
-                    }
-                if restorer is not None:
-                    before = restorer.process(chunk)
-                    if before:
-                        out.extend(enc.chunk(ev) for ev in before)
-                ex.out_chars += _chars(chunk)
-                out.append(enc.chunk(chunk))
-            if out:
-                await w.write(b"".join(out))
+            if raw is not None:
+                if pending:
+                    await w.write(b"".join(pending))
+            else:
+                out: list[bytes] = []
+                for chunk in pending:
+                    if not template:
+                        template = {
+                            k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk
+                        }
+                    if restorer is not None:
+                        before = restorer.process(chunk)
+                        if before:
+                            out.extend(enc.chunk(ev) for ev in before)
+                    ex.out_chars += _chars(chunk)
+                    out.append(enc.chunk(chunk))
+                if out:
+                    await w.write(b"".join(out))
             if w.disconnected:
                 break
             data = await anext(att.chunks, None)
             if data is None:
                 break
-            pending = att.decoder.feed(data)
+            pending = dec.feed(data)
     except TimeoutError:
         failure = ApiError(504, f"{att.model.name}: the stream stalled", "server_error", "timeout")
     except UpstreamStreamError as exc:
@@ -324,7 +342,12 @@ async def relay(
             )
     finally:
         att.response.close()
-    complete = att.decoder.finished and failure is None and not w.disconnected
+    if raw is not None:
+        ex.out_chars += raw.chars
+        template = raw.template
+        if raw.saw_usage and isinstance(enc, _OpenAIStream):
+            enc.saw_usage = True
+    complete = dec.finished and failure is None and not w.disconnected
     ex.usage = _stream_usage(ex, att, complete)
     if w.disconnected:
         ex.outcome = usage_pb2.OUTCOME_CLIENT_ABORTED

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from switchman_protocol.v1 import routes_pb2, usage_pb2
 from switchman_sidecar.adapters import Adapter, UpstreamCall
 from switchman_sidecar.adapters.base import StreamDecoder, context_exceeded
+from switchman_sidecar.adapters.openai import OpenAIPassthroughDecoder
 from switchman_sidecar.budget import Admission, BudgetGate
 from switchman_sidecar.deadlines import DeadlineWatch
 from switchman_sidecar.http.client import (
@@ -178,9 +179,10 @@ class StreamAttempt:
     model: routes_pb2.Model
     adapter: Adapter
     response: UpstreamResponse
-    decoder: StreamDecoder
+    decoder: StreamDecoder | OpenAIPassthroughDecoder
     chunks: AsyncIterator[bytes]
-    first: list[dict[str, Any]]
+    first: list[Any]
+    """What the decoder made of the first read that held a chunk (dicts, or event bytes)."""
 
 
 class AnswerLog(Protocol):
@@ -668,7 +670,7 @@ class Pipeline:
         ex: Exchange,
         candidates: list[routes_pb2.Model],
         build: Callable[[Adapter, routes_pb2.Model, Origin], UpstreamCall],
-        decoder: Callable[[Adapter, routes_pb2.Model], StreamDecoder],
+        decoder: Callable[[Adapter, routes_pb2.Model], StreamDecoder | OpenAIPassthroughDecoder],
         headers: dict[str, str],
     ) -> StreamAttempt:
         """Returns once the first chunk is in hand: until then failover is invisible."""

@@ -90,10 +90,16 @@ class _Upstream:
     def write(self, data: bytes) -> None:
         self.marks["upstream_write"] = time.perf_counter_ns()
         if self.stream:
-            for part in STREAM_PARTS:
-                self.loop.call_soon(self.conn.data_received, part)
+            self.loop.call_soon(self._part, 0)
         else:
             self.loop.call_soon(self._answer)
+
+    def _part(self, i: int) -> None:
+        """One stream event per loop turn, as a provider's tokens arrive (each read is
+        relayed to the client before the next one comes in)."""
+        self.conn.data_received(STREAM_PARTS[i])
+        if i + 1 < len(STREAM_PARTS):
+            self.loop.call_soon(self._part, i + 1)
 
     def _answer(self) -> None:
         self.marks["upstream_answer"] = time.perf_counter_ns()

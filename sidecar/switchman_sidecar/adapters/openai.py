@@ -16,7 +16,13 @@ from switchman_sidecar.adapters.sse import SseParser
 from switchman_sidecar.http.client import Origin
 from switchman_sidecar.usage import Usage, usage_from_openai
 
-__all__ = ["AzureOpenAIAdapter", "OpenAIAdapter", "OpenAIStreamDecoder", "openai_error_message"]
+__all__ = [
+    "AzureOpenAIAdapter",
+    "OpenAIAdapter",
+    "OpenAIPassthroughDecoder",
+    "OpenAIStreamDecoder",
+    "openai_error_message",
+]
 
 _JSON = ("content-type", "application/json")
 _ACCEPT = ("accept-encoding", "identity")
@@ -70,6 +76,139 @@ class OpenAIStreamDecoder:
                 self.usage = usage_from_openai(usage)
             out.append(chunk)
         return out
+
+
+_NULL_USAGE_TAIL = b',"usage":null}'
+_TEMPLATE_KEYS = ("id", "object", "created", "model")
+
+
+def stream_chars(chunk: dict[str, Any]) -> int:
+    """Characters of text and tool-call arguments in one chunk (for estimates)."""
+    n = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        if not delta:
+            continue
+        content = delta.get("content")
+        if content:
+            n += len(content)
+        for call in delta.get("tool_calls") or ():
+            args = (call.get("function") or {}).get("arguments")
+            if args:
+                n += len(args)
+    return n
+
+
+class OpenAIPassthroughDecoder:
+    """An OpenAI-family stream relayed to an OpenAI client with nothing to restore.
+
+    Each event is still parsed (usage, the end marker, error events, characters
+    for estimates, invalid events dropped), but what goes to the client is the
+    provider's own event bytes: no re-encoding. The exceptions are re-encoded as
+    ``OpenAIStreamDecoder`` plus the client encoder would: an event split over
+    several ``data:`` lines or carrying a bare CR, one that is not valid UTF-8,
+    and, when the client did not ask for usage (``hide_usage``), a chunk with a
+    ``usage`` key — dropped when it has no choices, otherwise sent without it
+    (the usual ``,"usage":null}`` tail is cut off the bytes instead).
+
+    ``feed`` returns one entry per chunk read (``b""`` for a dropped one), so
+    a non-empty list means "the stream has started", as with the dict decoder.
+    """
+
+    __slots__ = ("_buf", "chars", "finished", "hide_usage", "saw_usage", "template", "usage")
+
+    def __init__(self, hide_usage: bool) -> None:
+        self._buf = b""
+        self.hide_usage = hide_usage
+        self.usage: Usage | None = None
+        self.finished = False
+        self.saw_usage = False
+        """A chunk carried a non-empty usage object (the client's encoder needs no tail)."""
+        self.chars = 0
+        self.template: dict[str, Any] = {}
+        """id, object, created, model of the first chunk that had any of them."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf + data if self._buf else data
+        bare_cr = False
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+            bare_cr = b"\r" in buf  # a line break to SSE: such events are re-encoded
+        if b"\n\n" not in buf:
+            self._buf = buf
+            return []
+        blocks = buf.split(b"\n\n")
+        self._buf = blocks.pop()
+        out: list[bytes] = []
+        chars = 0
+        loads = orjson.loads
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block and not bare_cr:
+                payload = block[6:]
+                raw = True
+            else:
+                joined = _data_of(block)
+                if joined is None:
+                    continue
+                payload = joined
+                raw = False
+            if payload == b"[DONE]":
+                self.finished = True
+                continue
+            try:
+                chunk = loads(payload)
+            except orjson.JSONDecodeError:
+                # As the dict decoder reads it: invalid UTF-8 replaced (then re-encoded).
+                payload = payload.decode("utf-8", "replace").encode()
+                try:
+                    chunk = loads(payload)
+                except orjson.JSONDecodeError:
+                    continue
+                raw = False
+            if type(chunk) is not dict:
+                continue
+            if "error" in chunk and "choices" not in chunk:
+                raise UpstreamStreamError(openai_error_message(payload))
+            if not self.template:
+                self.template = {k: chunk[k] for k in _TEMPLATE_KEYS if k in chunk}
+            if "usage" in chunk:
+                usage = chunk["usage"]
+                if usage:
+                    self.usage = usage_from_openai(usage)
+                    self.saw_usage = True
+                if self.hide_usage:
+                    if not chunk.get("choices"):
+                        out.append(b"")  # the usage chunk asked for on the client's behalf
+                        continue
+                    if (
+                        raw
+                        and usage is None
+                        and payload.endswith(_NULL_USAGE_TAIL)
+                        and payload.count(b'"usage"') == 1
+                    ):
+                        chars += stream_chars(chunk)
+                        out.append(b"data: " + payload[:-14] + b"}\n\n")
+                        continue
+                    del chunk["usage"]
+                    raw = False
+            chars += stream_chars(chunk)
+            out.append(block + b"\n\n" if raw else b"data: " + orjson.dumps(chunk) + b"\n\n")
+        self.chars += chars
+        return out
+
+
+def _data_of(block: bytes) -> bytes | None:
+    """The data of an SSE event that is not a single ``data: `` line (as SseParser)."""
+    event = ""
+    data_lines: list[str] = []
+    for line in block.decode("utf-8", "replace").split("\n"):
+        if line.startswith("data:"):
+            data_lines.append(line[6:] if line.startswith("data: ") else line[5:])
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+    if not data_lines and not event:
+        return None
+    return "\n".join(data_lines).encode()
 
 
 class OpenAIAdapter:
