@@ -90,6 +90,15 @@ def test_train_then_eval_prints_one_json_line(
         == 0
     )
     assert json.loads(capsys.readouterr().out)["examples"] == 300
+    # --prototypes 0: a model without prototypes (the cheapest decision in the sidecar).
+    plain = tmp_path / "plain.json"
+    train_args = ["--data", str(tmp_path / "train.jsonl"), "--dim", "256", *args]
+    assert main(["router", "train", *train_args, "--out", str(plain), "--prototypes", "0"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["prototypes"] == 0 and summary["prototype_share"] == 0.0
+    assert "proto/" not in plain.read_text()
+    assert main(["router", "train", *train_args, "--out", str(plain), "--prototypes", "x"]) == 1
+    assert "invalid literal" in capsys.readouterr().err
     assert (
         main(
             ["router", "eval", "--data", str(tmp_path / "test.jsonl"), "--model", str(model), *args]

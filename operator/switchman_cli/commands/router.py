@@ -30,7 +30,10 @@ def _train(args: argparse.Namespace) -> int:
     try:
         examples = load_examples(Path(args.data), _prices(args))
         started = time.monotonic()
-        settings = TrainSettings(dim=args.dim, seed=args.seed, calibrate=args.calibrate)
+        grid = tuple(int(k) for k in args.prototypes.split(",") if k.strip())
+        settings = TrainSettings(
+            dim=args.dim, seed=args.seed, calibrate=args.calibrate, prototype_grid=grid
+        )
         params = train(examples, settings)
     except (OSError, ValueError) as exc:
         print(f"switchman router train: {exc}", file=sys.stderr)
@@ -106,6 +109,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--calibrate",
         action="store_true",
         help="per-model Platt scaling fitted on the validation split (off by default)",
+    )
+    train.add_argument(
+        "--prototypes",
+        default="16,32",
+        help="candidate prototype counts, chosen on the validation split with their share "
+        "(comma-separated; 0 = none: the sidecar's cheapest decision)",
     )
     train.set_defaults(handler=_train)
 

@@ -209,8 +209,9 @@ class LearnedScorer:
         return biases
 
     def _sums(self, indices: Collection[int]) -> tuple[list[float], Sequence[int]]:
-        """Per head, the sum of the prompt's feature weights; per prototype, its sum of
-        quantised weights plus the same constant for every prototype (which orders them)."""
+        """With prototypes: per head, the sum of the prompt's feature weights; per
+        prototype, its sum of quantised weights plus a constant shared by all of them
+        (which orders them as their sums do)."""
         n = len(indices)
         h = self._heads
         if n > 1 and n <= MAX_FEATURES:
@@ -219,39 +220,54 @@ class LearnedScorer:
             q = self._quantum
             # The fields, as unsigned little-endian words, in one C call.
             fields = self._unpack(packed.to_bytes(self._bytes, "little"))
-            if not self._protos:
-                return [(field - base) * q for field in fields], ()
             return [(field - base) * q for field in fields[:h]], fields[h:]
         if n > 1:
             picked = itemgetter(*indices)
             totals = [sum(column, 0.0) for column in zip(*picked(self.rows), strict=True)]
-            if not self._protos:
-                return totals, ()
             return totals, [sum(column) for column in zip(*picked(self._proto_rows), strict=True)]
         if n == 1:
             index = next(iter(indices))
-            return list(self.rows[index]), self._proto_rows[index] if self._protos else ()
+            return list(self.rows[index]), self._proto_rows[index]
         return [0.0] * h, (0,) * self._protos
 
     def totals(self, indices: Collection[int]) -> list[float]:
         """Per model, the sum of the prompt's feature weights."""
-        return self._sums(indices)[0]
+        if self._protos:
+            return self._sums(indices)[0]
+        n = len(indices)
+        if n > 1 and n <= MAX_FEATURES:
+            packed = sum(itemgetter(*indices)(self.packed))
+            base = n * _OFFSET
+            q = self._quantum
+            # The fields, as unsigned 64-bit little-endian words, in one C call.
+            fields = self._unpack(packed.to_bytes(self._bytes, "little"))
+            return [(field - base) * q for field in fields]
+        if n > 1:
+            columns = zip(*itemgetter(*indices)(self.rows), strict=True)
+            return [sum(column, 0.0) for column in columns]
+        if n == 1:
+            return list(self.rows[next(iter(indices))])
+        return [0.0] * len(self.names)
 
     def nearest_prototype(self, indices: Collection[int]) -> int | None:
         """The prototype most similar to a featurized prompt (the first on ties), if any."""
+        if not self._protos:
+            return None
         sims = self._sums(indices)[1]
-        return sims.index(max(sims)) if sims else None
+        return sims.index(max(sims))
 
     def predict(self, indices: Collection[int], task: str) -> dict[str, float]:
         """Probability of a good answer per model for a featurized prompt."""
         n = len(indices)
         norm = self.scale / math.sqrt(n) if n else 0.0
-        totals, sims = self._sums(indices)
-        if not sims:
+        if not self._protos:
             return {
                 name: sigmoid(bias + norm * total)
-                for name, bias, total in zip(self.names, self._biases(task), totals, strict=True)
+                for name, bias, total in zip(
+                    self.names, self._biases(task), self.totals(indices), strict=True
+                )
             }
+        totals, sims = self._sums(indices)
         vote = self._votes[sims.index(max(sims))]
         keep = 1.0 - self.prototype_share
         probs = {
