@@ -16,6 +16,7 @@ import bisect
 import itertools
 import operator
 import re
+from collections.abc import Iterable
 
 from switchman_sidecar.pii.gazetteer import Gazetteer
 from switchman_sidecar.pii.spans import Finding
@@ -103,21 +104,31 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
     a few tokens, so the grammar runs on short windows instead of every token
     of the text (most of a 4 KB prompt is prose). Digits inside a structured
     finding (a phone, card or IP number) anchor nothing."""
-    windows: list[list[int]] = []
     size = len(text)
     ordered = sorted(barriers)
-    bar_ends = list(itertools.accumulate((e for _, e in ordered), max))
-    for m in DIGITS_RE.finditer(text):
-        start, end = m.span()
-        if ordered and _overlaps(ordered, bar_ends, start, end):
-            continue
-        lo, hi = max(0, start - WINDOW_BEFORE), min(size, end + WINDOW_AFTER)
-        if windows and lo <= windows[-1][1]:
-            windows[-1][1] = hi
+    # digit runs and the text between them alternate; their offsets by
+    # accumulate, in C, instead of a match object per number
+    parts = DIGITS_SPLIT_RE.split(text)
+    offsets = list(itertools.accumulate(map(len, parts)))
+    runs: Iterable[tuple[int, int]] = zip(offsets[0:-1:2], offsets[1::2], strict=True)
+    if ordered:
+        bar_ends = list(itertools.accumulate((e for _, e in ordered), max))
+        runs = (r for r in runs if not _overlaps(ordered, bar_ends, r[0], r[1]))
+    # windows of numbers closer than the two margins merge
+    windows: list[list[int]] = []
+    reach = WINDOW_BEFORE + WINDOW_AFTER
+    last = -reach - 1
+    for start, end in runs:
+        if start - last <= reach:
+            windows[-1][1] = end
         else:
-            windows.append([lo, hi])
+            windows.append([start, end])
+        last = end
     if not windows:
         return []
+    for w in windows:
+        w[0] = max(0, w[0] - WINDOW_BEFORE)
+        w[1] = min(size, w[1] + WINDOW_AFTER)
     cache = _kind_cache(gaz, _cased(text))
     out: list[Finding] = []
     for lo, hi in windows:
@@ -132,7 +143,7 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
     return out
 
 
-DIGITS_RE = re.compile(r"\d+")
+DIGITS_SPLIT_RE = re.compile(r"(\d+)")
 WINDOW_BEFORE, WINDOW_AFTER = 56, 56
 #: TOKEN_RE as a splitter: separators and tokens alternate, found in C
 #: without a match object per token.
@@ -292,9 +303,12 @@ def _kind_cache(gaz: Gazetteer, cased: bool) -> _KindCache:
 
 
 def _near(text: str, a: tuple[int, int, str], b: tuple[int, int, str]) -> bool:
-    if b[0] - a[1] > MAX_GAP + 2:
+    end = a[1]
+    if b[0] == end + 1:  # one separator, the common case: no slice
+        return text[end] not in ";:" and a[2][-1] not in "!?"
+    if b[0] - end > MAX_GAP + 2:
         return False
-    gap = text[a[1] : b[0]]
+    gap = text[end : b[0]]
     if gap.count("\n") > 1 or a[2][-1] in "!?":
         return False
     return not any(c in ".!?;:" for c in gap)
