@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import phonenumbers
 
 from switchman_sidecar.pii.spans import Finding
-from switchman_sidecar.pii.validators import iban_ok, ip_ok, luhn_ok, ssn_ok
+from switchman_sidecar.pii.validators import iban_ok, ip_ok, isbn13_ok, luhn_ok, ssn_ok
 
 __all__ = ["find_structured", "has_context"]
 
@@ -189,6 +189,8 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
         return False
     if DATE_SHAPE_RE.match(core) or DECIMAL_RE.match(core):
         return False
+    if digits == 13 and isbn13_ok(core):
+        return False  # a book number ("978-0-14-241050-9"): checksum-validated
     if "/" in core and not _slash_ok(core):
         return False
     if core.startswith(("+", "(+")):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-__all__ = ["VALIDATORS", "iban_ok", "ip_ok", "luhn_ok", "ssn_ok"]
+__all__ = ["VALIDATORS", "iban_ok", "ip_ok", "isbn13_ok", "luhn_ok", "ssn_ok"]
 
 #: IBAN length per country (ISO 13616 registry); unknown countries fall back
 #: to the generic 15..34 bound.
@@ -75,6 +75,14 @@ def ssn_ok(text: str) -> bool:
     if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
         return False
     return digits not in ("078051120", "219099999", "123456789")
+
+
+def isbn13_ok(text: str) -> bool:
+    """An ISBN-13: 978/979, then digits whose 1-3-1-3 weighted sum ends in 0."""
+    digits = digits_of(text)
+    if len(digits) != 13 or not digits.startswith(("978", "979")):
+        return False
+    return sum((ord(c) - 48) * (3 if i % 2 else 1) for i, c in enumerate(digits)) % 10 == 0
 
 
 def ip_ok(text: str) -> bool:
