@@ -86,6 +86,7 @@ class Operator:
             self.world.delete(kind, ns, name)
             self.bodies.pop((kind, ns, name), None)
         else:
+            before = self.world.version
             self.world.upsert(body)
             if kind in OWNED_KINDS:
                 self.bodies[(kind, ns, name)] = dict(body)
@@ -93,6 +94,9 @@ class Operator:
                 await self._load_secrets(ns)
             if kind == "RoutingPolicy":
                 await self._load_configmaps(ns)
+            if self.world.version == before:  # a TeamBudget whose spend moved, nothing else
+                self.cp.budget_moved(ns, str((body.get("spec") or {}).get("team") or ""))
+                return
         self.cp.changed(ns)
         self.mark_dirty(ns)
 

@@ -51,14 +51,16 @@ class ControlPlane:
             self.metrics,
             on_rejection=self._on_rejection,
             budget_interval=settings.budget_push_interval,
+            budget_rate=settings.budget_push_rate,
             replicas=settings.replicas,
         )
         self.ledger = Ledger(
             ledger_api,
-            find_budget=lambda ns, team: world.resources(ns).budget_for(team),
+            find_budget=world.budget_for,
             on_written=self._budget_written,
             on_conflict=self.metrics.status_conflicts.inc,
             on_counted=self.metrics.usage_records.inc,
+            on_commit=self._on_commit,
         )
         self.discovery = DiscoveryService(self.hub, identifier, self.metrics)
         self.usage = UsageService(self.hub, identifier, self.ledger, self.metrics, on_feedback)
@@ -66,6 +68,10 @@ class ControlPlane:
         self._server: grpc.aio.Server | None = None
         self._debouncer: asyncio.Task[None] | None = None
         self.port = 0
+
+    def _on_commit(self, batches: int, seconds: float) -> None:
+        self.metrics.usage_commit_batches.observe(batches)
+        self.metrics.usage_commit_seconds.observe(seconds)
 
     def changed(self, namespace: str) -> None:
         """Something in ``namespace`` changed; its sidecars get a (debounced) push."""
@@ -93,7 +99,15 @@ class ControlPlane:
             "status": budget.status.model_dump(by_alias=True, exclude_none=True),
         }
         self.world.upsert(body)
-        self.changed(budget.namespace)
+        self.budget_moved(budget.namespace, budget.spec.team)
+
+    def budget_moved(self, namespace: str, team: str) -> None:
+        """Only a TeamBudget's spend changed: its team's sidecars get a (paced) BudgetState.
+
+        Not ``changed``: that re-evaluates every sidecar of the namespace and every
+        object's conditions, none of which depend on spend.
+        """
+        self.hub.wake_team(namespace, team)
 
     async def start(self) -> int:
         server = grpc.aio.server(

@@ -49,6 +49,18 @@ class OperatorMetrics:
             ["result"],
             registry=r,
         )
+        self.usage_commit_batches = Histogram(
+            "switchman_usage_commit_batches",
+            "Usage batches counted by one TeamBudget status write (group commit size).",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+            registry=r,
+        )
+        self.usage_commit_seconds = Histogram(
+            "switchman_usage_commit_seconds",
+            "One group commit: read the TeamBudget, apply the batches, write its status.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
         self.status_conflicts = Counter(
             "switchman_status_patch_conflicts_total",
             "Status writes refused with 409 (re-read and retried).",

@@ -44,6 +44,10 @@ class Settings:
     #: (a condition change goes out at once): a usage write to a team of 1,000 sidecars
     #: otherwise re-pushed every sidecar after every group commit (seconds).
     budget_push_interval: float = 1.0
+    #: Spend-only BudgetState pushes per second this replica sends at most, on average,
+    #: over all its sidecars: with more than rate x interval sidecars connected, each
+    #: one's interval stretches to connected / rate (1,000 sidecars at 250/s: 4 s).
+    budget_push_rate: float = 250.0
     #: How often budgets are re-evaluated without usage (period rollover), seconds.
     budget_refresh_interval: float = 60.0
     #: Kubeconfig when not running in a pod (None: in-cluster, then $KUBECONFIG).
@@ -85,6 +89,7 @@ class Settings:
             budget_push_interval=_float(
                 e, "SWITCHMAN_BUDGET_PUSH_INTERVAL", cls.budget_push_interval
             ),
+            budget_push_rate=_float(e, "SWITCHMAN_BUDGET_PUSH_RATE", cls.budget_push_rate),
             budget_refresh_interval=_float(
                 e, "SWITCHMAN_BUDGET_REFRESH_INTERVAL", cls.budget_refresh_interval
             ),

@@ -441,6 +441,15 @@ def budget_status(cluster: Any) -> dict[str, Any]:
     return status
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def metric(admin: int, name: str) -> float:
     url = f"http://127.0.0.1:{admin}/metrics"
     with urllib.request.urlopen(url, timeout=5) as r:
@@ -561,12 +570,21 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1)
+        # CPU per party over the usage phase: on a shared 2-core machine the rate alone
+        # mixes our cost with everyone else's; CPU per record is what the operator costs.
+        parties = {
+            "operator": [operator.pid],
+            "apiserver_etcd": [cluster.pids["kube-apiserver"], cluster.pids["etcd"]],
+            "load": [w.proc.pid for w in workers],
+        }
+        cpu0 = {k: sum(map(cpu_seconds, pids)) for k, pids in parties.items()}
         for w in workers:
             w.send({"cmd": "usage", "batches": args.batches, "per_batch": args.per_batch})
         used = [w.wait("usage", 300) for w in workers]
         t0, t1 = min(u["t0"] for u in used), max(u["t1"] for u in used)
         records, micros = sum(u["records"] for u in used), sum(u["micros"] for u in used)
         refused = sum(u["refused"] for u in used)
+        cpu = {k: sum(map(cpu_seconds, pids)) - cpu0[k] for k, pids in parties.items()}
         after = budget_status(cluster)
         if spy is not None:
             spy.wait(60)
@@ -577,6 +595,19 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             f"usage: {records} records in {t1 - t0:.2f} s = {rate:.0f}/s; spent {spent} vs {micros}"
         )
         conflicts = metric(admin, "switchman_status_patch_conflicts_total")
+        commits = metric(admin, "switchman_usage_commit_batches_count")
+        committed = metric(admin, "switchman_usage_commit_batches_sum")
+        commit_s = metric(admin, "switchman_usage_commit_seconds_sum")
+        log(
+            "CPU during usage: "
+            + ", ".join(
+                f"{k} {v:.1f} s ({v / records * 1e6:.0f} µs/record)" for k, v in cpu.items()
+            )
+        )
+        log(
+            f"group commits: {commits:.0f}, {committed / max(1, commits):.1f} batches and "
+            f"{commit_s / max(1, commits) * 1000:.0f} ms each"
+        )
         rss_end, hwm = sampler.read(), sampler.read("VmHWM")
         sampler.stopped.set()
         rss_peak = max(sampler.peak, rss_end)
@@ -614,6 +645,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "refused": refused,
                 "stream_retries": sum(u["retries"] for u in used),
                 "status_conflicts": conflicts,
+                "status_writes": commits,
+                "batches_per_write": round(committed / max(1, commits), 1),
+                "write_ms_mean": round(commit_s / max(1, commits) * 1000, 1),
+                "cpu_us_per_record": {k: round(v / records * 1e6) for k, v in cpu.items()},
                 "spend_exact": exact,
             },
             "operator_rss_mib": {

@@ -10,6 +10,7 @@ import asyncio
 import copy
 from typing import Any
 
+import pytest
 from operator_testkit import objects
 
 from switchman_operator.discovery.hub import Connection, Hub
@@ -137,3 +138,61 @@ def test_state_says_which_of_this_pods_batches_its_spend_includes() -> None:
     (state,) = budget_pushes(hub, conn)
     assert state.counted_known
     assert dict(state.counted) == {"boot-a": 7, "boot-b": 2}  # never another pod's
+
+
+def test_spend_alone_does_not_invalidate_route_tables_but_a_spec_change_does() -> None:
+    world = World()
+    for body in objects("example-checkout"):
+        world.upsert(body)
+    before = world.version
+    world.upsert(budget_body(3_000_000, "Ok"))  # status only
+    assert world.version == before
+    assert world.budget_for(POD.namespace, "checkout") is not None
+    budget = world.budget_for(POD.namespace, "checkout")
+    assert budget is not None and budget.status.spent_micros == 3_000_000
+    changed = budget_body(3_000_000, "Ok")
+    changed["spec"]["limit"] = 900
+    world.upsert(changed)
+    assert world.version == before + 1
+
+
+async def test_push_rate_cap_stretches_the_interval_with_the_number_of_sidecars() -> None:
+    """3 sidecars at 10 pushes/s: each waits 0.3 s between spend-only pushes, not 0.05 s;
+    a sidecar held back builds no state on the wake-ups before its turn."""
+    world = World()
+    for body in objects("example-checkout"):
+        if body["kind"] != "TeamBudget":
+            world.upsert(body)
+    world.upsert(budget_body(0, "Ok"))
+    hub = Hub(world, OperatorMetrics(), budget_interval=0.05, budget_rate=10)
+    conns = [hub.connect(PodInfo(POD.namespace, f"{POD.name}-{i}", POD.labels)) for i in range(3)]
+    for conn in conns:
+        hub.on_request(
+            conn,
+            xds.DiscoveryRequest(node=xds.Node(id=conn.pod.key), type_url=xds.BUDGET_STATE_TYPE),
+        )
+    assert all(len(budget_pushes(hub, conn)) == 1 for conn in conns)
+    conn = conns[0]
+    conn.wake.clear()
+    world.upsert(budget_body(1_000_000, "Ok"))
+    assert budget_pushes(hub, conn) == []
+    built: list[str] = []
+    original = hub.desired
+
+    def counting(c: Connection, type_url: str) -> Any:
+        built.append(type_url)
+        return original(c, type_url)
+
+    hub.desired = counting  # type: ignore[method-assign,assignment]
+    world.upsert(budget_body(2_000_000, "Ok"))
+    assert budget_pushes(hub, conn) == [] and xds.BUDGET_STATE_TYPE not in built
+    # The wake-up is scheduled 0.3 s after the push: it cannot have come after 0.15 s.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(conn.wake.wait(), timeout=0.15)
+    await asyncio.wait_for(conn.wake.wait(), timeout=5)
+    assert [s.spent for s in budget_pushes(hub, conn)] == [2.0]
+    # A condition change is never held back by the cap either.
+    world.upsert(budget_body(500_000_000, "Exhausted"))
+    assert [s.condition for s in budget_pushes(hub, conn)] == [
+        budget_pb2.BUDGET_CONDITION_EXHAUSTED
+    ]

@@ -30,7 +30,7 @@ from ..api.teambudget import TeamBudgetStatus
 from ..compile import CompileResult, compile_route_table
 from ..metrics import OperatorMetrics
 from ..resources import BudgetObject, PodInfo
-from ..usage.accounting import budget_state, counted_by_pod
+from ..usage.accounting import CONDITIONS, budget_state, counted_by_pod
 from ..world import World
 
 __all__ = ["Connection", "Hub", "Rejection", "TypeState", "sync_state"]
@@ -93,6 +93,7 @@ class Hub:
         on_rejection: Callable[[str, Rejection], None] = lambda policy, r: None,
         budget_interval: float = 0.0,
         replicas: int = 1,
+        budget_rate: float = 0.0,
     ) -> None:
         self.world = world
         # Allowance divisor across replicas: each replica only sees its own sidecars, so
@@ -103,6 +104,10 @@ class Hub:
         # sidecar per second, half the operator's CPU, and gRPC then accepted new streams
         # so slowly that core cancelled them after 30 s pending).
         self.budget_interval = budget_interval
+        # ... and a cap on such pushes per second over all connections (0: none). After
+        # the ADS codec stopped costing a millisecond a message, the pushes were still
+        # half of the operator's work at 1,000 sidecars, paid out of usage throughput.
+        self.budget_rate = budget_rate
         self.metrics = metrics
         self.on_rejection = on_rejection
         self.connections: dict[str, Connection] = {}
@@ -134,7 +139,7 @@ class Hub:
         self._peers[(pod.namespace, conn.team)] += 1
         self._pods[(pod.namespace, pod.name)] += 1
         self.metrics.connected.set(len(self.connections))
-        self._wake_team(pod.namespace, conn.team)  # allowance slices depend on the count
+        self.wake_team(pod.namespace, conn.team)  # allowance slices depend on the count
         return conn
 
     def disconnect(self, conn: Connection) -> None:
@@ -145,7 +150,7 @@ class Hub:
             if self._pods[key] <= 0:
                 del self._pods[key]
         self.metrics.connected.set(len(self.connections))
-        self._wake_team(conn.pod.namespace, conn.team)
+        self.wake_team(conn.pod.namespace, conn.team)
 
     # --- pod labels (the pod watch) ----------------------------------------
 
@@ -177,8 +182,8 @@ class Hub:
             if conn.team != old_team:
                 self._peers[(namespace, old_team)] -= 1
                 self._peers[(namespace, conn.team)] += 1
-                self._wake_team(namespace, old_team)  # their slices grow
-                self._wake_team(namespace, conn.team)
+                self.wake_team(namespace, old_team)  # their slices grow
+                self.wake_team(namespace, conn.team)
             conn.wake.set()
             changed = True
         return changed
@@ -191,7 +196,7 @@ class Hub:
             if conn.pod.namespace in namespaces:
                 conn.wake.set()
 
-    def _wake_team(self, namespace: str, team: str) -> None:
+    def wake_team(self, namespace: str, team: str) -> None:
         for conn in self.connections.values():
             if conn.pod.namespace == namespace and conn.team == team:
                 conn.wake.set()
@@ -216,7 +221,7 @@ class Hub:
                 return None
             return result.table.version, result.table
         if type_url == xds.BUDGET_STATE_TYPE and team:
-            budget = self.world.resources(conn.pod.namespace).budget_for(team)
+            budget = self.world.budget_for(conn.pod.namespace, team)
             if budget is None:
                 return None
             peers = self._peers[(conn.pod.namespace, team)]
@@ -277,13 +282,15 @@ class Hub:
                     self._peers[(conn.pod.namespace, conn.team)] -= 1
                     self._peers[(conn.pod.namespace, result.table.team)] += 1
                 if conn.team:
-                    self._wake_team(conn.pod.namespace, conn.team)
+                    self.wake_team(conn.pod.namespace, conn.team)
             conn.team = result.table.team
         conn.policy = result.policy
         for type_url in TYPES:
             ts = conn.types[type_url]
             if type_url not in conn.subscribed or ts.in_flight:
                 continue
+            if type_url == xds.BUDGET_STATE_TYPE and ts.paced and not self._condition_moved(conn):
+                continue  # held back, a wake-up is due: skip building a state to drop it
             want = self.desired(conn, type_url)
             if want is None or want[0] == ts.sent_version:
                 continue
@@ -306,6 +313,14 @@ class Hub:
             self.metrics.pushes.labels(SHORT[type_url]).inc()
         return out
 
+    def _condition_moved(self, conn: Connection) -> bool:
+        """Whether the team's budget condition differs from the one last sent (cheap)."""
+        budget = self.world.budget_for(conn.pod.namespace, conn.team)
+        if budget is None:
+            return True
+        condition = CONDITIONS.get(budget.status.state or "Ok", 0)
+        return condition != conn.types[xds.BUDGET_STATE_TYPE].sent_condition
+
     def _pace(self, conn: Connection, ts: TypeState, message: Message) -> bool:
         """Whether to hold this BudgetState back for now (a wake-up is scheduled).
 
@@ -317,7 +332,10 @@ class Hub:
         if ts.sent_condition != condition or not ts.sent_version:
             ts.sent_condition = condition
             return False
-        wait = ts.sent_at + self.budget_interval - time.monotonic()
+        interval = self.budget_interval
+        if self.budget_rate > 0:
+            interval = max(interval, len(self.connections) / self.budget_rate)
+        wait = ts.sent_at + interval - time.monotonic()
         if wait <= 0:
             return False
         if not ts.paced:

@@ -25,6 +25,7 @@ from ..api.teambudget import ModelSpend, TeamBudgetSpec, TeamBudgetStatus
 from ..money import to_micros, to_usd
 
 __all__ = [
+    "CONDITIONS",
     "MAX_SEQUENCE_ENTRIES",
     "Charge",
     "apply_charges",
@@ -38,7 +39,7 @@ __all__ = [
 #: Above this many boots in status.sequences, entries of deleted pods are pruned.
 MAX_SEQUENCE_ENTRIES = 256
 
-_CONDITIONS = {
+CONDITIONS = {
     "Ok": budget_pb2.BUDGET_CONDITION_OK,
     "SoftLimited": budget_pb2.BUDGET_CONDITION_SOFT_LIMITED,
     "Exhausted": budget_pb2.BUDGET_CONDITION_EXHAUSTED,
@@ -100,7 +101,8 @@ def apply_charges(
     Also rolls the period over and recomputes the derived fields, so calling it
     with no charges is how a status is brought up to date.
     """
-    out = status.model_copy(deep=True)
+    # Shallow: the nested maps are rebuilt below and their entries replaced, never mutated.
+    out = status.model_copy()
     start = _iso(period_start(spec.period, now))
     if out.period_start != start:
         out.period_start = start
@@ -191,7 +193,7 @@ def budget_state(
     return budget_pb2.BudgetState(
         team=spec.team,
         namespace=namespace,
-        condition=_CONDITIONS.get(status.state or "Ok", budget_pb2.BUDGET_CONDITION_OK),
+        condition=CONDITIONS.get(status.state or "Ok", budget_pb2.BUDGET_CONDITION_OK),
         limit=spec.limit,
         spent=status.spent or 0.0,
         remaining=remaining,
