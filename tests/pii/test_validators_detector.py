@@ -174,3 +174,27 @@ def test_international_prefix_is_not_a_card(detector: Detector) -> None:
     # 12 digits that pass Luhn: with "+", or led by 0 in groups, it is a phone
     for text in ("mobile +447700677662", "dial 001-395-459-2591"):
         assert [e for _, e in found(detector, text)] == ["PHONE_NUMBER"], text
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "entity"),
+    [
+        # a short word after an IBAN whose length is a multiple of four
+        (
+            "Pay ES70 7907 3344 1302 5518 4980 for the rent",
+            "ES70 7907 3344 1302 5518 4980",
+            "IBAN_CODE",
+        ),
+        (
+            "Konto PL81698655137579782841186971 and the rest",
+            "PL81698655137579782841186971",
+            "IBAN_CODE",
+        ),
+        # Maestro numbers may start with 0 (IIN 0604)
+        ("Maestro 060474295023 expires soon", "060474295023", "CREDIT_CARD"),
+    ],
+)
+def test_iban_before_a_word_and_cards_led_by_zero(
+    detector: Detector, text: str, value: str, entity: str
+) -> None:
+    assert (value, entity) in found(detector, text)
