@@ -198,3 +198,26 @@ def test_unchanged_events_go_out_as_the_provider_sent_them() -> None:
     assert hidden.usage is not None and (hidden.usage.input, hidden.usage.output) == (5, 2)
     assert hidden.saw_usage and not hidden.finished
     assert hidden.feed(b"data: [DONE]\n\n") == [] and hidden.finished
+
+
+async def test_a_provider_without_usage_still_gives_the_client_the_usage_it_asked_for(
+    sdk: Any, records: Any, sidecar: Any
+) -> None:
+    """Through a real sidecar: the pass-through path keeps the first chunk's id and
+    model for the usage chunk it synthesises, and the record is estimated."""
+    c = sdk(sidecar, **{"x-fake-no-usage": "true"})
+    stream = await c.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == "echo: one two three"
+    last = chunks[-1]
+    assert not last.choices and last.usage is not None
+    assert last.id == chunks[0].id and last.model == chunks[0].model
+    [rec] = records(sidecar)
+    assert rec.estimated and rec.output_tokens == (len(text) + 3) // 4
+    assert last.usage.completion_tokens == rec.output_tokens
