@@ -59,7 +59,7 @@ async def test_spend_only_changes_are_paced_and_condition_changes_are_not() -> N
         if body["kind"] != "TeamBudget":
             world.upsert(body)
     world.upsert(budget_body(0, "Ok"))
-    hub = Hub(world, OperatorMetrics(), budget_interval=0.3)
+    hub = Hub(world, OperatorMetrics(), budget_interval=2.0)
     conn = hub.connect(POD)
     for type_url in (xds.ROUTE_TABLE_TYPE, xds.BUDGET_STATE_TYPE):
         hub.on_request(conn, xds.DiscoveryRequest(node=xds.Node(id=POD.key), type_url=type_url))
@@ -157,14 +157,14 @@ def test_spend_alone_does_not_invalidate_route_tables_but_a_spec_change_does() -
 
 
 async def test_push_rate_cap_stretches_the_interval_with_the_number_of_sidecars() -> None:
-    """3 sidecars at 10 pushes/s: each waits 0.3 s between spend-only pushes, not 0.05 s;
+    """3 sidecars at 1.5 pushes/s: each waits 2 s between spend-only pushes, not 0.05 s;
     a sidecar held back builds no state on the wake-ups before its turn."""
     world = World()
     for body in objects("example-checkout"):
         if body["kind"] != "TeamBudget":
             world.upsert(body)
     world.upsert(budget_body(0, "Ok"))
-    hub = Hub(world, OperatorMetrics(), budget_interval=0.05, budget_rate=10)
+    hub = Hub(world, OperatorMetrics(), budget_interval=0.05, budget_rate=1.5)
     conns = [hub.connect(PodInfo(POD.namespace, f"{POD.name}-{i}", POD.labels)) for i in range(3)]
     for conn in conns:
         hub.on_request(
@@ -186,10 +186,10 @@ async def test_push_rate_cap_stretches_the_interval_with_the_number_of_sidecars(
     hub.desired = counting  # type: ignore[method-assign,assignment]
     world.upsert(budget_body(2_000_000, "Ok"))
     assert budget_pushes(hub, conn) == [] and xds.BUDGET_STATE_TYPE not in built
-    # The wake-up is scheduled 0.3 s after the push: it cannot have come after 0.15 s.
+    # The wake-up is scheduled 2 s after the push: it cannot have come after 0.5 s.
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(conn.wake.wait(), timeout=0.15)
-    await asyncio.wait_for(conn.wake.wait(), timeout=5)
+        await asyncio.wait_for(conn.wake.wait(), timeout=0.5)
+    await asyncio.wait_for(conn.wake.wait(), timeout=10)
     assert [s.spent for s in budget_pushes(hub, conn)] == [2.0]
     # A condition change is never held back by the cap either.
     world.upsert(budget_body(500_000_000, "Exhausted"))

@@ -197,9 +197,17 @@ class Hub:
                 conn.wake.set()
 
     def wake_team(self, namespace: str, team: str) -> None:
+        """Wake the team's streams, except those whose BudgetState is held back (paced)
+        and whose condition did not change: their own wake-up is already scheduled."""
+        budget = self.world.budget_for(namespace, team)
+        condition = CONDITIONS.get(budget.status.state or "Ok", 0) if budget else -1
         for conn in self.connections.values():
-            if conn.pod.namespace == namespace and conn.team == team:
-                conn.wake.set()
+            if conn.pod.namespace != namespace or conn.team != team:
+                continue
+            ts = conn.types[xds.BUDGET_STATE_TYPE]
+            if ts.paced and ts.sent_condition == condition:
+                continue
+            conn.wake.set()
 
     # --- desired state -----------------------------------------------------
 

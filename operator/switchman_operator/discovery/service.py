@@ -59,26 +59,24 @@ class DiscoveryService:
         conn = self.hub.connect(pod)
         log.info("sidecar %s connected (%s)", pod.key, conn.id)
         reader = asyncio.create_task(self._read(requests, conn, context))
-        waiter: asyncio.Task[bool] | None = None
+        # The reader's end wakes the writer too: one event to wait on, no helper task
+        # and asyncio.wait per wake-up (at 1,000 sidecars those were a fifth of the loop).
+        reader.add_done_callback(lambda _: conn.wake.set())
         try:
-            while not reader.done():
-                waiter = asyncio.create_task(conn.wake.wait())
-                await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                if conn.wake.is_set():  # answer what was asked, even just before a half-close
-                    conn.wake.clear()
-                    for response in self.hub.next_responses(conn):
-                        await context.write(response)
+            while True:
+                await conn.wake.wait()
+                conn.wake.clear()
+                # Answer what was asked, even just before a half-close.
+                for response in self.hub.next_responses(conn):
+                    await context.write(response)
+                if reader.done():
+                    break
             failure = None if reader.cancelled() else reader.exception()
             if isinstance(failure, AuthError):
                 self.metrics.auth_failures.inc()
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(failure))
         finally:
-            # When the stream is cancelled inside asyncio.wait (sidecar gone, server
-            # stopping) the waiter must go too: left alone it waited forever, one leaked
-            # task (and Connection) per such stream, and kopf's shutdown waited 5 s for them.
-            if waiter is not None:
-                waiter.cancel()
+            # Cancelled while waiting (sidecar gone, server stopping): the reader goes too.
             reader.cancel()
             with contextlib.suppress(BaseException):
                 await reader
