@@ -504,8 +504,14 @@ def test_training_picks_prototypes_on_validation_only_when_they_help() -> None:
 def test_sidecar_and_training_pick_the_same_prototype_on_any_weights() -> None:
     import numpy as np
 
-    from switchman_operator.learning.train import SparseRows, nearest_prototype
-    from switchman_sidecar.routing.learned import MAX_FEATURES, LearnedScorer
+    from switchman_operator.learning.train import (
+        PROTOTYPE_SCALE_BITS,
+        SparseRows,
+        nearest_prototype,
+    )
+    from switchman_sidecar.routing.learned import MAX_FEATURES, PROTO_SCALE_BITS, LearnedScorer
+
+    assert PROTOTYPE_SCALE_BITS == PROTO_SCALE_BITS  # one fixed point on both sides
 
     rng = random.Random(4)
     dim = 1 << 13

@@ -81,7 +81,7 @@ class TrainSettings:
     neighbours: int = 10
     prototype_grid: tuple[int, ...] = (16, 32)
     """Candidate numbers of prototypes (0 = none), chosen on the validation split with
-    the share below; each costs the sidecar one more 64-bit field in the packed gather."""
+    the share below; each costs the sidecar one more 32-bit field in the packed gather."""
     prototype_share_grid: tuple[float, ...] = (0.25, 0.5, 0.75)
     """Candidate shares of the nearest prototype's mean scores in each prediction."""
     prototype_features: int = 64
