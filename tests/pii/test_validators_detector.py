@@ -198,3 +198,24 @@ def test_iban_before_a_word_and_cards_led_by_zero(
     detector: Detector, text: str, value: str, entity: str
 ) -> None:
     assert (value, entity) in found(detector, text)
+
+
+def test_mod11_check_digit_isbn10_and_nhs_style() -> None:
+    from switchman_sidecar.pii.validators import mod11_ok
+
+    assert mod11_ok("0-306-40615-2") and mod11_ok("0-8044-2957-X")  # ISBN-10
+    assert mod11_ok("943 476 5919")  # NHS number (check digit 9)
+    assert not mod11_ok("0-306-40615-3") and not mod11_ok("943 476 5918")
+    assert not mod11_ok("X123") and not mod11_ok("7")
+
+
+def test_every_validator_the_crd_offers_exists_in_the_sidecar() -> None:
+    """A RoutingPolicy the API server accepts must not name a validator the sidecar
+    refuses (it used to offer 'mod11', which the sidecar did not have)."""
+    import typing
+
+    from switchman_operator.api.routingpolicy import CustomEntity
+    from switchman_sidecar.pii.validators import VALIDATORS
+
+    offered = set(typing.get_args(CustomEntity.model_fields["validator"].annotation))
+    assert offered - {"none"} == set(VALIDATORS)

@@ -116,7 +116,8 @@ class OutputBudget(Schema):
 class CustomEntity(Schema):
     name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=63)
     regex: str = Field(min_length=1, max_length=1024)
-    validator: Literal["none", "luhn", "iban", "mod11"] = "none"
+    # Exactly the sidecar's pii.validators.VALIDATORS (tests/pii checks they agree).
+    validator: Literal["none", "luhn", "iban", "ssn", "ip", "mod11"] = "none"
     context: list[str] | None = None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-__all__ = ["VALIDATORS", "iban_ok", "ip_ok", "isbn13_ok", "luhn_ok", "ssn_ok"]
+__all__ = ["VALIDATORS", "iban_ok", "ip_ok", "isbn13_ok", "luhn_ok", "mod11_ok", "ssn_ok"]
 
 #: IBAN length per country (ISO 13616 registry); unknown countries fall back
 #: to the generic 15..34 bound.
@@ -85,6 +85,19 @@ def isbn13_ok(text: str) -> bool:
     return sum((ord(c) - 48) * (3 if i % 2 else 1) for i, c in enumerate(digits)) % 10 == 0
 
 
+def mod11_ok(text: str) -> bool:
+    """Weighted mod-11 check digit, as in ISBN-10 and NHS numbers: with weights 1, 2,
+    3, ... from the rightmost character (the check digit; ``X`` stands for 10), the
+    weighted sum is a multiple of 11. Separators are ignored; needs 2+ digits."""
+    chars = [c for c in text.upper() if c.isdigit() or c == "X"]
+    if len(chars) < 2 or "X" in chars[:-1]:
+        return False
+    total = sum(
+        (10 if c == "X" else ord(c) - 48) * weight for weight, c in enumerate(reversed(chars), 1)
+    )
+    return total % 11 == 0
+
+
 def ip_ok(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -99,4 +112,5 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "iban": iban_ok,
     "ssn": ssn_ok,
     "ip": ip_ok,
+    "mod11": mod11_ok,
 }
