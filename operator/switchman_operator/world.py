@@ -75,7 +75,13 @@ class World:
     def budget_for(self, namespace: str, team: str) -> BudgetObject | None:
         """``resources(namespace).budget_for(team)`` without copying the namespace."""
         ns = self._ns.get(namespace)
-        return NamespaceResources(budgets=ns.budgets).budget_for(team) if ns else None
+        best: BudgetObject | None = None
+        for b in ns.budgets.values() if ns else ():
+            if b.spec.team != team:
+                continue
+            if best is None or (b.created, b.name) < (best.created, best.name):
+                best = b
+        return best
 
     def upsert(self, body: Mapping[str, Any]) -> str:
         """Store one object; return its namespace. Raises KeyError for kinds we do not keep."""

@@ -565,7 +565,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         spy = None
         if args.profile:  # py-spy on PATH: a flame profile of the operator during usage
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(operator.pid), "-d", "15", "-r", "50",
+                ["py-spy", "record", "-p", str(operator.pid), "-d", "15", "-r", "50", "--gil",
                  "-f", "raw", "-o", str(args.profile)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip

@@ -196,3 +196,20 @@ async def test_push_rate_cap_stretches_the_interval_with_the_number_of_sidecars(
     assert [s.condition for s in budget_pushes(hub, conn)] == [
         budget_pb2.BUDGET_CONDITION_EXHAUSTED
     ]
+
+
+def test_world_budget_for_is_the_namespace_rule_without_the_copy() -> None:
+    world = World()
+    older = budget_body(0, "Ok")
+    older["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    newer = copy.deepcopy(older)
+    newer["metadata"]["name"] = "aaa-duplicate"  # sorts first by name, but is younger
+    newer["metadata"]["creationTimestamp"] = "2026-06-01T00:00:00Z"
+    for body in (newer, older):
+        world.upsert(body)
+    team = older["spec"]["team"]
+    expected = world.resources(POD.namespace).budget_for(team)
+    assert expected is not None and expected.name == older["metadata"]["name"]
+    assert world.budget_for(POD.namespace, team) is expected
+    assert world.budget_for(POD.namespace, "nobody") is None
+    assert world.budget_for("elsewhere", team) is None
