@@ -43,7 +43,11 @@ class _Scope:
         self.deadline = 0.0
         self.fired = False
 
-    async def __aenter__(self) -> None:
+    def enter(self) -> bool:
+        """Starts the deadline for the current task without ``async with`` (no
+        coroutine objects per attempt). False: not ours to watch (no task, or
+        another loop's): use ``async with`` instead, which falls back to
+        ``asyncio.timeout``. A True ``enter`` must be paired with ``exit``."""
         watch = self._watch
         # asyncio.get_running_loop() (also inside current_task()) makes a getpid()
         # system call; the watch's own loop, on its own thread, is known already.
@@ -53,9 +57,7 @@ class _Scope:
             loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None or (watch._loop is not None and loop is not watch._loop):
-            self._fallback = asyncio.timeout(self._seconds)  # not ours to watch
-            await self._fallback.__aenter__()
-            return
+            return False
         if watch._loop is None:
             watch._loop = loop
             watch._thread = threading.get_ident()
@@ -71,6 +73,23 @@ class _Scope:
         self._bucket = bucket
         if watch._timer is None or deadline < watch._timer_at:
             watch._arm(loop, deadline)
+        return True
+
+    def exit(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        """Ends the deadline; raises TimeoutError if it cancelled the task (as
+        ``asyncio.timeout`` does)."""
+        bucket = self._bucket
+        bucket.pop(self._key, None)
+        if not bucket and self._watch._buckets.get(self._seconds) is bucket:
+            del self._watch._buckets[self._seconds]
+        expired = self.fired and self._task.uncancel() <= self._baseline
+        if expired and exc_type is asyncio.CancelledError:
+            raise TimeoutError from exc
+
+    async def __aenter__(self) -> None:
+        if not self.enter():
+            self._fallback = asyncio.timeout(self._seconds)  # not ours to watch
+            await self._fallback.__aenter__()
 
     async def __aexit__(
         self,
@@ -81,13 +100,7 @@ class _Scope:
         if self._fallback is not None:
             await self._fallback.__aexit__(exc_type, exc, tb)
             return
-        bucket = self._bucket
-        bucket.pop(self._key, None)
-        if not bucket and self._watch._buckets.get(self._seconds) is bucket:
-            del self._watch._buckets[self._seconds]
-        expired = self.fired and self._task.uncancel() <= self._baseline
-        if expired and exc_type is asyncio.CancelledError:
-            raise TimeoutError from exc
+        self.exit(exc_type, exc)
 
 
 class DeadlineWatch:

@@ -89,3 +89,24 @@ async def test_a_shorter_deadline_after_a_longer_one_rearms_the_timer() -> None:
     # 5 s sleep would finish first: a generous bound that is still decisive.
     assert loop.time() - t0 < 4.0
     assert await task == "long done"
+
+
+async def test_enter_and_exit_without_async_with_behave_the_same() -> None:
+    """The failover loop enters and leaves scopes directly (no coroutine objects)."""
+    watch = DeadlineWatch()
+    scope = watch.timeout(0.05)
+    assert scope.enter()
+    with pytest.raises(TimeoutError):
+        try:
+            await asyncio.sleep(5)
+        except BaseException as exc:
+            scope.exit(type(exc), exc)
+            raise
+    assert watch.pending == 0
+    await asyncio.sleep(0.01)
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    quick = watch.timeout(0.5)
+    assert quick.enter()
+    await asyncio.sleep(0)
+    quick.exit(None, None)
+    assert watch.pending == 0 and not watch._buckets
