@@ -217,11 +217,25 @@ class OpenAIAdapter:
 
     def __init__(self, compatible: bool = False) -> None:
         self.provider = "openai-compatible" if compatible else "openai"
+        self._header_lists: dict[str, list[tuple[str, str]]] = {}
+        """By API key: the same list (and strings, whose hashes are kept) for every
+        request, so the client's cache of encoded heads hashes no new string.
+        Shared, so never mutated (the pipeline adds headers by concatenation)."""
 
     def _headers(self, model: routes_pb2.Model) -> list[tuple[str, str]]:
+        key = model.credential.api_key
+        headers = self._header_lists.get(key)
+        if headers is None:
+            headers = self._auth_headers(key)
+            if len(self._header_lists) >= 256:
+                self._header_lists.clear()
+            self._header_lists[key] = headers
+        return headers
+
+    def _auth_headers(self, api_key: str) -> list[tuple[str, str]]:
         headers = [_JSON, _ACCEPT]
-        if model.credential.api_key:
-            headers.append(("authorization", "Bearer " + model.credential.api_key))
+        if api_key:
+            headers.append(("authorization", "Bearer " + api_key))
         return headers
 
     def _target(self, api: str, model: routes_pb2.Model, origin: Origin) -> str:
@@ -285,10 +299,10 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         super().__init__()
         self.provider = "azure-openai"
 
-    def _headers(self, model: routes_pb2.Model) -> list[tuple[str, str]]:
+    def _auth_headers(self, api_key: str) -> list[tuple[str, str]]:
         headers = [_JSON, _ACCEPT]
-        if model.credential.api_key:
-            headers.append(("api-key", model.credential.api_key))
+        if api_key:
+            headers.append(("api-key", api_key))
         return headers
 
     def _target(self, api: str, model: routes_pb2.Model, origin: Origin) -> str:
