@@ -267,13 +267,32 @@ class LearnedScorer:
                     self.names, self._biases(task), self.totals(indices), strict=True
                 )
             }
-        totals, sims = self._sums(indices)
-        vote = self._votes[sims.index(max(sims))]
         keep = 1.0 - self.prototype_share
-        probs = {
-            name: keep * sigmoid(bias + norm * total) + mean
-            for name, bias, total, mean in zip(self.names, self.biases, totals, vote, strict=True)
-        }
+        if 1 < n <= MAX_FEATURES:
+            # The usual case, fused: one packed sum, the heads' fields read in place.
+            fields = self._unpack(
+                sum(itemgetter(*indices)(self.packed)).to_bytes(self._bytes, "little")
+            )
+            near = fields[self._heads :]
+            vote = self._votes[near.index(max(near))]
+            base = n * _OFFSET
+            step = norm * self._quantum
+            # ``fields`` holds the prototypes' fields after the heads': zip stops at the heads.
+            probs = {
+                name: keep * sigmoid(bias + step * (field - base)) + mean
+                for name, bias, field, mean in zip(
+                    self.names, self.biases, fields, vote, strict=False
+                )
+            }
+        else:
+            totals, sims = self._sums(indices)
+            vote = self._votes[sims.index(max(sims))]
+            probs = {
+                name: keep * sigmoid(bias + norm * total) + mean
+                for name, bias, total, mean in zip(
+                    self.names, self.biases, totals, vote, strict=True
+                )
+            }
         offsets = self._offsets(task)
         if offsets:
             # Online offsets move the mixed probability in logit space, so outcomes can
