@@ -320,7 +320,17 @@ class _HttpConnection(asyncio.Protocol):
                 while queue and not self.closed:
                     request, writer = queue.popleft()
                     self._busy = True
-                    await self._run(request, writer)
+                    # _run inlined: one coroutine fewer per request.
+                    try:
+                        await self._handler(request, writer)
+                    except Exception:
+                        self._failed(request, writer)
+                    finally:
+                        if not writer._done:
+                            if writer.started and writer._chunked:
+                                writer.end()
+                            else:
+                                self.close()
                 if self.closed:
                     return
                 self._wake = self._loop.create_future()
@@ -330,21 +340,12 @@ class _HttpConnection(asyncio.Protocol):
             self._worker = None
             queue.clear()
 
-    async def _run(self, request: Request, writer: ResponseWriter) -> None:
-        try:
-            await self._handler(request, writer)
-        except Exception:
-            log.exception("handler failed", extra={"path": request.path})
-            if not writer.started:
-                writer.send_json(500, _error_body("internal error in the sidecar", "server_error"))
-            else:
-                self.close()
-        finally:
-            if not writer._done:
-                if writer.started and writer._chunked:
-                    writer.end()
-                else:
-                    self.close()
+    def _failed(self, request: Request, writer: ResponseWriter) -> None:
+        log.exception("handler failed", extra={"path": request.path})
+        if not writer.started:
+            writer.send_json(500, _error_body("internal error in the sidecar", "server_error"))
+        else:
+            self.close()
 
     def response_done(self, keep_alive: bool) -> None:
         self._busy = False
