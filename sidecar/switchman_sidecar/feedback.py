@@ -111,8 +111,9 @@ class FeedbackLog:
             return
         # The request's own record comes last (after its cascade/ensemble attempts).
         answers = self._answers
+        if request_id in answers:  # answered again (a client reused its request id)
+            answers.move_to_end(request_id)
         answers[request_id] = _Answer(model, task_kind)
-        answers.move_to_end(request_id)
         while len(answers) > self.capacity:
             answers.popitem(last=False)
 
