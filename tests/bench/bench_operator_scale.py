@@ -200,22 +200,26 @@ async def worker(spec: dict[str, Any]) -> None:
             window = asyncio.Semaphore(4)
 
             async def read() -> None:
-                async for ack in call:
-                    batch = batches[next_ack[0]]
-                    assert ack.sequence == batch.sequence, (ack.sequence, batch.sequence)
-                    done[0 if ack.accepted else 1] += len(batch.records)
-                    next_ack[0] += 1
-                    window.release()
-                    if next_ack[0] == len(batches):
-                        return
+                try:
+                    async for ack in call:
+                        batch = batches[next_ack[0]]
+                        assert ack.sequence == batch.sequence, (ack.sequence, batch.sequence)
+                        done[0 if ack.accepted else 1] += len(batch.records)
+                        next_ack[0] += 1
+                        window.release()
+                        if next_ack[0] == len(batches):
+                            return
+                finally:
+                    for _ in range(len(batches)):  # a writer waiting for a slot stops waiting
+                        window.release()
 
             reader = asyncio.create_task(read())
             try:
+                # One await per batch (no helper future and asyncio.wait each): this load
+                # generator shares the two cores with the operator it measures.
                 for batch in batches[next_ack[0] :]:
-                    slot = asyncio.ensure_future(window.acquire())
-                    await asyncio.wait({slot, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    if reader.done():  # the stream failed: raise its error below
-                        slot.cancel()
+                    await window.acquire()
+                    if reader.done():  # the stream failed (or ended): its error below
                         break
                     await call.write(batch)
                 await reader

@@ -51,6 +51,9 @@ class UsageService:
         self.ledger = ledger
         self.metrics = metrics
         self.on_feedback = on_feedback
+        self._outcomes = {  # label lookups once, not per batch
+            o: metrics.usage_batches.labels(o) for o in ("counted", "duplicate", "uncharged")
+        }
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -122,7 +125,7 @@ class UsageService:
             outcome = "uncharged"
         else:
             outcome = "counted" if counted.counted else "duplicate"
-        self.metrics.usage_batches.labels(outcome).inc()
+        self._outcomes[outcome].inc()
         if counted.counted and batch.feedback and self.on_feedback and result.policy:
             try:
                 self.on_feedback(pod.namespace, result.policy, list(batch.feedback))
