@@ -175,9 +175,6 @@ def validate_chat(body: Any) -> dict[str, Any]:
     return body
 
 
-_chars = stream_chars
-
-
 def _result_chars(result: dict[str, Any]) -> int:
     n = 0
     for choice in result.get("choices") or []:
@@ -321,7 +318,7 @@ async def relay(
                         before = restorer.process(chunk)
                         if before:
                             out.extend(enc.chunk(ev) for ev in before)
-                    ex.out_chars += _chars(chunk)
+                    ex.out_chars += stream_chars(chunk)
                     out.append(enc.chunk(chunk))
                 if out:
                     await w.write(b"".join(out))

@@ -146,10 +146,8 @@ def test_dataset_errors_name_the_line() -> None:
     assert ok[0].costs["a"] == pytest.approx(0.002) and ok[0].output_tokens == {"a": 500.0}
 
 
-def test_traffic_shifts_when_a_model_starts_failing_a_task(params: pb.RouterParams) -> None:
-    """EvoRoute: cheap starts failing chat; feedback moves chat traffic to strong."""
-    before = Router(learned_table(params))
-    assert before.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "cheap"
+def cheap_fails_chat(params: pb.RouterParams) -> pb.RouterParams:
+    """Six batches of explicit ratings: every chat answer of "cheap" was bad."""
     current = params
     for batch in range(6):
         feedback = [
@@ -163,6 +161,14 @@ def test_traffic_shifts_when_a_model_starts_failing_a_task(params: pb.RouterPara
             for i in range(10)
         ]
         current = update_router(current, [], feedback)
+    return current
+
+
+def test_traffic_shifts_when_a_model_starts_failing_a_task(params: pb.RouterParams) -> None:
+    """EvoRoute: cheap starts failing chat; feedback moves chat traffic to strong."""
+    before = Router(learned_table(params))
+    assert before.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "cheap"
+    current = cheap_fails_chat(params)
     assert current.learned.params["adj/cheap/chat"] < -1.0
     after = Router(learned_table(current))
     assert after.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "strong"
@@ -439,19 +445,7 @@ def test_sidecar_prototypes_agree_with_training_and_feedback_still_moves_traffic
     # Learning from outcomes still takes chat away from a failing cheap model entirely.
     router = Router(learned_table(mixed))
     assert router.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "cheap"
-    current = mixed
-    for batch in range(6):
-        feedback = [
-            usage_pb2.Feedback(
-                request_id=f"r{batch}-{i}",
-                model="cheap",
-                task_kind="chat",
-                score=0.0,
-                source="explicit",
-            )
-            for i in range(10)
-        ]
-        current = update_router(current, [], feedback)
+    current = cheap_fails_chat(mixed)
     after = Router(learned_table(current))
     assert after.decide(RouteRequest("auto", prompt_text=CHAT)).candidates[0] == "strong"
 

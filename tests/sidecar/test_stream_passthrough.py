@@ -12,8 +12,12 @@ import orjson
 import pytest
 
 from switchman_sidecar.adapters import UpstreamStreamError
-from switchman_sidecar.adapters.openai import OpenAIPassthroughDecoder, OpenAIStreamDecoder
-from switchman_sidecar.api_chat import OpenAIFrontend, _chars
+from switchman_sidecar.adapters.openai import (
+    OpenAIPassthroughDecoder,
+    OpenAIStreamDecoder,
+    stream_chars,
+)
+from switchman_sidecar.api_chat import OpenAIFrontend
 
 
 def _chunk(rng: random.Random, i: int, usage: str) -> bytes:
@@ -106,7 +110,7 @@ def _old(
                     template = {
                         k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk
                     }
-                chars += _chars(chunk)
+                chars += stream_chars(chunk)
                 out.append(enc.chunk(chunk))
     except UpstreamStreamError as exc:
         error = str(exc)

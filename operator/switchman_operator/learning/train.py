@@ -37,6 +37,8 @@ import numpy.typing as npt
 from google.protobuf import json_format
 
 from switchman_protocol import featurize
+from switchman_protocol.router_model import PROTO_PREFIX, SHARE_KEY
+from switchman_protocol.router_model import prototypes as prototypes_of
 from switchman_protocol.v1 import routes_pb2
 
 from .curves import DEFAULT_WEIGHTS, curve_area, sweep
@@ -199,7 +201,6 @@ def neighbour_targets(x: SparseRows, y: F, dim: int, k: int, seed: int = 0) -> F
 #: Pseudo-counts of the overall mean in each prototype's mean scores (small clusters
 #: are pulled towards it).
 PROTOTYPE_PRIOR = 5.0
-PROTOTYPE_KEY = "proto/"
 #: Validation-area differences treated as noise when choosing prototypes (about the
 #: standard error of a curve's area on a validation split of ~700 prompts).
 PROTOTYPE_AREA_SLACK = 0.005
@@ -419,12 +420,12 @@ def train(
     if best_k:
         centroids = prototypes(x_all, s.dim, best_k, s.prototype_features, s.seed)
         means_k = prototype_means(nearest_prototype(x_all, centroids), y, len(centroids))
-        learned.params["prototype_share"] = best_share
+        learned.params[SHARE_KEY] = best_share
         for c, centre in enumerate(centroids):
             for f in np.nonzero(centre)[0]:
-                learned.params[f"{PROTOTYPE_KEY}{c}/f/{f}"] = float(centre[f])
+                learned.params[f"{PROTO_PREFIX}{c}/f/{f}"] = float(centre[f])
             for j, model in enumerate(models):
-                learned.params[f"{PROTOTYPE_KEY}{c}/p/{model}"] = float(means_k[c, j])
+                learned.params[f"{PROTO_PREFIX}{c}/p/{model}"] = float(means_k[c, j])
     for j, model in enumerate(models):
         learned.heads.append(
             routes_pb2.ModelHead(
@@ -467,24 +468,14 @@ def read_prototypes(params: routes_pb2.RouterParams, models: Sequence[str]) -> t
     ``params["proto/<c>/p/<model>"]`` its mean scores; share 0 when there are none.
     """
     learned = params.learned
-    share = float(learned.params.get("prototype_share", 0.0))
-    feats: dict[int, dict[int, float]] = {}
-    means: dict[int, dict[str, float]] = {}
-    for key, value in learned.params.items():
-        if not key.startswith(PROTOTYPE_KEY):
-            continue
-        num, kind, rest = key[len(PROTOTYPE_KEY) :].split("/", 2)
-        if kind == "f":
-            feats.setdefault(int(num), {})[int(rest)] = value
-        elif kind == "p":
-            means.setdefault(int(num), {})[rest] = value
-    k = len(means)
-    if share <= 0 or not k:
-        return 0.0, np.zeros((0, int(learned.feature_dim))), np.zeros((0, len(models)))
-    centroids = np.zeros((k, int(learned.feature_dim)))
-    for c, row in feats.items():
+    dim = int(learned.feature_dim)
+    share, feats, means = prototypes_of(learned.params, dim)
+    if not means:
+        return 0.0, np.zeros((0, dim)), np.zeros((0, len(models)))
+    centroids = np.zeros((len(means), dim))
+    for c, row in enumerate(feats):
         centroids[c, np.array(list(row), dtype=np.int64)] = list(row.values())
-    table = np.array([[means[c].get(m, 0.0) for m in models] for c in range(k)])
+    table = np.array([[scores.get(m, 0.0) for m in models] for scores in means])
     return share, centroids, table
 
 

@@ -12,7 +12,7 @@ import orjson
 
 from switchman_protocol.v1 import routes_pb2
 from switchman_sidecar.adapters.base import UpstreamCall, UpstreamStreamError
-from switchman_sidecar.adapters.sse import SseParser
+from switchman_sidecar.adapters.sse import SseParser, parse_block
 from switchman_sidecar.http.client import Origin
 from switchman_sidecar.usage import Usage, usage_from_openai
 
@@ -115,10 +115,10 @@ class OpenAIPassthroughDecoder:
     a non-empty list means "the stream has started", as with the dict decoder.
     """
 
-    __slots__ = ("_buf", "chars", "finished", "hide_usage", "saw_usage", "template", "usage")
+    __slots__ = ("_sse", "chars", "finished", "hide_usage", "saw_usage", "template", "usage")
 
     def __init__(self, hide_usage: bool) -> None:
-        self._buf = b""
+        self._sse = SseParser()
         self.hide_usage = hide_usage
         self.usage: Usage | None = None
         self.finished = False
@@ -129,28 +129,22 @@ class OpenAIPassthroughDecoder:
         """id, object, created, model of the first chunk that had any of them."""
 
     def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf + data if self._buf else data
-        bare_cr = False
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-            bare_cr = b"\r" in buf  # a line break to SSE: such events are re-encoded
-        if b"\n\n" not in buf:
-            self._buf = buf
+        blocks = self._sse.blocks(data)
+        if not blocks:
             return []
-        blocks = buf.split(b"\n\n")
-        self._buf = blocks.pop()
         out: list[bytes] = []
         chars = 0
         loads = orjson.loads
         for block in blocks:
-            if block.startswith(b"data: ") and b"\n" not in block and not bare_cr:
+            # A bare CR is a line break to SSE: such events are re-encoded.
+            if block.startswith(b"data: ") and b"\n" not in block and b"\r" not in block:
                 payload = block[6:]
                 raw = True
             else:
-                joined = _data_of(block)
-                if joined is None:
+                parsed = parse_block(block)
+                if parsed is None:
                     continue
-                payload = joined
+                payload = parsed[1].encode()
                 raw = False
             if payload == b"[DONE]":
                 self.finished = True
@@ -195,20 +189,6 @@ class OpenAIPassthroughDecoder:
             out.append(block + b"\n\n" if raw else b"data: " + orjson.dumps(chunk) + b"\n\n")
         self.chars += chars
         return out
-
-
-def _data_of(block: bytes) -> bytes | None:
-    """The data of an SSE event that is not a single ``data: `` line (as SseParser)."""
-    event = ""
-    data_lines: list[str] = []
-    for line in block.decode("utf-8", "replace").split("\n"):
-        if line.startswith("data:"):
-            data_lines.append(line[6:] if line.startswith("data: ") else line[5:])
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-    if not data_lines and not event:
-        return None
-    return "\n".join(data_lines).encode()
 
 
 class OpenAIAdapter:

@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from operator import itemgetter
 
 from switchman_protocol import featurize
+from switchman_protocol.router_model import prototypes
 from switchman_protocol.v1 import routes_pb2
 
 __all__ = ["LearnedScorer", "adjustments", "sigmoid"]
 
 ADJ_PREFIX = "adj/"
-PROTO_PREFIX = "proto/"
 
 
 def sigmoid(x: float) -> float:
@@ -58,35 +58,6 @@ def adjustments(params: routes_pb2.RouterParams) -> dict[tuple[str, str], float]
             if model and task:
                 out[(model, task)] = float(value)
     return out
-
-
-def prototypes(
-    params: Mapping[str, float], dim: int
-) -> tuple[float, list[dict[int, float]], list[dict[str, float]]]:
-    """The prototype share, each prototype's feature weights and its mean score per model."""
-    share = float(params.get("prototype_share", 0.0))
-    feats: dict[int, dict[int, float]] = {}
-    means: dict[int, dict[str, float]] = {}
-    for key, value in params.items():
-        if not key.startswith(PROTO_PREFIX):
-            continue
-        c, kind, rest = [*key[len(PROTO_PREFIX) :].split("/", 2), "", ""][:3]
-        if not c.isdigit() or kind not in ("f", "p") or not rest or not math.isfinite(value):
-            raise ValueError(f"learned router has a malformed prototype parameter {key!r}")
-        if kind == "f":
-            if not rest.isdigit() or int(rest) >= dim:
-                raise ValueError(f"learned router prototype feature out of range: {key!r}")
-            feats.setdefault(int(c), {})[int(rest)] = float(value)
-        else:
-            means.setdefault(int(c), {})[rest] = float(value)
-    k = len(means)
-    if set(means) != set(range(k)) or not set(feats) <= set(means):
-        raise ValueError("learned router prototypes must be numbered 0..k-1, each with scores")
-    if not math.isfinite(share) or not 0.0 <= share <= 1.0:
-        raise ValueError(f"learned router prototype_share must be in [0, 1], got {share}")
-    if share == 0.0 or k == 0:
-        return 0.0, [], []
-    return share, [feats.get(c, {}) for c in range(k)], [means[c] for c in range(k)]
 
 
 #: Bits per model in a packed feature row.
@@ -162,7 +133,7 @@ class LearnedScorer:
         # their own scale into narrower fields above the heads'. The sums are exact
         # integers, computed the same way in training (``learning.train.quantise_prototypes``).
         #: Feature index → that feature's quantised weight in every prototype (fallback).
-        self._proto_rows: list[tuple[int, ...]] = []
+        self._proto_rows: list[tuple[int, ...]] = [()] * dim
         k = len(proto_weights)
         if k:
             top_p = max((abs(w) for f in proto_weights for w in f.values()), default=0.0) or 1.0
@@ -209,9 +180,9 @@ class LearnedScorer:
         return biases
 
     def _sums(self, indices: Collection[int]) -> tuple[list[float], Sequence[int]]:
-        """With prototypes: per head, the sum of the prompt's feature weights; per
-        prototype, its sum of quantised weights plus a constant shared by all of them
-        (which orders them as their sums do)."""
+        """Per head, the sum of the prompt's feature weights; per prototype (none
+        without them), its sum of quantised weights plus a constant shared by all of
+        them (which orders them as their sums do)."""
         n = len(indices)
         h = self._heads
         if n > 1 and n <= MAX_FEATURES:
@@ -232,22 +203,7 @@ class LearnedScorer:
 
     def totals(self, indices: Collection[int]) -> list[float]:
         """Per model, the sum of the prompt's feature weights."""
-        if self._protos:
-            return self._sums(indices)[0]
-        n = len(indices)
-        if n > 1 and n <= MAX_FEATURES:
-            packed = sum(itemgetter(*indices)(self.packed))
-            base = n * _OFFSET
-            q = self._quantum
-            # The fields, as unsigned 64-bit little-endian words, in one C call.
-            fields = self._unpack(packed.to_bytes(self._bytes, "little"))
-            return [(field - base) * q for field in fields]
-        if n > 1:
-            columns = zip(*itemgetter(*indices)(self.rows), strict=True)
-            return [sum(column, 0.0) for column in columns]
-        if n == 1:
-            return list(self.rows[next(iter(indices))])
-        return [0.0] * len(self.names)
+        return self._sums(indices)[0]
 
     def nearest_prototype(self, indices: Collection[int]) -> int | None:
         """The prototype most similar to a featurized prompt (the first on ties), if any."""
