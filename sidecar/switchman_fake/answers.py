@@ -56,6 +56,8 @@ def last_user_text(messages: list[Any]) -> str:
             return _text_of(msg.get("content"))
         if msg.get("role") == "tool":
             return _text_of(msg.get("content"))
+        if msg.get("type") == "function_call_output":  # Responses API tool result
+            return _text_of(msg.get("output"))
     return ""
 
 

@@ -135,6 +135,39 @@ def embeddings_body(inputs: list[str], model: str, encoding: str, tokens: int) -
     return orjson.dumps({"object": "list", "data": data, "model": model, "usage": usage})
 
 
+def _message_item(a: Answer, rid: str, done: bool) -> dict[str, Any]:
+    parts = [{"type": "output_text", "text": a.text, "annotations": []}] if done else []
+    return {
+        "type": "message",
+        "id": "msg_" + rid[5:],
+        "status": "completed" if done else "in_progress",
+        "role": "assistant",
+        "content": parts,
+    }
+
+
+def _call_item(a: Answer, rid: str, done: bool) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": "fc_" + rid[5:],
+        "call_id": "call_" + rid[-8:],
+        "name": a.tool_name,
+        "arguments": a.tool_args if done else "",
+        "status": "completed" if done else "in_progress",
+    }
+
+
+def _response_output(a: Answer, rid: str) -> list[dict[str, Any]]:
+    """A message item when there is text (or nothing else), a function_call item
+    when the answer calls a tool: the order OpenAI sends them in."""
+    out = []
+    if a.pieces or not a.tool_name:
+        out.append(_message_item(a, rid, True))
+    if a.tool_name:
+        out.append(_call_item(a, rid, True))
+    return out
+
+
 def _response_obj(a: Answer, model: str, rid: str, status: str) -> dict[str, Any]:
     done = status == "completed"
     return {
@@ -143,17 +176,7 @@ def _response_obj(a: Answer, model: str, rid: str, status: str) -> dict[str, Any
         "created_at": int(time.time()),
         "status": status,
         "model": model,
-        "output": [
-            {
-                "type": "message",
-                "id": "msg_" + rid[5:],
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": a.text, "annotations": []}],
-            }
-        ]
-        if done
-        else [],
+        "output": _response_output(a, rid) if done else [],
         "parallel_tool_calls": True,
         "tool_choice": "auto",
         "tools": [],
@@ -174,6 +197,10 @@ def responses_body(a: Answer, model: str, rid: str) -> bytes:
 
 
 def responses_frames(a: Answer, model: str, rid: str) -> list[bytes]:
+    """The event sequence of a streamed response, as OpenAI sends it: created,
+    in_progress, per output item added → (content part added → text deltas →
+    text done → part done | argument deltas → arguments done) → item done, then
+    completed with the whole response."""
     seq = 0
 
     def event(kind: str, payload: dict[str, Any]) -> bytes:
@@ -182,15 +209,59 @@ def responses_frames(a: Answer, model: str, rid: str) -> list[bytes]:
         data = {"type": kind, "sequence_number": seq, **payload}
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
-    item_id = "msg_" + rid[5:]
-    frames = [event("response.created", {"response": _response_obj(a, model, rid, "in_progress")})]
-    for piece in a.pieces:
-        frames.append(
-            event(
-                "response.output_text.delta",
-                {"item_id": item_id, "output_index": 0, "content_index": 0, "delta": piece},
+    frames = [
+        event("response.created", {"response": _response_obj(a, model, rid, "in_progress")}),
+        event("response.in_progress", {"response": _response_obj(a, model, rid, "in_progress")}),
+    ]
+    for index, item in enumerate(_response_output(a, rid)):
+        at = {"item_id": item["id"], "output_index": index}
+        if item["type"] == "message":
+            start = _message_item(a, rid, False)
+            frames.append(
+                event("response.output_item.added", {"output_index": index, "item": start})
             )
-        )
+            empty = {"type": "output_text", "text": "", "annotations": []}
+            frames.append(
+                event("response.content_part.added", {**at, "content_index": 0, "part": empty})
+            )
+            for piece in a.pieces:
+                frames.append(
+                    event(
+                        "response.output_text.delta",
+                        {**at, "content_index": 0, "delta": piece, "logprobs": []},
+                    )
+                )
+            frames.append(
+                event(
+                    "response.output_text.done",
+                    {**at, "content_index": 0, "text": a.text, "logprobs": []},
+                )
+            )
+            frames.append(
+                event(
+                    "response.content_part.done",
+                    {**at, "content_index": 0, "part": item["content"][0]},
+                )
+            )
+        else:
+            start = _call_item(a, rid, False)
+            frames.append(
+                event("response.output_item.added", {"output_index": index, "item": start})
+            )
+            args = a.tool_args
+            for i in range(0, len(args), 7):  # small deltas: placeholders get split
+                frames.append(
+                    event(
+                        "response.function_call_arguments.delta", {**at, "delta": args[i : i + 7]}
+                    )
+                )
+            frames.append(
+                event(
+                    "response.function_call_arguments.done",
+                    {**at, "name": a.tool_name, "arguments": args},
+                )
+            )
+        frames.append(event("response.output_item.done", {"output_index": index, "item": item}))
     frames.append(
         event("response.completed", {"response": _response_obj(a, model, rid, "completed")})
     )

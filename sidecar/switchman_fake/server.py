@@ -185,7 +185,8 @@ class FakeUpstream:
     ) -> None:
         raw = body.get("input")
         text = raw if isinstance(raw, str) else last_user_text(raw if isinstance(raw, list) else [])
-        answer = build_answer(s, text, [], raw)
+        tools = [str(t.get("name", "")) for t in body.get("tools") or [] if isinstance(t, dict)]
+        answer = build_answer(s, text, tools, raw)
         model = str(body.get("model", "fake"))
         if body.get("stream"):
             await self._stream(w, s, openai_api.responses_frames(answer, model, "resp_" + rid))

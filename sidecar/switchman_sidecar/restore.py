@@ -118,6 +118,8 @@ class ResponsesRestorer:
     def __init__(self, restorer: Restorer) -> None:
         self._restorer = restorer
         self._channels: dict[tuple[str, int, int], tuple[StreamRestorer, dict[str, Any]]] = {}
+        self._shift = 0  # events inserted so far: later sequence numbers move up by this
+        self._next: int | None = None  # the number the next event gets
 
     def _feed(self, kind: str, ev: dict[str, Any]) -> None:
         key = (kind, int(ev.get("output_index", 0)), int(ev.get("content_index", 0)))
@@ -138,6 +140,20 @@ class ResponsesRestorer:
         return [_delta_like(entry[1], rest)] if rest else None
 
     def process(self, ev: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Rewrites ``ev``; returns events to send before it. Inserted events take
+        the sequence numbers where they stand and every later event moves up, so
+        the client still sees numbers that increase by one."""
+        before = self._process(ev)
+        seq = ev.get("sequence_number")
+        if isinstance(seq, int):
+            for inserted in before or ():
+                inserted["sequence_number"] = seq + self._shift
+                self._shift += 1
+            ev["sequence_number"] = seq + self._shift
+            self._next = seq + self._shift + 1
+        return before
+
+    def _process(self, ev: dict[str, Any]) -> list[dict[str, Any]] | None:
         kind = ev.get("type")
         r = self._restorer
         if kind in (_TEXT_DELTA, _ARGS_DELTA) and isinstance(ev.get("delta"), str):
@@ -160,11 +176,19 @@ class ResponsesRestorer:
             response = ev.get("response")
             if isinstance(response, dict):
                 restore_responses_output(response.get("output"), r)
-            return self.flush_all({}) or None  # parts never marked done: their rest first
+            return self._flush() or None  # parts never marked done: their rest first
         return None
 
     def flush_all(self, template: dict[str, Any]) -> list[dict[str, Any]]:
-        """The stream ended with parts unfinished: their held-back text as deltas."""
+        """The stream ended with parts unfinished: their held-back text as deltas,
+        numbered after the last event sent."""
+        out = self._flush()
+        if self._next is not None:
+            for n, ev in enumerate(out, self._next):
+                ev["sequence_number"] = n
+        return out
+
+    def _flush(self) -> list[dict[str, Any]]:
         out = []
         for stream, first in self._channels.values():
             rest = stream.flush()
