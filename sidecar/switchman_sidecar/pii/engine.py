@@ -12,6 +12,7 @@ module (no values in logs, metrics or usage records).
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from switchman_sidecar.pii.walker import walk_request
 __all__ = ["PiiEngine", "Redaction"]
 
 A = routes_pb2.PiiAction
+#: Values shorter than this are not searched for again in the rest of the
+#: request (a two-letter name would match too much).
+_MIN_KNOWN = 3
 
 
 @dataclass(slots=True)
@@ -89,6 +93,10 @@ class PiiEngine:
             return Redaction(body=body)
         run = _Run(self, Vault(self._secret))
         new_body = walk_request(body, api, run.rewrite)
+        if run.rewritten:
+            # A value found in one part is personal everywhere in the request: a
+            # name with a cue in the prompt is redacted in a tool result too.
+            new_body = walk_request(new_body, api, run.rewrite_known)
         counts = dict(run.counts)
         if run.blocked is not None:
             return Redaction(body=body, counts=counts, blocked=run.blocked)
@@ -103,7 +111,7 @@ class PiiEngine:
 class _Run:
     """State of one ``redact`` call."""
 
-    __slots__ = ("blocked", "compliant_only", "counts", "engine", "vault")
+    __slots__ = ("_known", "blocked", "compliant_only", "counts", "engine", "rewritten", "vault")
 
     def __init__(self, engine: PiiEngine, vault: Vault) -> None:
         self.engine = engine
@@ -111,6 +119,26 @@ class _Run:
         self.counts: Counter[str] = Counter()
         self.blocked: str | None = None
         self.compliant_only = False
+        self.rewritten: dict[str, tuple[str, str]] = {}
+        """Each value replaced in the first pass → (entity, what replaced it)."""
+        self._known: re.Pattern[str] | None = None
+
+    def rewrite_known(self, text: str) -> str:
+        """Second pass: occurrences the detector did not flag (no cue there) of
+        values it flagged elsewhere in the request, as whole words."""
+        if self._known is None:
+            values = sorted(self.rewritten, key=len, reverse=True)
+            alternation = "|".join(map(re.escape, values))
+            self._known = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
+        if self._known.search(text) is None:
+            return text
+
+        def swap(m: re.Match[str]) -> str:
+            entity, new = self.rewritten[m.group()]
+            self.counts[entity] += 1
+            return new
+
+        return self._known.sub(swap, text)
 
     def rewrite(self, text: str) -> str:
         detector = self.engine.detector
@@ -136,6 +164,8 @@ class _Run:
                 elif action == A.PII_ACTION_ROUTE_COMPLIANT:
                     self.compliant_only = True
                 continue
+            if len(value) >= _MIN_KNOWN:
+                self.rewritten.setdefault(value, (f.entity, new))
             pieces.append(text[pos : f.start])
             pieces.append(new)
             pos = f.end
