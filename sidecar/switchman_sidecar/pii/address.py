@@ -16,7 +16,6 @@ import bisect
 import itertools
 import operator
 import re
-from collections.abc import Iterable
 
 from switchman_sidecar.pii.gazetteer import Gazetteer
 from switchman_sidecar.pii.spans import Finding
@@ -106,29 +105,16 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
     finding (a phone, card or IP number) anchor nothing."""
     size = len(text)
     ordered = sorted(barriers)
-    # digit runs and the text between them alternate; their offsets by
-    # accumulate, in C, instead of a match object per number
-    parts = DIGITS_SPLIT_RE.split(text)
-    offsets = list(itertools.accumulate(map(len, parts)))
-    runs: Iterable[tuple[int, int]] = zip(offsets[0:-1:2], offsets[1::2], strict=True)
-    if ordered:
-        bar_ends = list(itertools.accumulate((e for _, e in ordered), max))
-        runs = (r for r in runs if not _overlaps(ordered, bar_ends, r[0], r[1]))
-    # windows of numbers closer than the two margins merge
-    windows: list[list[int]] = []
-    reach = WINDOW_BEFORE + WINDOW_AFTER
-    last = -reach - 1
-    for start, end in runs:
-        if start - last <= reach:
-            windows[-1][1] = end
-        else:
-            windows.append([start, end])
-        last = end
+    # numbers closer than the two margins share a window: one C-level pass
+    # finds the windows' cores (first to last number), on a copy of the text
+    # where the barriers and every digit run they touch are blanked out
+    masked = _blank(text, ordered) if ordered else text
+    windows = [
+        [max(0, m.start() - WINDOW_BEFORE), min(size, m.end() + WINDOW_AFTER)]
+        for m in WINDOWS_RE.finditer(masked)
+    ]
     if not windows:
         return []
-    for w in windows:
-        w[0] = max(0, w[0] - WINDOW_BEFORE)
-        w[1] = min(size, w[1] + WINDOW_AFTER)
     cache = _kind_cache(gaz, _cased(text))
     out: list[Finding] = []
     for lo, hi in windows:
@@ -143,8 +129,35 @@ def find_addresses(text: str, gaz: Gazetteer, barriers: list[tuple[int, int]]) -
     return out
 
 
-DIGITS_SPLIT_RE = re.compile(r"(\d+)")
 WINDOW_BEFORE, WINDOW_AFTER = 56, 56
+#: Digit runs, and the runs that follow within the two margins: one window.
+WINDOWS_RE = re.compile(rf"\d++(?:\D{{0,{WINDOW_BEFORE + WINDOW_AFTER}}}+\d++)*+")
+
+
+def _blank(text: str, ordered: list[tuple[int, int]]) -> str:
+    """``text`` with the spans of ``ordered`` (sorted) and the whole of every
+    digit run that meets one replaced by spaces (same length)."""
+    pieces = []
+    pos = 0
+    size = len(text)
+    for s, e in ordered:
+        if e <= s:
+            continue
+        if text[s].isdecimal():  # a run that starts before the span
+            while s > 0 and text[s - 1].isdecimal():
+                s -= 1
+        if text[e - 1].isdecimal():  # ... or runs on after it
+            while e < size and text[e].isdecimal():
+                e += 1
+        s = max(s, pos)
+        if e > s:
+            pieces.append(text[pos:s])
+            pieces.append(" " * (e - s))
+            pos = e
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
 #: TOKEN_RE as a splitter: separators and tokens alternate, found in C
 #: without a match object per token.
 TOKEN_SPLIT_RE = re.compile(rf"({TOKEN_RE.pattern})")
