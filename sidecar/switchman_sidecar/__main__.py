@@ -28,6 +28,9 @@ async def _run(settings: SidecarSettings) -> int:
     # otherwise shows up as multi-millisecond pauses in the p99.
     gc.collect()
     gc.freeze()
+    # ... and the PII word lists, which finish loading in a thread after the
+    # server has started: frozen once they are there.
+    settle = asyncio.create_task(sidecar.settle(), name="switchman-settle")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -39,6 +42,9 @@ async def _run(settings: SidecarSettings) -> int:
         flush=True,
     )
     await stop.wait()
+    settle.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await settle
     await sidecar.close()
     return 0
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import threading
 from typing import Any
 
 from switchman_sidecar.admin import AdminApp
@@ -72,6 +74,8 @@ class Sidecar:
         self.pipeline.on_answer = self.shadow.after_answer
         self.pipeline.emit_feedback = self.feedback.emit
         self.control: Any = None
+        self._loaders: list[threading.Thread] = []
+        """Start-up loads running in threads (the PII word lists)."""
         self._servers: list[HttpServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._mtime = 0.0
@@ -117,7 +121,7 @@ class Sidecar:
         s = self.settings
         # PII word lists (~0.1 s from the cache file, ~1 s to build) load in a
         # worker thread now, not on the event loop at the first PII table/request
-        preload_gazetteer()
+        self._loaders.append(preload_gazetteer())
         if s.config is not None and not self.load_config():
             raise TableRejected(self.store.last_error or f"cannot load {s.config}")
         status = None
@@ -140,6 +144,23 @@ class Sidecar:
         if s.config is not None:
             self._tasks.append(asyncio.create_task(self._watch(), name="switchman-config-watch"))
         return self
+
+    async def settle(self, timeout_s: float = 60.0) -> None:
+        """Once the start-up loads are done, freeze what they built (process mode).
+
+        Start-up objects (modules, the table, the PII word lists: frozensets
+        of ~10^5 words) live as long as the process. Frozen, the collector
+        never scans them again; unfrozen, every full collection traversed the
+        word lists (20-30 ms, a p99 pause) because the lists finish loading in
+        their thread after the server has started. The server serves meanwhile.
+        (The collector's thresholds stay at their defaults: a request leaves
+        ~2 young collections per 1,000 requests, ~1 us a request.)
+        """
+        for thread in self._loaders:
+            if thread.is_alive():
+                await asyncio.to_thread(thread.join, timeout_s)
+        gc.collect()
+        gc.freeze()
 
     async def close(self) -> None:
         await self.shadow.close()
