@@ -196,9 +196,15 @@ async def serve_chat(
     # (no PII policy ran, no output cap) and it already is the OpenAI shape.
     unchanged = ex.api == "chat" and send_body is body and ex.redaction is None
     client_bytes = req.body if unchanged else None
-    if not stream:
-        plan = ex.decision.cascade_plan if ex.decision is not None else None
-        ensemble = ex.decision.ensemble_plan if ex.decision is not None else None
+    ensemble = ex.decision.ensemble_plan if ex.decision is not None else None
+    if stream and ensemble is not None:
+        # A high-stakes request the client streams: the members answer whole, the
+        # aggregate's pick is then sent as a stream (nothing can be streamed before
+        # the vote or the judge has decided).
+        send_body = {k: v for k, v in send_body.items() if k not in _STREAM_KEYS}
+        client_bytes = None
+    if not stream or ensemble is not None:
+        plan = ex.decision.cascade_plan if ex.decision is not None and not stream else None
         if ensemble is not None:  # routing (#6): fan out, aggregate
             model, adapter, raw = await run_ensemble(
                 p, ex, candidates, send_body, req.headers, ensemble
@@ -228,21 +234,29 @@ async def serve_chat(
             assert ex.redaction is not None
             restore_completion(result, ex.redaction.restorer)
         ex.outcome = usage_pb2.OUTCOME_SUCCESS
-        # An OpenAI-shaped answer to an OpenAI client, unchanged: send the provider's
-        # bytes as they came instead of re-encoding the parsed dict.
-        same = not restored and getattr(fe, "raw_openai", False) and adapter.native_chat
-        w.send(
-            200,
-            [],
-            raw if same else fe.result(result, ex),
-            fe.content_type_line + ex.decision_lines() + p.cost_line(ex),
-        )
+        if stream:
+            ex.streamed = True
+            await _send_as_stream(w, ex, result, fe.stream(client_usage))
+        else:
+            # An OpenAI-shaped answer to an OpenAI client, unchanged: send the provider's
+            # bytes as they came instead of re-encoding the parsed dict.
+            same = not restored and getattr(fe, "raw_openai", False) and adapter.native_chat
+            w.send(
+                200,
+                [],
+                raw if same else fe.result(result, ex),
+                fe.content_type_line + ex.decision_lines() + p.cost_line(ex),
+            )
         if p.on_answer is not None and ex.decision is not None and ex.decision.shadow_model:
             p.on_answer(ex, send_body, result, req.headers)  # routing (#6): shadow sample
         return
     ex.streamed = True
+    # A shadow sample compares the answer's text: read the events as dicts and keep it.
+    shadow = p.on_answer is not None and ex.decision is not None and bool(ex.decision.shadow_model)
     decoder: Callable[[Adapter, routes_pb2.Model], StreamDecoder | OpenAIPassthroughDecoder]
-    if getattr(fe, "raw_openai", False) and not (ex.redaction and ex.redaction.counts):
+    if shadow:
+        decoder = _chat_stream
+    elif getattr(fe, "raw_openai", False) and not (ex.redaction and ex.redaction.counts):
         # OpenAI client, nothing to restore: an OpenAI-family provider's events go
         # out as they came (each still read for usage, errors and characters).
         decoder = _passthrough_showing_usage if client_usage else _passthrough_hiding_usage
@@ -255,7 +269,55 @@ async def serve_chat(
         decoder,
         req.headers,
     )
-    await relay(p, w, ex, attempt, fe.stream(client_usage))
+    text: list[str] | None = [] if shadow else None
+    await relay(p, w, ex, attempt, fe.stream(client_usage), text=text)
+    if text is not None and ex.outcome == usage_pb2.OUTCOME_SUCCESS and p.on_answer is not None:
+        # routing (#6): the shadow gets the same request, whole (its answer is only compared)
+        whole = {k: v for k, v in send_body.items() if k not in _STREAM_KEYS}
+        answer = {"choices": [{"message": {"role": "assistant", "content": "".join(text)}}]}
+        p.on_answer(ex, whole, answer, req.headers)
+
+
+_STREAM_KEYS = frozenset(("stream", "stream_options"))
+
+
+def result_chunks(result: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A whole chat completion as the chunks a stream of it would have had: per
+    choice one delta with the role, content and tool calls, then its finish."""
+    template = {
+        "id": result.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": result.get("created", 0),
+        "model": result.get("model", ""),
+    }
+    chunks = []
+    for choice in result.get("choices") or []:
+        index = choice.get("index", 0)
+        message = choice.get("message") or {}
+        delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+        calls = message.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
+        finish = choice.get("finish_reason") or "stop"
+        chunks.append(
+            {**template, "choices": [{"index": index, "delta": delta, "finish_reason": None}]}
+        )
+        chunks.append(
+            {**template, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]}
+        )
+    return template, chunks
+
+
+async def _send_as_stream(
+    w: ResponseWriter, ex: Exchange, result: dict[str, Any], enc: StreamEncoder
+) -> None:
+    template, chunks = result_chunks(result)
+    assert ex.usage is not None
+    w.start(200, [], _SSE_LINES + ex.decision_lines())
+    out = [enc.chunk(chunk) for chunk in chunks]
+    out.append(enc.finish(template, ex.usage))
+    await w.write(b"".join(out))
+    w.end()
 
 
 def _chat_stream(a: Adapter, m: routes_pb2.Model) -> StreamDecoder:
@@ -289,7 +351,10 @@ async def relay(
     att: StreamAttempt,
     enc: StreamEncoder,
     restorer_for: Callable[[Restorer], EventRestorer] = ChunkRestorer,
+    text: list[str] | None = None,
 ) -> None:
+    """Sends a stream's events to the client as they arrive. ``text``, when
+    given, collects the first choice's content as the client saw it."""
     assert ex.table is not None
     idle = ex.table.policy.per_try_timeout_s
     dec = att.decoder
@@ -319,6 +384,8 @@ async def relay(
                         if before:
                             out.extend(enc.chunk(ev) for ev in before)
                     ex.out_chars += stream_chars(chunk)
+                    if text is not None:
+                        _collect(chunk, text)
                     out.append(enc.chunk(chunk))
                 if out:
                     await w.write(b"".join(out))
@@ -351,7 +418,10 @@ async def relay(
         return
     tail: list[bytes] = []
     if restorer is not None:
-        tail.extend(enc.chunk(rest) for rest in restorer.flush_all(template))
+        for rest in restorer.flush_all(template):
+            if text is not None:
+                _collect(rest, text)
+            tail.append(enc.chunk(rest))
     if failure is not None:
         p.metrics.upstream_failures.labels(att.model.name, "mid-stream").inc()
         ex.outcome = usage_pb2.OUTCOME_UPSTREAM_ERROR
@@ -361,6 +431,15 @@ async def relay(
         tail.append(enc.finish(template, ex.usage))
     await w.write(b"".join(tail))
     w.end()
+
+
+def _collect(chunk: dict[str, Any], text: list[str]) -> None:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        if choice.get("index", 0) == 0 and isinstance(delta, dict):
+            content = delta.get("content")
+            if isinstance(content, str):
+                text.append(content)
 
 
 def _stream_usage(ex: Exchange, att: StreamAttempt, complete: bool) -> Usage:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
+import anthropic
 import openai
 
 from switchman_fake import FakeUpstream
@@ -208,3 +209,59 @@ async def test_ensemble_judge_picks(
     assert len(reasons) == 4  # three answers and the judge's call
     scores = {f.model: (f.score, f.source) for f in sidecar.feedback.recent}
     assert scores == {"a": (0.0, "judge"), "b": (0.0, "judge"), "c": (1.0, "judge")}
+
+
+async def test_a_streamed_high_stakes_request_streams_the_ensemble_pick(
+    fake: FakeUpstream, start_sidecar: Callable[[dict[str, Any]], Awaitable[Sidecar]]
+) -> None:
+    """The members answer whole (nothing is streamed before the vote); the pick
+    goes to the client as a stream, with the usage chunk it asked for."""
+    answers = {"a": "The answer is 41", "b": "answer: 42", "c": "Final answer: 42", "j": "2"}
+    sidecar = await start_sidecar(ensemble_table(fake, answers, "vote"))
+    client = openai.AsyncOpenAI(
+        base_url=sidecar.url + "/v1",
+        api_key="x",
+        max_retries=0,
+        timeout=10,
+        default_headers={"x-stakes": "high"},
+    )
+    try:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="a",
+            messages=[{"role": "user", "content": "what is 6 x 7?"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [c async for c in raw.parse()]
+    finally:
+        await client.close()
+    assert raw.headers["x-switchman-model"] == "b"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "answer: 42"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    assert all(r.body.get("stream") is None for r in fake.received)  # members answered whole
+    await sink(sidecar).wait(4)
+    records = list(sink(sidecar).records)
+    assert sorted(r.model for r in records) == ["a", "b", "c", "j"]
+    (picked,) = [r for r in records if r.model == "b"]
+    assert picked.streamed and picked.output_tokens == chunks[-1].usage.completion_tokens
+
+
+async def test_a_streamed_high_stakes_request_through_the_anthropic_api(
+    fake: FakeUpstream, start_sidecar: Callable[[dict[str, Any]], Awaitable[Sidecar]]
+) -> None:
+    answers = {"a": "The answer is 41", "b": "answer: 42", "c": "Final answer: 42", "j": "2"}
+    sidecar = await start_sidecar(ensemble_table(fake, answers, "vote"))
+    async with anthropic.AsyncAnthropic(
+        base_url=sidecar.url,
+        api_key="x",
+        max_retries=0,
+        timeout=10,
+        default_headers={"x-stakes": "high"},
+    ) as client, client.messages.stream(
+        model="a", max_tokens=100, messages=[{"role": "user", "content": "what is 6 x 7?"}]
+    ) as stream:
+        text = "".join([t async for t in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == "answer: 42"
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0

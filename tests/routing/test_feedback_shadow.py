@@ -252,3 +252,54 @@ async def test_shadow_tasks_are_bounded_and_cancelled_on_close(
         await sidecar.shadow.close()
     assert task.cancelled() and not sidecar.shadow.tasks
     assert not [r for r in usage(sidecar).records if r.shadow]
+
+
+@pytest.mark.parametrize("client_usage", [False, True])
+async def test_a_streamed_answer_is_shadowed_with_the_text_the_client_saw(
+    fake: FakeUpstream, start_sidecar: Start, client_usage: bool
+) -> None:
+    shadow = {"model": "strong", "sample_rate": 1.0, "max_spend": 10.0}
+    sidecar = await start_sidecar(table(fake, shadow=shadow))
+    client = openai.AsyncOpenAI(base_url=sidecar.url + "/v1", api_key="x", max_retries=0)
+    try:
+        stream = await client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "what is 2 + 2?"}],
+            stream=True,
+            stream_options={"include_usage": True} if client_usage else None,
+            extra_headers={"x-request-id": "st1"},
+        )
+        chunks = [c async for c in stream]
+    finally:
+        await client.close()
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "The answer is 4."
+    assert bool(chunks[-1].usage) == client_usage  # the client's stream is unchanged
+    await sidecar.feedback.wait(1)
+    (fb,) = sidecar.feedback.recent
+    assert (fb.request_id, fb.model, fb.source) == ("st1", "cheap", "shadow")
+    assert fb.score == shadow_agreement("The answer is 4.", "The answer is 5.")
+    await usage(sidecar).wait(2)
+    records = {r.model: r for r in usage(sidecar).records}
+    assert records["cheap"].streamed and not records["cheap"].shadow
+    assert records["strong"].shadow and not records["strong"].streamed
+    # The shadow got the same messages, asked for a whole answer.
+    answered, shadowed = [r.body for r in fake.received if r.path.endswith("/chat/completions")]
+    assert answered["stream"] is True and "stream" not in shadowed
+    assert answered["messages"] == shadowed["messages"]
+
+
+async def test_an_unsampled_stream_is_not_shadowed(
+    fake: FakeUpstream, start_sidecar: Start
+) -> None:
+    sidecar = await start_sidecar(table(fake, shadow={"model": "strong", "sample_rate": 0.0}))
+    client = openai.AsyncOpenAI(base_url=sidecar.url + "/v1", api_key="x", max_retries=0)
+    try:
+        stream = await client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert [c async for c in stream]
+    finally:
+        await client.close()
+    await asyncio.sleep(0)
+    assert sidecar.shadow.started == 0 and len(fake.received) == 1
