@@ -121,10 +121,10 @@ def _emails(text: str) -> Iterator[Finding]:
         pos = m.end()
 
 
-def _ibans(text: str) -> Iterator[Finding]:
-    for m in IBAN_RE.finditer(text):
-        start = m.start() - 2
-        value = text[start : m.end()]
+def _ibans(text: str, spans: list[tuple[int, int]]) -> Iterator[Finding]:
+    for s, e in spans:
+        start = s - 2
+        value = text[start:e]
         # the regex also takes a short word after the number ("ES70 … 4980
         # for the rent"): drop space-separated groups from the end until the
         # checksum holds
@@ -137,21 +137,21 @@ def _ibans(text: str) -> Iterator[Finding]:
             yield Finding(start, start + len(value), "IBAN_CODE", 12)
 
 
-def _cards(text: str) -> Iterator[Finding]:
-    for m in CARD_RE.finditer(text):
-        value = m.group()
+def _cards(text: str, spans: list[tuple[int, int]]) -> Iterator[Finding]:
+    for s, e in spans:
+        value = text[s:e]
         # every card layout with separators starts with a group of four
         # ("4111 1111 …", "3782 822463 10005"): "001-395-459-2591" is a phone
         if not (value.isdigit() or value[:4].isdigit() > value[4].isdigit()):
             continue
         if luhn_ok(value):
-            yield Finding(m.start(), m.end(), "CREDIT_CARD", 14)
+            yield Finding(s, e, "CREDIT_CARD", 14)
 
 
-def _ips(text: str) -> Iterator[Finding]:
-    for m in IPV4_RE.finditer(text):
-        if ip_ok(m.group()):
-            yield Finding(m.start(), m.end(), "IP_ADDRESS", 16)
+def _ips(text: str, spans: list[tuple[int, int]]) -> Iterator[Finding]:
+    for s, e in spans:
+        if ip_ok(text[s:e]):
+            yield Finding(s, e, "IP_ADDRESS", 16)
     # the IPv6 regex starts on any hex letter, so run it only when a "::" or a
     # ":hex:" group (a literal-led search, fast) says there may be one
     if "::" in text or IPV6_HINT_RE.search(text):
@@ -166,14 +166,14 @@ def _ips(text: str) -> Iterator[Finding]:
                 yield Finding(m.start(), m.end(), "IP_ADDRESS", 16)
 
 
-def _ssns(text: str) -> Iterator[Finding]:
-    for m in SSN_RE.finditer(text):
-        value = m.group()
+def _ssns(text: str, spans: list[tuple[int, int]]) -> Iterator[Finding]:
+    for s, e in spans:
+        value = text[s:e]
         if not ssn_ok(value):
             continue
         # Dashed 3-2-4 is the SSN shape; bare or dotted needs a cue nearby.
-        if m.group(1) == "-" or has_context(text, m.start(), SSN_CONTEXT):
-            yield Finding(m.start(), m.end(), "US_SSN", 18)
+        if value[3] == "-" or has_context(text, s, SSN_CONTEXT):
+            yield Finding(s, e, "US_SSN", 18)
 
 
 #: A label after the number: "555 0199 (office)", "0503204941 is my mobile".
@@ -264,16 +264,62 @@ def _slash_ok(core: str) -> bool:
     return "/" not in tail and sum(map(str.isdigit, head)) <= 6 <= sum(map(str.isdigit, tail))
 
 
-def _phones(text: str) -> Iterator[Finding]:
-    for m in PHONE_RE.finditer(text):
-        value = m.group()
-        start = m.start()
+def _phones(text: str, spans: list[tuple[int, int]]) -> Iterator[Finding]:
+    for start, end in spans:
+        value = text[start:end]
         if (
             len(value) >= 7
             and _phone_ok(text, start, value)
             and (value[0] == "+" or value[:2] == "(+" or not _other_number(text, start))
         ):
-            yield Finding(m.start(), m.end(), "PHONE_NUMBER", 20)
+            yield Finding(start, end, "PHONE_NUMBER", 20)
+
+
+#: The number-led recognizers in one pass: at each digit run (and each "+"
+#: or "(" before one) every pattern is tried in a lookahead of its own, so
+#: the text is scanned once, not five times. Each pattern starts at the start
+#: of a digit run (its lookbehind forbids a word character before it), so
+#: consuming the run loses no start; overlapping candidates of different
+#: patterns are all kept (``regs`` holds each one's span, (-1, -1) if none).
+NUMBERS_RE = re.compile(
+    r"(?=[+(\d])"
+    + "".join(
+        f"(?:(?=(?P<{name}>{pattern}))|)"
+        for name, pattern in (
+            ("iban", IBAN_RE.pattern),
+            ("card", CARD_RE.pattern),
+            ("ip4", IPV4_RE.pattern),
+            (
+                "ssn",
+                SSN_RE.pattern.replace("([- .]?)", "(?P<ssn_sep>[- .]?)").replace(
+                    "\\1", "(?P=ssn_sep)"
+                ),
+            ),
+            ("phone", f"(?i:{PHONE_RE.pattern})"),
+        )
+    )
+    + r"(?:\d++|[+(])"
+)
+_NUMBER_GROUPS = tuple(
+    enumerate(NUMBERS_RE.groupindex[k] for k in ("iban", "card", "ip4", "ssn", "phone"))
+)
+
+
+def _number_spans(text: str) -> list[list[tuple[int, int]]]:
+    """Per pattern (IBAN, card, IPv4, SSN, phone), the spans ``finditer`` of
+    that pattern alone would give: a candidate that starts inside the
+    previous match of the same pattern is dropped, as ``finditer`` would
+    never try it."""
+    out: list[list[tuple[int, int]]] = [[], [], [], [], []]
+    ends = [0, 0, 0, 0, 0]
+    for m in NUMBERS_RE.finditer(text):
+        regs = m.regs
+        for k, g in _NUMBER_GROUPS:
+            span = regs[g]
+            if span[0] >= ends[k]:
+                out[k].append(span)
+                ends[k] = span[1]
+    return out
 
 
 def find_structured(text: str) -> list[Finding]:
@@ -283,9 +329,10 @@ def find_structured(text: str) -> list[Finding]:
         out.extend(_emails(text))
     if DIGIT_RE.search(text) is None:
         return out
-    out.extend(_ibans(text))
-    out.extend(_cards(text))
-    out.extend(_ips(text))
-    out.extend(_ssns(text))
-    out.extend(_phones(text))
+    ibans, cards, ip4s, ssns, phones = _number_spans(text)
+    out.extend(_ibans(text, ibans))
+    out.extend(_cards(text, cards))
+    out.extend(_ips(text, ip4s))
+    out.extend(_ssns(text, ssns))
+    out.extend(_phones(text, phones))
     return out
