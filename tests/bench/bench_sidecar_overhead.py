@@ -11,6 +11,17 @@ Every proxy runs as one process (nginx: one worker). nginx comes from Debian
 venv under ~/.cache/switchman/bench-venv. A missing column is reported as
 skipped with the reason. Prints ONE JSON line at the end.
 
+Load generator: by default a small Go program (tests/bench/loadgen, stdlib
+only), built with ``go build`` into ~/.cache/switchman/bench-bin/ under a hash
+of its source (Go is needed anyway to build the control plane). Its send times
+come from nanosleep with a 1 ns timer slack on a locked thread (Python's and
+Go's event-loop timers wake up to ~1 ms late, and a late send counts as
+latency), and it leaves the load core to the fake upstream. ``--loadgen python``
+runs the former asyncio/uvloop generator (same phases) for comparison. During
+the closed loop the proxy's CPU use (its share of one core, ``cpu_util_closed``)
+and every core's busy share are reported: a proxy near 1.0 is the limit; a
+proxy well below 1.0 with the load core near 1.0 means the harness was.
+
 Fairness: on a machine with two or more CPUs the proxy under test (every one
 alike, children included) is pinned to one core and the load generator and
 the fake upstream to another, so the proxy never competes with the load it is
@@ -24,12 +35,16 @@ the figures that move least when other jobs load the machine.
 
     .venv/bin/python tests/bench/bench_sidecar_overhead.py            # --quick (default)
     .venv/bin/python tests/bench/bench_sidecar_overhead.py --full
+    .venv/bin/python tests/bench/bench_sidecar_overhead.py --loadgen python  # the old generator
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -47,6 +62,8 @@ import yaml
 
 LITELLM = "litellm[proxy]==1.80.17"  # pinned; never 1.107.0
 VENV = Path.home() / ".cache" / "switchman" / "bench-venv"
+BIN_CACHE = Path.home() / ".cache" / "switchman" / "bench-bin"
+LOADGEN_SRC = Path(__file__).resolve().parent / "loadgen"
 BODY = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hello benchmark"}]}'
 STREAM_BODY = (
     b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hello benchmark"}]}'
@@ -183,10 +200,12 @@ async def open_loop(port: int, path: str, rate: float, seconds: float, conns: in
         await c.post(path, BODY)
         pool.put_nowait(c)
     latencies: list[float] = []
+    late: list[float] = []
     errors = 0
 
     async def one(scheduled: float) -> None:
         nonlocal errors
+        late.append(time.perf_counter() - scheduled)
         c = await pool.get()
         try:
             await c.post(path, BODY)
@@ -210,7 +229,12 @@ async def open_loop(port: int, path: str, rate: float, seconds: float, conns: in
         pool.get_nowait().close()
     if errors:
         print(f"  {errors} errors", file=sys.stderr)
+    LATE[:] = late
     return latencies
+
+
+LATE: list[float] = []
+"""The last open loop's send delays past their scheduled times (the generator's own lag)."""
 
 
 async def closed_loop(port: int, path: str, seconds: float, conns: int) -> float:
@@ -259,6 +283,104 @@ async def ttft(port: int, path: str, n: int) -> list[float]:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- the Go load generator ------------------------------------------------------------------
+
+
+def build_loadgen() -> Path | str:
+    """The loadgen binary, built once per source (and Go version); a reason if impossible."""
+    go = shutil.which("go")
+    if go is None:
+        return "go not found (use --loadgen python)"
+    env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": ""}
+    version = subprocess.run(
+        [go, "version"], capture_output=True, text=True, timeout=60, check=False, env=env
+    ).stdout
+    digest = hashlib.sha256(version.encode())
+    for f in sorted(LOADGEN_SRC.iterdir()):
+        if f.suffix == ".go" or f.name == "go.mod":
+            digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    exe = BIN_CACHE / f"loadgen-{digest.hexdigest()[:16]}"
+    if exe.exists():
+        return exe
+    BIN_CACHE.mkdir(parents=True, exist_ok=True)
+    part = exe.with_name(f"{exe.name}.{os.getpid()}.part")
+    done = subprocess.run(
+        [go, "build", "-trimpath", "-o", str(part), "."],
+        cwd=LOADGEN_SRC,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
+    if done.returncode != 0:
+        part.unlink(missing_ok=True)
+        return f"go build failed: {done.stderr.strip()[-500:]}"
+    part.replace(exe)
+    return exe
+
+
+def capture_answers(fake_port: int, path: Path) -> None:
+    """The Python fake's answers to the bench's requests, for the Go upstream to replay.
+
+    A whole answer, a stream, and a stream with a usage chunk (what the sidecar
+    asks for); streams as their SSE events, one chunk each as the fake sends them.
+    """
+    stream_usage = stream_usage_body()
+    found: dict[str, Any] = {}
+    for key, body in (("chat", BODY), ("stream", STREAM_BODY), ("stream_usage", stream_usage)):
+        conn = http.client.HTTPConnection("127.0.0.1", fake_port, timeout=10)
+        try:
+            conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+            answer = conn.getresponse()
+            data = answer.read()
+        finally:
+            conn.close()
+        if answer.status != 200:
+            raise RuntimeError(f"fake upstream answered {answer.status} to the capture")
+        if key == "chat":
+            json.loads(data)
+            found[key] = base64.b64encode(data).decode()
+        else:
+            frames = [part + b"\n\n" for part in data.split(b"\n\n") if part.strip()]
+            found[key] = [base64.b64encode(f).decode() for f in frames]
+    path.write_text(json.dumps(found))
+
+
+def stream_usage_body() -> bytes:
+    request = json.loads(STREAM_BODY)
+    request["stream_options"] = {"include_usage": True}
+    return json.dumps(request, separators=(",", ":")).encode()
+
+
+class GoLoad:
+    """Runs one phase of the Go load generator per call and returns its JSON."""
+
+    def __init__(self, exe: Path, tmp: Path) -> None:
+        self.exe = exe
+        self.body = tmp / "body.json"
+        self.stream_body = tmp / "stream-body.json"
+        self.body.write_bytes(BODY)
+        self.stream_body.write_bytes(STREAM_BODY)
+
+    def run(self, mode: str, port: int, path: str, pid: int | None, **opts: float) -> Any:
+        body = self.stream_body if mode == "ttft" else self.body
+        cmd = [str(self.exe), "-mode", mode, "-port", str(port), "-path", path]
+        cmd += ["-body-file", str(body), "-pid", str(pid or 0)]
+        for key, value in opts.items():
+            cmd += [f"-{key}", str(value)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True)
+        result = json.loads(out.stdout)
+        if result.get("errors"):
+            print(f"  {result['errors']} errors ({mode})", file=sys.stderr)
+        return result
+
+    def serve(self, port: int, answers: Path) -> subprocess.Popen[bytes]:
+        """The Go upstream (replaying ``answers``) on ``port``; at most 3 hours."""
+        cmd = [str(self.exe), "-mode", "serve", "-port", str(port), "-answers", str(answers)]
+        return subprocess.Popen([*cmd, "-seconds", "10800"])
 
 
 # --- targets --------------------------------------------------------------------------------
@@ -401,11 +523,67 @@ async def warm_up(port: int, path: str, conns: int, seconds: float) -> None:
     await ttft(port, path, 20)
 
 
+def busy_shares() -> dict[str, tuple[int, int]]:
+    """Per CPU (busy, total) clock ticks from /proc/stat."""
+    out: dict[str, tuple[int, int]] = {}
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        f = line.split()
+        if len(f) < 8 or not f[0].startswith("cpu") or f[0] == "cpu":
+            continue
+        ticks = [int(v) for v in f[1:9]]
+        out[f[0][3:]] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
+    return out
+
+
+def measure_go(
+    load: GoLoad,
+    port: int,
+    path: str,
+    rate: float,
+    seconds: float,
+    conns: int,
+    rps_s: float,
+    pid: int | None,
+) -> dict[str, Any]:
+    """The phases of ``measure`` with the Go load generator."""
+    opened = load.run("open", port, path, pid, rate=rate, seconds=seconds, conns=conns)
+    closed = load.run("closed", port, path, pid, seconds=rps_s, conns=conns)
+    first = load.run("ttft", port, path, pid, n=100)
+    n_serial = int(rate * seconds / 2)
+    one_by_one = load.run("serial", port, path, pid, n=n_serial)
+    lat = [ns / 1e9 for ns in opened["samples_ns"]]
+    out: dict[str, Any] = {
+        "p50_ms": pct(lat, 0.5) * 1000,
+        "p99_ms": pct(lat, 0.99) * 1000,
+        "rps_max": closed["rps"],
+        "ttft_ms": statistics.median(first["samples_ns"]) / 1e6,
+        "serial_p50_ms": statistics.median(one_by_one["samples_ns"]) / 1e6,
+        "n": len(lat),
+        "sched_late_p99_us": round(opened["sched_late_ns_p99"] / 1000, 1),
+        "loadgen_cpu_us_per_req": round(closed["loadgen_cpu_s"] / max(1, closed["done"]) * 1e6, 1),
+        "cpu_busy_closed": closed["cpu_busy"],
+    }
+    if pid:
+        out["cpu_us_per_req"] = one_by_one["proxy_cpu_us_per_req"]
+        out["cpu_util_closed"] = closed["proxy_cpu_util"]
+        out["cpu_util_open"] = opened["proxy_cpu_util"]
+    return out
+
+
 async def measure(
     port: int, path: str, rate: float, seconds: float, conns: int, rps_s: float, pid: int | None
 ) -> dict[str, Any]:
     lat = await open_loop(port, path, rate, seconds, conns)
+    ticks0, cpu_c0, t_c0 = busy_shares(), cpu_seconds(pid) if pid else 0.0, time.perf_counter()
+    own0 = time.process_time()
     rps = await closed_loop(port, path, rps_s, conns)
+    wall_c, ticks1 = time.perf_counter() - t_c0, busy_shares()
+    own = time.process_time() - own0
+    cpu_c1 = cpu_seconds(pid) if pid else 0.0
     first = await ttft(port, path, 100)
     # CPU per request, serially: the steadiest figure on a shared machine (other
     # load stretches wall-clock latency, not the proxy's own CPU time).
@@ -420,9 +598,17 @@ async def measure(
         "ttft_ms": statistics.median(first) * 1000,
         "serial_p50_ms": statistics.median(one_by_one) * 1000,
         "n": len(lat),
+        "sched_late_p99_us": round(pct(LATE, 0.99) * 1e6, 1),
+        "loadgen_cpu_us_per_req": round(own / (rps * wall_c) * 1e6, 1),
+        "cpu_busy_closed": {
+            k: round((b - ticks0[k][0]) / (t - ticks0[k][1]), 3)
+            for k, (b, t) in ticks1.items()
+            if k in ticks0 and t > ticks0[k][1]
+        },
     }
     if pid:
         out["cpu_us_per_req"] = (cpu1 - cpu0) / n_serial * 1e6
+        out["cpu_util_closed"] = round((cpu_c1 - cpu_c0) / wall_c, 3)
     return out
 
 
@@ -436,6 +622,11 @@ def summarise(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[st
     serial_p50 = added("serial_p50_ms")
     rps = [round(r["rps_max"]) for r in runs]
     cpu = [round(r.get("cpu_us_per_req", 0.0), 1) for r in runs]
+    util = [r.get("cpu_util_closed", 0.0) for r in runs]
+    load_busy = [
+        r["cpu_busy_closed"].get(str(min(SPLIT[1])), 0.0) if SPLIT is not None else 0.0
+        for r in runs
+    ]
     return {
         "cpu_us_per_req": statistics.median(cpu),
         "added_serial_p50_us": statistics.median(serial_p50),
@@ -450,7 +641,11 @@ def summarise(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[st
             "added_ttft_us": ttfb,
             "cpu_us_per_req": cpu,
             "added_serial_p50_us": serial_p50,
+            "cpu_util_closed": util,
+            "load_cpu_busy_closed": load_busy,
         },
+        "cpu_util_closed": statistics.median(util),
+        "load_cpu_busy_closed": statistics.median(load_busy),
     }
 
 
@@ -473,6 +668,25 @@ def main() -> None:
         help="also run the sidecar from another checkout's sidecar/ dir (A/B in one run)",
     )
     parser.add_argument("--only", default="", help="comma-separated targets to run (and direct)")
+    parser.add_argument(
+        "--loadgen",
+        choices=("go", "python"),
+        default="go",
+        help="load generator: the Go one (default) or the former asyncio one",
+    )
+    parser.add_argument(
+        "--upstream",
+        choices=("go", "python"),
+        default="go",
+        help="the Go server replaying the Python fake's captured answers (default; needs"
+        " --loadgen go), or the Python fake itself",
+    )
+    parser.add_argument(
+        "--fake-gc",
+        choices=("frozen", "default"),
+        default="frozen",
+        help="fake upstream: start-up objects frozen and fewer collections (default), or not",
+    )
     args = parser.parse_args()
     seconds, rps_s, warm_s = (10.0, 5.0, 2.0) if args.full else (3.0, 1.5, 1.0)
     reps = args.reps or (5 if args.full else 3)
@@ -485,15 +699,31 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {}
     rss: dict[str, float | None] = {}
     skipped: dict[str, str] = {}
+    load: GoLoad | None = None
+    if args.loadgen == "go":
+        exe = build_loadgen()
+        if isinstance(exe, str):
+            shutil.rmtree(tmp, ignore_errors=True)
+            sys.exit(f"bench_sidecar_overhead: {exe}")
+        load = GoLoad(exe, tmp)
     try:
         fake_port = free_port()
+        fake_cmd = [sys.executable, "-m", "switchman_fake", "--port", str(fake_port), "--no-record"]
+        if args.fake_gc == "frozen":
+            fake_cmd.append("--bench-gc")
         fake = subprocess.Popen(
-            [sys.executable, "-m", "switchman_fake", "--port", str(fake_port), "--no-record"],
+            fake_cmd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         procs.append(fake)
         wait_port(fake_port, fake, 20)
+        if args.upstream == "go" and load is not None:
+            capture_answers(fake_port, tmp / "answers.json")
+            fake_port = free_port()
+            upstream = load.serve(fake_port, tmp / "answers.json")
+            procs.append(upstream)
+            wait_port(fake_port, upstream, 20)
         targets: list[tuple[str, int, str, int | None]] = [
             ("direct", fake_port, "/v1/chat/completions", None)
         ]
@@ -522,10 +752,17 @@ def main() -> None:
                 procs.append(ll[0])
                 targets.append(("litellm", ll[1], "/v1/chat/completions", ll[0].pid))
         for _name, port, path, _pid in targets:
-            uvloop.run(warm_up(port, path, conns, warm_s))
+            if load is not None:
+                load.run("closed", port, path, None, seconds=warm_s, conns=conns)
+                load.run("ttft", port, path, None, n=20)
+            else:
+                uvloop.run(warm_up(port, path, conns, warm_s))
         for rep in range(reps):
             for name, port, path, pid in targets:
-                r = uvloop.run(measure(port, path, args.rate, seconds, conns, rps_s, pid))
+                if load is not None:
+                    r = measure_go(load, port, path, args.rate, seconds, conns, rps_s, pid)
+                else:
+                    r = uvloop.run(measure(port, path, args.rate, seconds, conns, rps_s, pid))
                 runs.setdefault(name, []).append(r)
                 if pid is not None:
                     rss[name] = peak_rss_mib(pid)
@@ -546,6 +783,10 @@ def main() -> None:
         "rate_rps": args.rate,
         "seconds_per_rep": seconds,
         "reps": reps,
+        "loadgen": args.loadgen,
+        "upstream": args.upstream if load is not None else "python",
+        "fake_gc": args.fake_gc,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
         "pinning": (
             {"proxy_cpu": sorted(SPLIT[0]), "load_and_fake_cpu": sorted(SPLIT[1])}
@@ -557,6 +798,13 @@ def main() -> None:
             for k in ("p50_ms", "p99_ms", "rps_max", "ttft_ms", "serial_p50_ms")
         },
     }
+    if SPLIT is not None:
+        load_cpu = str(min(SPLIT[1]))
+        summary["direct"]["load_cpu_busy_closed"] = statistics.median(
+            r["cpu_busy_closed"].get(load_cpu, 0.0) for r in base
+        )
+    for key in ("sched_late_p99_us", "loadgen_cpu_us_per_req"):
+        summary["direct"][key] = statistics.median(r[key] for r in base)
     for name, target_runs in runs.items():
         if name != "direct":
             summary[name] = {**summarise(target_runs, base), "rss_mib": rss.get(name)}

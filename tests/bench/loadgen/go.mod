@@ -1,0 +1,3 @@
+module switchman.dev/bench/loadgen
+
+go 1.22
