@@ -13,6 +13,7 @@ placeholders issued for this request are ever restored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -39,6 +40,7 @@ _NOT_TYPE = re.compile(r"[^A-Z0-9_]+")
 _KEEP_LAST_FOUR = frozenset({"CREDIT_CARD", "IBAN_CODE", "PHONE_NUMBER", "US_SSN"})
 
 
+@functools.lru_cache(maxsize=256)
 def placeholder_type(entity: str) -> str:
     """The entity type as it may appear inside a placeholder."""
     name = _NOT_TYPE.sub("_", entity.upper()).strip("_") or "PII"
@@ -64,7 +66,7 @@ class Vault:
         if known is not None:
             return known
         kind = placeholder_type(entity)
-        digest = hmac.new(self._secret, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()
+        digest = hmac.digest(self._secret, f"{kind}\0{value}".encode(), "sha256").hex()
         token = f"[{kind}_{digest[:DIGEST_CHARS]}]"
         if self.values.get(token, value) != value:
             token = f"[{kind}_{digest[:LONG_DIGEST_CHARS]}]"
