@@ -127,6 +127,10 @@ _DECISIVE_RE = tuple(
     (kind, re.compile(b"|".join(re.escape(m) for m in sorted(markers))))
     for kind, markers in _DECISIVE.items()
 )
+#: Any decisive marker at all: most prompts have none, and one scan says so.
+_ANY_DECISIVE = re.compile(
+    b"|".join(re.escape(m) for markers in _DECISIVE.values() for m in sorted(markers))
+)
 
 
 def supported(featurizer: str) -> bool:
@@ -151,9 +155,10 @@ def _sample(text: str) -> bytes:
 
 
 def _kind(raw: bytes, tokens: list[bytes], numbers: int) -> str:
-    for kind, pattern in _DECISIVE_RE:
-        if pattern.search(raw):
-            return kind
+    if _ANY_DECISIVE.search(raw):
+        for kind, pattern in _DECISIVE_RE:
+            if pattern.search(raw):
+                return kind
     present = set(tokens)
     if present & _ANY_STRONG:
         for kind, strong in _STRONG.items():

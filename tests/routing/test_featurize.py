@@ -115,3 +115,28 @@ def test_fast_featurizer_equals_the_reference_definition() -> None:
             assert analyze(prompt, dim) == _reference_hash_v1(prompt, dim), prompt[:40]
             kind, indices = analyze(prompt, dim)
             assert analyze_set(prompt, dim) == (kind, set(indices))
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "plain text with no marker at all",
+        "use \\frac{1}{2} then def f(): pass",  # math marker first, code marker later
+        "def f(): return \\sqrt{2}",
+        "\\()",  # a math marker overlapping a code marker
+        "$$ x $$",
+        "#include <stdio.h>",
+        "Write a Python script",
+        "costs $$ and ()",
+    ],
+)
+def test_decisive_markers_pick_the_kind_the_per_kind_scan_picks(prompt: str) -> None:
+    from switchman_protocol import featurize
+
+    raw = prompt.lower().encode()
+    expected = next(
+        (kind for kind, markers in featurize._DECISIVE.items() if any(m in raw for m in markers)),
+        None,
+    )
+    got = featurize._kind(raw, featurize._TOKEN.findall(raw), 0)
+    assert got == (expected or "chat")

@@ -157,7 +157,7 @@ class LearnedScorer:
         #: Task kind → per-model bias plus the learned offsets (filled on first use).
         self._bias_by_task: dict[str, list[float]] = {}
         #: Task kind → the non-zero learned offsets (with prototypes; filled on first use).
-        self._offsets_by_task: dict[str, list[tuple[str, float]]] = {}
+        self._offsets_by_task: dict[str, list[tuple[int, float]]] = {}
 
     @property
     def models(self) -> list[str]:
@@ -214,15 +214,35 @@ class LearnedScorer:
 
     def predict(self, indices: Collection[int], task: str) -> dict[str, float]:
         """Probability of a good answer per model for a featurized prompt."""
+        return dict(zip(self.names, self.predict_list(indices, task), strict=True))
+
+    def predict_list(self, indices: Collection[int], task: str) -> list[float]:
+        """:meth:`predict` as a list in the order of ``names`` (what the router reads).
+
+        ``sigmoid`` is written out in the comprehensions (the same two branches, so the
+        same floats): a Python call per model costs more than the arithmetic.
+        """
         n = len(indices)
         norm = self.scale / math.sqrt(n) if n else 0.0
+        exp = math.exp
         if not self._protos:
-            return {
-                name: sigmoid(bias + norm * total)
-                for name, bias, total in zip(
-                    self.names, self._biases(task), self.totals(indices), strict=True
+            if 1 < n <= MAX_FEATURES:
+                # The usual case, fused: one packed sum, the fields read in place.
+                fields = self._unpack(
+                    sum(itemgetter(*indices)(self.packed)).to_bytes(self._bytes, "little")
                 )
-            }
+                base = n * _OFFSET
+                q = self._quantum
+                xs = [
+                    bias + norm * ((field - base) * q)
+                    for bias, field in zip(self._biases(task), fields, strict=True)
+                ]
+            else:
+                xs = [
+                    bias + norm * total
+                    for bias, total in zip(self._biases(task), self.totals(indices), strict=True)
+                ]
+            return [1.0 / (1.0 + exp(-x)) if x >= 0 else (e := exp(x)) / (1.0 + e) for x in xs]
         keep = 1.0 - self.prototype_share
         if 1 < n <= MAX_FEATURES:
             # The usual case, fused: one packed sum, the heads' fields read in place.
@@ -234,40 +254,37 @@ class LearnedScorer:
             base = n * _OFFSET
             step = norm * self._quantum
             # ``fields`` holds the prototypes' fields after the heads': zip stops at the heads.
-            probs = {
-                name: keep * sigmoid(bias + step * (field - base)) + mean
-                for name, bias, field, mean in zip(
-                    self.names, self.biases, fields, vote, strict=False
-                )
-            }
+            xs = [
+                bias + step * (field - base)
+                for bias, field in zip(self.biases, fields, strict=False)
+            ]
         else:
             totals, sims = self._sums(indices)
             vote = self._votes[sims.index(max(sims))]
-            probs = {
-                name: keep * sigmoid(bias + norm * total) + mean
-                for name, bias, total, mean in zip(
-                    self.names, self.biases, totals, vote, strict=True
-                )
-            }
+            xs = [bias + norm * total for bias, total in zip(self.biases, totals, strict=True)]
+        probs = [
+            keep * (1.0 / (1.0 + exp(-x)) if x >= 0 else (e := exp(x)) / (1.0 + e)) + mean
+            for x, mean in zip(xs, vote, strict=True)
+        ]
         offsets = self._offsets(task)
         if offsets:
             # Online offsets move the mixed probability in logit space, so outcomes can
             # still take a model's traffic away entirely (the prototype vote is fixed).
-            for name, offset in offsets:
-                p = min(max(probs[name], 1e-12), 1.0 - 1e-12)
-                probs[name] = sigmoid(math.log(p / (1.0 - p)) + offset)
+            for j, offset in offsets:
+                p = min(max(probs[j], 1e-12), 1.0 - 1e-12)
+                probs[j] = sigmoid(math.log(p / (1.0 - p)) + offset)
         return probs
 
-    def _offsets(self, task: str) -> list[tuple[str, float]]:
-        """The non-zero online offsets for a task kind, per model."""
+    def _offsets(self, task: str) -> list[tuple[int, float]]:
+        """The non-zero online offsets for a task kind: (position in ``names``, offset)."""
         offsets = self._offsets_by_task.get(task)
         if offsets is None:
             adjust = self.adjust
             offsets = [
-                (name, adjust.get((name, task), 0.0) + adjust.get((name, "*"), 0.0))
-                for name in self.names
+                (j, adjust.get((name, task), 0.0) + adjust.get((name, "*"), 0.0))
+                for j, name in enumerate(self.names)
             ]
-            offsets = [(name, offset) for name, offset in offsets if offset]
+            offsets = [(j, offset) for j, offset in offsets if offset]
             if len(self._offsets_by_task) < 64:
                 self._offsets_by_task[task] = offsets
         return offsets

@@ -33,6 +33,7 @@ from .selection import (
     Option,
     plan_budgets,
     rank,
+    rank_order,
     strategy_rank,
     weighted_pick,
 )
@@ -157,6 +158,12 @@ class Router:
             if cascade.check == "verifier" and self.resolve(cascade.verifier_model) is None:
                 raise ValueError("the verifier cascade check needs a verifier model of the table")
             self._cascade = tuple(n for n in names if n is not None)
+        #: The candidates of ``auto`` and each model's fallback chain, resolved once.
+        self._pool = [n for n in self._order if n != AUTO]
+        self._pool_terms = [self._cost_terms[n] for n in self._pool]
+        self._chains = {name: tuple(self._chain(name)) for name in self._models}
+        #: (label, task kind) → the start of the choice's explanation line.
+        self._note_heads: dict[tuple[str, str], str] = {}
 
     # -- helpers -------------------------------------------------------------
     def resolve(self, name: str) -> str | None:
@@ -223,10 +230,12 @@ class Router:
                     analysis.append((featurize.task_kind(text) if text else "chat", ()))
             return analysis[0]
 
-        task: Callable[[], str] = lambda: analyze()[0]  # noqa: E731
-        match = match_rule(self._rules, request, task, self._fields)
-        notes.extend(match.notes)
-        rule = match.rule
+        rule: routes_pb2.Rule | None = None
+        if self._rules:
+            task: Callable[[], str] = lambda: analyze()[0]  # noqa: E731
+            match = match_rule(self._rules, request, task, self._fields)
+            notes.extend(match.notes)
+            rule = match.rule
         strategy = self._default_strategy
         allowed: list[str] | None = None
         cap: int | None = None
@@ -274,7 +283,7 @@ class Router:
                 else ("alias" if resolved != request.model else "requested")
             )
             notes.append(f"{resolved}: {reason}")
-            decision = RouteDecision(candidates=self._chain(resolved), reason=reason)
+            decision = RouteDecision(candidates=list(self._chains[resolved]), reason=reason)
         else:
             decision = self._choose(request, strategy, allowed, rule, analyze, notes)
         if rule is not None:
@@ -310,8 +319,8 @@ class Router:
         analyze: Callable[[], tuple[str, Collection[int]]],
         notes: list[str],
     ) -> RouteDecision:
-        pool = allowed if allowed else self._order
-        names = self._eligible([n for n in pool if n != AUTO], request, notes)
+        pool = [n for n in allowed if n != AUTO] if allowed else self._pool
+        names = self._eligible(pool, request, notes)
         if not names:
             return RouteDecision(candidates=[], reason="no-eligible-model", explanation=notes)
         prefix = f"rule:{rule.name}/" if rule is not None else ""
@@ -329,61 +338,92 @@ class Router:
         kind, indices = analyze()
         scorer = self._scorer
         use_learned = scorer is not None and (rule is None or not rule.strategy)
-        probs = scorer.predict(indices, kind) if use_learned and scorer is not None else {}
-        options = []
+        # Per candidate (``names`` order): quality, then the expected cost of this request.
+        if use_learned and scorer is not None:
+            qualities = scorer.predict_list(indices, kind)
+            if names != scorer.names:
+                probs = dict(zip(scorer.names, qualities, strict=True))
+                declared = self._declared(kind)
+                qualities = [probs[n] if n in probs else declared[n] for n in names]
+        else:
+            declared = self._declared(kind)
+            qualities = [declared[n] for n in names]
         observed = self.stats.observed
-        declared = self._declared(kind)
+        if observed:
+            qualities = [
+                q if (seen := observed.get(n)) is None else q * (1.0 - seen.error_rate)
+                for n, q in zip(names, qualities, strict=True)
+            ]
         in_tokens = request.input_tokens
-        cost_terms = self._cost_terms
-        for name in names:
-            quality = probs.get(name)
-            if quality is None:
-                quality = declared[name]
-            seen = observed.get(name)
-            latency = DEFAULT_LATENCY_MS
-            if seen is not None:
-                quality *= 1.0 - seen.error_rate
-                latency = self.stats.expected_latency_ms(name)
-            per_input, output = cost_terms[name]
-            options.append(Option(name, quality, in_tokens * per_input + output, latency))
+        terms = (
+            self._pool_terms
+            if names is self._pool
+            else list(map(self._cost_terms.__getitem__, names))
+        )
+        costs = [in_tokens * per_input + output for per_input, output in terms]
         bar = self._bar
         cost_weight = self._cost_weight
-        unbudgeted = options
-        if self._budgets:
-            options = plan_budgets(
-                options,
-                self._out_tokens,
-                self._out_prices,
-                self._budgets,
-                request.max_output_tokens,
-            )
-        if use_learned:
-            ranked = rank(options, bar, cost_weight)
+        best_budget: int | None = None
+        if use_learned and not self._budgets:
+            # The common learned case: rank the lists, no Option per model.
+            ranked_at = rank_order(qualities, costs, names, bar, cost_weight)
+            order = [names[i] for i in ranked_at]
+            first = ranked_at[0]
+            best_model, best_quality, best_cost = names[first], qualities[first], costs[first]
             reason, label = f"{prefix}router", "learned"
         else:
-            ranked = strategy_rank(options, strategy or "balanced", bar)
-            reason, label = f"{prefix}strategy:{strategy or 'balanced'}", strategy or "balanced"
-        best = ranked[0]
-        if self._budgets:
-            order: list[str] = []
-            for option in ranked:
-                if option.model not in order:
-                    order.append(option.model)
-        else:
-            order = [o.model for o in ranked]
-        scores = {o.model: o.quality for o in unbudgeted}
+            latencies = [
+                self.stats.expected_latency_ms(n) if n in observed else DEFAULT_LATENCY_MS
+                for n in names
+            ]
+            options = list(map(Option, names, qualities, costs, latencies))
+            if self._budgets:
+                options = plan_budgets(
+                    options,
+                    self._out_tokens,
+                    self._out_prices,
+                    self._budgets,
+                    request.max_output_tokens,
+                )
+            if use_learned:
+                ranked = rank(options, bar, cost_weight)
+                reason, label = f"{prefix}router", "learned"
+            else:
+                ranked = strategy_rank(options, strategy or "balanced", bar)
+                reason, label = f"{prefix}strategy:{strategy or 'balanced'}", strategy or "balanced"
+            best = ranked[0]
+            best_model, best_quality, best_cost, best_budget = (
+                best.model,
+                best.quality,
+                best.cost,
+                best.budget,
+            )
+            if self._budgets:
+                order = []
+                for option in ranked:
+                    if option.model not in order:
+                        order.append(option.model)
+            else:
+                order = [o.model for o in ranked]
+        scores = dict(zip(names, qualities, strict=True))
+        head = self._note_heads.get((label, kind))
+        if head is None:
+            head = f"{label}: task {kind}, bar {bar:g}, cost weight {cost_weight:g}; chose "
+            if len(self._note_heads) < 256:  # labels and task kinds are closed sets
+                self._note_heads[(label, kind)] = head
         notes.append(
-            f"{label}: task {kind}, bar {bar:g}, cost weight {cost_weight:g}; chose {best.model}"
-            + (f" with budget {best.budget}" if best.budget else "")
-            + f" (quality {best.quality:.3f}, est. ${best.cost:.6f})"
+            head
+            + best_model
+            + (f" with budget {best_budget}" if best_budget else "")
+            + f" (quality {best_quality:.3f}, est. ${best_cost:.6f})"
         )
         decision = RouteDecision(
             candidates=self._with_fallbacks(order),
             reason=reason,
             strategy=label,
-            score=round(best.quality, 4),
+            score=round(best_quality, 4),
             task_kind=kind,
-            max_output_tokens=best.budget,
+            max_output_tokens=best_budget,
             scores=scores,
         )
         if self._cascade and (rule is None or not allowed):
@@ -406,12 +446,14 @@ class Router:
         return decision
 
     def _with_fallbacks(self, order: list[str]) -> list[str]:
-        out = self._chain(order[0])
-        for name in order[1:]:
-            if len(out) >= MAX_CANDIDATES:
-                break
-            if name not in out:
-                out.append(name)
+        chain = self._chains.get(order[0])
+        out = list(chain) if chain is not None else self._chain(order[0])
+        if len(out) < MAX_CANDIDATES:
+            for name in order:  # order[0] heads the chain already
+                if name not in out:
+                    out.append(name)
+                    if len(out) == MAX_CANDIDATES:
+                        break
         return out[:MAX_CANDIDATES]
 
     def _declared(self, task: str) -> dict[str, float]:

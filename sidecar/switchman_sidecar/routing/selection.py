@@ -32,6 +32,7 @@ __all__ = [
     "expected_cost",
     "plan_budgets",
     "rank",
+    "rank_order",
     "strategy_rank",
     "weighted_pick",
 ]
@@ -73,28 +74,48 @@ def _utility(option: Option, max_cost: float, cost_weight: float) -> float:
 
 def rank(options: Sequence[Option], bar: float = 0.0, cost_weight: float = 0.0) -> list[Option]:
     """Options best first under the selection rule (see the module docstring)."""
-    if not options:
+    order = rank_order(
+        [o.quality for o in options],
+        [o.cost for o in options],
+        [o.model for o in options],
+        bar,
+        cost_weight,
+    )
+    return [options[i] for i in order]
+
+
+def rank_order(
+    qualities: Sequence[float],
+    costs: Sequence[float],
+    models: Sequence[str],
+    bar: float = 0.0,
+    cost_weight: float = 0.0,
+) -> list[int]:
+    """:func:`rank` on parallel lists: the positions, best first (what the request path uses)."""
+    n = len(qualities)
+    if not n:
         return []
     if cost_weight > 0:
-        top = max([o.cost for o in options])
+        top = max(costs)
         keep = 1.0 - cost_weight
         # _utility inlined (this runs per request): the same arithmetic, the same order.
         if top > 0:
-            keyed = [
-                (cost_weight * (o.cost / top) - keep * o.quality, o.cost, o.model, i)
-                for i, o in enumerate(options)
+            keys = [
+                cost_weight * (c / top) - keep * q for q, c in zip(qualities, costs, strict=True)
             ]
         else:
-            keyed = [(-keep * o.quality, o.cost, o.model, i) for i, o in enumerate(options)]
-        keyed.sort()
-        return [options[k[3]] for k in keyed]
+            keys = [-keep * q for q in qualities]
+        return [k[3] for k in sorted(zip(keys, costs, models, range(n), strict=True))]
     if bar > 0:
-        clear = sorted((o for o in options if o.quality >= bar), key=lambda o: (o.cost, o.model))
+        clear = sorted(
+            (i for i in range(n) if qualities[i] >= bar), key=lambda i: (costs[i], models[i])
+        )
         rest = sorted(
-            (o for o in options if o.quality < bar), key=lambda o: (-o.quality, o.cost, o.model)
+            (i for i in range(n) if qualities[i] < bar),
+            key=lambda i: (-qualities[i], costs[i], models[i]),
         )
         return clear + rest
-    return sorted(options, key=lambda o: (-o.quality, o.cost, o.model))
+    return sorted(range(n), key=lambda i: (-qualities[i], costs[i], models[i]))
 
 
 def choose(options: Sequence[Option], bar: float = 0.0, cost_weight: float = 0.0) -> Option | None:
@@ -107,7 +128,7 @@ def strategy_rank(options: Sequence[Option], strategy: str, bar: float) -> list[
     clearing = [o for o in options if o.quality >= bar]
     if strategy == "quality" or not clearing:  # nothing clears the bar: the best there is
         return sorted(options, key=lambda o: (-o.quality, o.cost, o.model))
-    others = [o for o in options if o not in clearing]
+    others = [o for o in options if not o.quality >= bar]  # the rest, NaN included
     if strategy == "cost":
         keyed = [(o.cost, -o.quality, o.model, o) for o in clearing]
     elif strategy == "latency":
