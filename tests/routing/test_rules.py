@@ -110,3 +110,42 @@ def test_rule_caps_output_tokens_and_plans_ensemble(
     assert d.ensemble == ["big", "mid", "small"]
     assert d.ensemble_plan is not None and d.ensemble_plan.judge_model == "big"
     assert d.ensemble_plan.aggregate == "judge"
+
+
+def test_cached_rule_contexts_follow_the_values_down_to_their_type(
+    make_table: Callable[..., pb.RouteTable], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rules over budget/pii/task/time keep their CEL contexts keyed by the values:
+    a later request with other values (or 42 instead of 42.0) must not see old ones."""
+    from switchman_sidecar.routing import rules as rules_module
+
+    monkeypatch.setattr(rules_module, "MAX_CONTEXTS", 3)
+    rules = [
+        pb.Rule(name="int", when="budget.percentUsed / 5 == 8", route_to="small"),  # 8.4 for 42.0
+        pb.Rule(name="minus", when='string(budget.percentUsed) == "-0"', route_to="small"),
+        pb.Rule(name="high", when="budget.percentUsed > 90.0", route_to="mid"),
+        pb.Rule(name="ssn", when='pii.exists(p, p == "US_SSN")', route_to="mid"),
+        pb.Rule(name="late", when="time.hour >= 22 && size(pii) == 0", route_to="small"),
+    ]
+    router = Router(make_table(rules=rules))
+    noon, night = 1764676800.0, 1764716400.0  # 12:00 and 23:00 UTC
+
+    def rule(percent: float, pii: frozenset[str] = frozenset(), now: float = noon) -> str | None:
+        budget = BudgetView("Ok", percent)
+        request = RouteRequest(model="big", budget=budget, pii_types=pii, now=now)
+        return router.decide(request).rule
+
+    for _ in range(2):  # the second round reads the contexts cached by the first
+        assert rule(42.0) is None
+        assert rule(42) == "int"
+        assert rule(95.0) == "high"
+        assert rule(42.0, frozenset({"US_SSN"})) == "ssn"
+        assert rule(42.0, now=night) == "late"
+        assert rule(42.0, frozenset({"EMAIL_ADDRESS"}), now=night) is None
+        assert rule(0.0) is None
+        assert rule(-0.0) == "minus"
+    for percent in range(91, 120):  # more values than MAX_CONTEXTS: the memo starts over
+        assert rule(float(percent)) == "high"
+    assert all(len(c.contexts) <= 3 for c in router._rules)
+    # ``p`` (bound by exists) is not a cacheable variable: that rule resolves per request.
+    assert [bool(c.cached) for c in router._rules] == [True, True, True, False, True]
