@@ -20,7 +20,10 @@ latency), and it leaves the load core to the fake upstream. ``--loadgen python``
 runs the former asyncio/uvloop generator (same phases) for comparison. During
 the closed loop the proxy's CPU use (its share of one core, ``cpu_util_closed``)
 and every core's busy share are reported: a proxy near 1.0 is the limit; a
-proxy well below 1.0 with the load core near 1.0 means the harness was.
+proxy well below 1.0 with the load core near 1.0 means the harness was (with
+the proxy's core busy, other jobs took it). ``rps_per_cpu_s``, requests per
+second of the proxy's own CPU time in the closed loop, is its capacity on one
+whole core even when other jobs take part of that core.
 
 Fairness: on a machine with two or more CPUs the proxy under test (every one
 alike, children included) is pinned to one core and the load generator and
@@ -571,6 +574,8 @@ def measure_go(
         out["cpu_us_per_req"] = one_by_one["proxy_cpu_us_per_req"]
         out["cpu_util_closed"] = closed["proxy_cpu_util"]
         out["cpu_util_open"] = opened["proxy_cpu_util"]
+        if closed["proxy_cpu_s"] > 0:
+            out["rps_per_cpu_s"] = closed["done"] / closed["proxy_cpu_s"]
     return out
 
 
@@ -609,6 +614,8 @@ async def measure(
     if pid:
         out["cpu_us_per_req"] = (cpu1 - cpu0) / n_serial * 1e6
         out["cpu_util_closed"] = round((cpu_c1 - cpu_c0) / wall_c, 3)
+        if cpu_c1 > cpu_c0:
+            out["rps_per_cpu_s"] = rps * wall_c / (cpu_c1 - cpu_c0)
     return out
 
 
@@ -623,6 +630,7 @@ def summarise(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[st
     rps = [round(r["rps_max"]) for r in runs]
     cpu = [round(r.get("cpu_us_per_req", 0.0), 1) for r in runs]
     util = [r.get("cpu_util_closed", 0.0) for r in runs]
+    per_cpu = [round(r.get("rps_per_cpu_s", 0.0)) for r in runs]
     load_busy = [
         r["cpu_busy_closed"].get(str(min(SPLIT[1])), 0.0) if SPLIT is not None else 0.0
         for r in runs
@@ -643,7 +651,9 @@ def summarise(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[st
             "added_serial_p50_us": serial_p50,
             "cpu_util_closed": util,
             "load_cpu_busy_closed": load_busy,
+            "rps_per_cpu_s": per_cpu,
         },
+        "rps_per_cpu_s": round(statistics.median(per_cpu)),
         "cpu_util_closed": statistics.median(util),
         "load_cpu_busy_closed": statistics.median(load_busy),
     }
