@@ -153,6 +153,18 @@ STRONG_CUE_RE = re.compile(
     r"\bmet|\bthis\s+is|\bspeak\s+(?:to|with)|\bask\s+for)[\s,:]*\Z",
     re.IGNORECASE,
 )
+#: STRONG_CUE_RE read backwards, for ``match`` on the reversed text before a
+#: run: the cue must end the text, so the engine tries one position instead
+#: of every one (same answer: each branch is its own reversal, ``\b`` is
+#: symmetric; tests/pii/test_reversed_cues.py checks it on real and random text).
+STRONG_CUE_REV_RE = re.compile(
+    r"[\s,:]*(?:si\s+eman\b|[:?]\s*eman\b|ma\s+i\b|m['\u2019]i\b|raed\b|(?:yb\s+)?dengis\b|"
+    r"sdrager\b|ylerecnis\b|dellac\b|(?:(?:mih|reh)\s+)?deman\b|em\s+s?llac\b|si\s+yhw\b|"
+    r"ot\s+etubirt\b|(?:(?:si|saw|eman)\s+)?(?:(?:nosrep\s+)?tcatnoc|tneitap|remotsuc|tneilc|"
+    r"eeyolpme|resu|yraicifeneb|redloh)\b|:\s*morf\b|:\s*cc\b|:\s*ot\b|\.?ntta\b|noitnetta\b|"
+    r"teem\b|tem\b|si\s+siht\b|(?:ot|htiw)\s+kaeps\b|rof\s+ksa\b)",
+    re.IGNORECASE,
+)
 WEAK_CUE_RE = re.compile(
     r"(?:\bby|\bwith|\band|\bhi|\bhello|\bhey|\bthanks|\bthank\s+you|\bmanager|\bdirector)"
     r"[\s,]*\Z",
@@ -190,6 +202,10 @@ W_PERSON_CUE = 0.6
 #: Before an item of an enumeration: "Mark, " or, for the last item, "Mark, Kaylee and ".
 LIST_BEFORE_RE = re.compile(
     rf"[{_U}][^\W\d_]+,[ ]\Z|[{_U}][^\W\d_]+,[ ][{_U}][^\W\d_]+,?[ ]and[ ]\Z"
+)
+#: LIST_BEFORE_RE read backwards (see STRONG_CUE_REV_RE).
+LIST_BEFORE_REV_RE = re.compile(
+    rf"[ ],[^\W\d_]+[{_U}]|[ ]dna[ ],?[^\W\d_]+[{_U}][ ],[^\W\d_]+[{_U}]"
 )
 #: After an item: more items, or a pair that is the subject of a plural verb
 #: ("Lang and Fowler were").
@@ -278,7 +294,7 @@ WEAK_TAILS = tuple(
 def _strong_cue(text: str, start: int) -> bool:
     before = text[max(0, start - 30) : start]
     return before.rstrip(" ,:\t\n").lower().endswith(STRONG_TAILS) and bool(
-        STRONG_CUE_RE.search(before)
+        STRONG_CUE_REV_RE.match(before[::-1])
     )
 
 
@@ -517,7 +533,7 @@ def _score_segment(
         elif len(seg) == 1 and unknown == 1:
             score += W_SINGLE
             if (
-                LIST_BEFORE_RE.search(before)
+                LIST_BEFORE_REV_RE.match(before[::-1])
                 or LIST_AFTER_RE.match(after)
                 or (PLURAL_AFTER_RE.match(after) and PAIR_BEFORE_RE.search(before))
             ):
