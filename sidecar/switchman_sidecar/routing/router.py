@@ -31,9 +31,10 @@ from .rules import compile_rules, match_rule, request_fields
 from .selection import (
     DEFAULT_OUTPUT_TOKENS,
     Option,
+    plan_budget_lists,
     plan_budgets,
-    rank,
     rank_order,
+    strategy_order,
     strategy_rank,
     weighted_pick,
 )
@@ -364,33 +365,64 @@ class Router:
         bar = self._bar
         cost_weight = self._cost_weight
         best_budget: int | None = None
-        if use_learned and not self._budgets:
-            # The common learned case: rank the lists, no Option per model.
-            ranked_at = rank_order(qualities, costs, names, bar, cost_weight)
-            order = [names[i] for i in ranked_at]
-            first = ranked_at[0]
-            best_model, best_quality, best_cost = names[first], qualities[first], costs[first]
-            reason, label = f"{prefix}router", "learned"
-        else:
-            latencies = [
-                self.stats.expected_latency_ms(n) if n in observed else DEFAULT_LATENCY_MS
-                for n in names
-            ]
-            options = list(map(Option, names, qualities, costs, latencies))
-            if self._budgets:
-                options = plan_budgets(
-                    options,
+        if use_learned:
+            # The learned router ranks the lists, no Option per model (or per budget).
+            planned = (
+                plan_budget_lists(
+                    names,
+                    qualities,
+                    costs,
                     self._out_tokens,
                     self._out_prices,
                     self._budgets,
                     request.max_output_tokens,
                 )
-            if use_learned:
-                ranked = rank(options, bar, cost_weight)
-                reason, label = f"{prefix}router", "learned"
+                if self._budgets
+                else None
+            )
+            if planned is None:
+                ranked_at = rank_order(qualities, costs, names, bar, cost_weight)
+                order = [names[i] for i in ranked_at]
+                first = ranked_at[0]
+                best_model, best_quality, best_cost = names[first], qualities[first], costs[first]
             else:
-                ranked = strategy_rank(options, strategy or "balanced", bar)
-                reason, label = f"{prefix}strategy:{strategy or 'balanced'}", strategy or "balanced"
+                models, planned_q, planned_c, budgets = planned
+                ranked_at = rank_order(planned_q, planned_c, models, bar, cost_weight)
+                order = list(dict.fromkeys([models[i] for i in ranked_at]))  # first of each model
+                first = ranked_at[0]
+                best_model, best_quality, best_cost = (
+                    models[first],
+                    planned_q[first],
+                    planned_c[first],
+                )
+                best_budget = budgets[first]
+            reason, label = f"{prefix}router", "learned"
+        elif not self._budgets:
+            latencies = [
+                self.stats.expected_latency_ms(n) if n in observed else DEFAULT_LATENCY_MS
+                for n in names
+            ]
+            label = strategy or "balanced"
+            ranked_at = strategy_order(qualities, costs, latencies, names, label, bar)
+            order = [names[i] for i in ranked_at]
+            first = ranked_at[0]
+            best_model, best_quality, best_cost = names[first], qualities[first], costs[first]
+            reason = f"{prefix}strategy:{label}"
+        else:
+            latencies = [
+                self.stats.expected_latency_ms(n) if n in observed else DEFAULT_LATENCY_MS
+                for n in names
+            ]
+            options = plan_budgets(
+                list(map(Option, names, qualities, costs, latencies)),
+                self._out_tokens,
+                self._out_prices,
+                self._budgets,
+                request.max_output_tokens,
+            )
+            label = strategy or "balanced"
+            ranked = strategy_rank(options, label, bar)
+            reason = f"{prefix}strategy:{label}"
             best = ranked[0]
             best_model, best_quality, best_cost, best_budget = (
                 best.model,
@@ -398,13 +430,7 @@ class Router:
                 best.cost,
                 best.budget,
             )
-            if self._budgets:
-                order = []
-                for option in ranked:
-                    if option.model not in order:
-                        order.append(option.model)
-            else:
-                order = [o.model for o in ranked]
+            order = list(dict.fromkeys([o.model for o in ranked]))  # first of each model
         scores = dict(zip(names, qualities, strict=True))
         head = self._note_heads.get((label, kind))
         if head is None:

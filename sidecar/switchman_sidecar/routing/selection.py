@@ -30,9 +30,11 @@ __all__ = [
     "choose",
     "cost_of",
     "expected_cost",
+    "plan_budget_lists",
     "plan_budgets",
     "rank",
     "rank_order",
+    "strategy_order",
     "strategy_rank",
     "weighted_pick",
 ]
@@ -125,24 +127,45 @@ def choose(options: Sequence[Option], bar: float = 0.0, cost_weight: float = 0.0
 
 def strategy_rank(options: Sequence[Option], strategy: str, bar: float) -> list[Option]:
     """The four static strategies over options."""
-    clearing = [o for o in options if o.quality >= bar]
+    order = strategy_order(
+        [o.quality for o in options],
+        [o.cost for o in options],
+        [o.latency_ms for o in options],
+        [o.model for o in options],
+        strategy,
+        bar,
+    )
+    return [options[i] for i in order]
+
+
+def strategy_order(
+    qualities: Sequence[float],
+    costs: Sequence[float],
+    latencies: Sequence[float],
+    models: Sequence[str],
+    strategy: str,
+    bar: float,
+) -> list[int]:
+    """:func:`strategy_rank` on parallel lists: the positions, best first."""
+    n = len(qualities)
+    clearing = [i for i in range(n) if qualities[i] >= bar]
     if strategy == "quality" or not clearing:  # nothing clears the bar: the best there is
-        return sorted(options, key=lambda o: (-o.quality, o.cost, o.model))
-    others = [o for o in options if not o.quality >= bar]  # the rest, NaN included
+        return sorted(range(n), key=lambda i: (-qualities[i], costs[i], models[i]))
+    others = [i for i in range(n) if not qualities[i] >= bar]  # the rest, NaN included
     if strategy == "cost":
-        keyed = [(o.cost, -o.quality, o.model, o) for o in clearing]
+        keyed = [(costs[i], -qualities[i], models[i], i) for i in clearing]
     elif strategy == "latency":
-        keyed = [(o.latency_ms, o.cost, o.model, o) for o in clearing]
+        keyed = [(latencies[i], costs[i], models[i], i) for i in clearing]
     else:  # balanced
-        top = max(o.cost for o in clearing)
+        top = max([costs[i] for i in clearing])
         scale = BALANCED_COST_WEIGHT / top if top > 0 else 0.0
         keep = 1.0 - BALANCED_COST_WEIGHT
-        keyed = [(o.cost * scale - keep * o.quality, o.cost, o.model, o) for o in clearing]
+        keyed = [(costs[i] * scale - keep * qualities[i], costs[i], models[i], i) for i in clearing]
     keyed.sort(key=lambda k: k[:3])
     head = [k[3] for k in keyed]
     if not others:
         return head
-    return head + sorted(others, key=lambda o: (-o.quality, o.cost))
+    return head + sorted(others, key=lambda i: (-qualities[i], costs[i]))
 
 
 def weighted_pick(names: Sequence[str], weights: Sequence[int], rng: random.Random) -> list[str]:
@@ -180,17 +203,51 @@ def plan_budgets(
     the selection rule picks the pair. ``cap`` (the client's own limit)
     bounds every budget.
     """
+    planned = plan_budget_lists(
+        [o.model for o in options],
+        [o.quality for o in options],
+        [o.cost for o in options],
+        mean_output,
+        out_price,
+        choices,
+        cap,
+    )
+    if planned is None:
+        return list(options)
+    models, qualities, costs, budgets = planned
+    per_model = len(models) // len(options) if options else 0
+    latencies = [o.latency_ms for o in options for _ in range(per_model)]
+    return list(map(Option, models, qualities, costs, latencies, budgets))
+
+
+def plan_budget_lists(
+    models: Sequence[str],
+    qualities: Sequence[float],
+    costs: Sequence[float],
+    mean_output: dict[str, float],
+    out_price: dict[str, float],
+    choices: Sequence[int],
+    cap: int | None,
+) -> tuple[list[str], list[float], list[float], list[int]] | None:
+    """:func:`plan_budgets` on parallel lists (model, quality, cost, budget per
+    planned option, every budget of a model in a row); None when no budget applies."""
     budgets = tuple(sorted({min(b, cap) if cap else b for b in choices if b > 0}))
     if not budgets:
-        return list(options)
-    out: list[Option] = []
-    for model, quality, cost, latency, _ in options:
+        return None
+    out_models: list[str] = []
+    out_qualities: list[float] = []
+    out_costs: list[float] = []
+    out_budgets: list[int] = []
+    for model, quality, cost in zip(models, qualities, costs, strict=True):
         length = max(1.0, mean_output.get(model, DEFAULT_OUTPUT_TOKENS))
         price = out_price.get(model, 0.0) / 1e6
         base = cost - length * price  # ``cost`` assumed a full answer of ``length`` tokens
-        for b, fits, billed in _budget_curve(length, budgets):
-            out.append(Option(model, quality * fits, base + billed * price, latency, b))
-    return out
+        curve = _budget_curve(length, budgets)
+        out_models += [model] * len(curve)
+        out_qualities += [quality * fits for _, fits, _ in curve]
+        out_costs += [base + billed * price for _, _, billed in curve]
+        out_budgets += budgets
+    return out_models, out_qualities, out_costs, out_budgets
 
 
 @functools.lru_cache(maxsize=1024)
