@@ -1,6 +1,8 @@
 """PII scan time per KB: our detector vs presidio-analyzer's pattern
 recognizers, on the same ~4 KB prompts (joined labelled texts from
-../shared/data/pii). Prints ONE JSON line.
+../shared/data/pii: PII-dense, ~65 findings each), and on ~4 KB prompts of
+ordinary text (LLM queries of ../shared/data/routing joined, a few findings
+each; key ``ordinary_text``, when that file is there). Prints ONE JSON line.
 
 Run: .venv/bin/python tests/bench/bench_pii.py [--baseline CHECKOUT]
 
@@ -8,6 +10,11 @@ Run: .venv/bin/python tests/bench/bench_pii.py [--baseline CHECKOUT]
 the previous commit) in the same process, interleaved prompt by prompt with
 ours, and reports both and the CPU-time ratio: on a machine shared with other
 jobs, absolute figures drift between runs, an interleaved ratio much less.
+
+``host_loop_1m_ms`` is a fixed pure-Python loop (one million iterations)
+timed in the same run: the host's speed drifts over days (the same code and
+Presidio have taken 3x longer on one day than on another), so absolute
+figures from different days compare only through it or through Presidio.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from switchman_cli.pii_eval.runner import Detect, ours, presidio, prompts_of
 from switchman_cli.pii_eval.scoring import load_samples
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pii"
+QUERIES = DATA.parent / "routing" / "llmrouter" / "default_query_train.jsonl"
 REPEATS = 5
 _ALIAS = "_switchman_pii_baseline"
 
@@ -55,6 +63,43 @@ def _summary(wall: list[float], cpu: list[float], prompts: list[str]) -> dict[st
         "ms_per_kb_p50": round(statistics.median(wall) / kb, 3),
         "cpu_ms_4kb_p50": round(statistics.median(cpu), 3),
     }
+
+
+def ordinary_prompts(limit: int = 60, size: int = 4096) -> list[str]:
+    """~4 KB prompts of ordinary text: LLM queries (maths, reading, trivia,
+    logic puzzles) in a fixed shuffled order, joined up to ``size`` characters;
+    [] when the file is not there."""
+    if not QUERIES.exists():
+        return []
+    import random
+
+    lines = QUERIES.read_text("utf-8").split("\n")  # not splitlines: U+2028 occurs in queries
+    queries = [json.loads(line)["query"] for line in lines if line]
+    random.Random(1).shuffle(queries)
+    out: list[str] = []
+    cur = ""
+    for q in queries:
+        if len(q) > size - 100:
+            continue
+        if len(cur) + len(q) + 2 > size:
+            out.append(cur)
+            cur = ""
+            if len(out) >= limit:
+                break
+        cur += q + "\n\n"
+    return out
+
+
+def host_loop_ms() -> float:
+    """A fixed pure-Python loop, best of three: the host's speed today."""
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.thread_time_ns()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, (time.thread_time_ns() - c0) / 1e6)
+    return round(best, 1)
 
 
 def baseline_detector(checkout: Path) -> Callable[[str], Any]:
@@ -115,20 +160,29 @@ def main(argv: list[str] | None = None) -> int:
         "prompts": len(prompts),
         "word_lists_load_s": round(load_s, 3),
     }
+    result["host_loop_1m_ms"] = host_loop_ms()
+    ordinary = ordinary_prompts()
+    old = baseline_detector(args.baseline) if args.baseline is not None else None
     if args.baseline is not None:
-        old = baseline_detector(args.baseline)
-        for p in prompts:  # warm both
-            old(p)
-            ours_detect(p)
-        result["baseline"] = str(args.baseline)
-        result.update(interleaved(ours_detect, old, prompts))
-    else:
-        result["ours"] = timings(ours_detect, prompts)
-    if not args.no_presidio:
-        other = presidio()
-        result["presidio_patterns"] = (
-            timings(other, prompts) if other is not None else "presidio-analyzer not installed"
-        )
+        result["baseline_checkout"] = str(args.baseline)
+    other = None if args.no_presidio else presidio()
+    for key, texts in (("", prompts), ("ordinary_text", ordinary)):
+        if not texts:
+            continue
+        part: dict[str, object] = result if not key else {"prompts": len(texts)}
+        if old is not None:
+            for p in texts:  # warm both
+                old(p)
+                ours_detect(p)
+            part.update(interleaved(ours_detect, old, texts))
+        else:
+            part["ours"] = timings(ours_detect, texts)
+        if not args.no_presidio:
+            part["presidio_patterns"] = (
+                timings(other, texts) if other is not None else "presidio-analyzer not installed"
+            )
+        if key:
+            result[key] = part
     print(json.dumps(result))
     return 0
 
