@@ -11,6 +11,13 @@
 
 Prompts come from the LLMRouter reference data when present (real length mix),
 otherwise from a fixed synthetic set. Run: ``.venv/bin/python tests/bench/bench_router.py``.
+
+``--breakdown`` prints a second line: where a learned decision's time goes, in the
+same process and the same way (every prompt once per round): the featurizer
+(hash-v1 features + task kind), the scorer (9 heads), the rest of ``decide``
+(selection, fallbacks, explanation) as the difference of the p50s; plus the
+task classifier alone (what ``strategy`` pays) and the CEL rule matching of the
+``rules`` table.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import json
 import os
 import random
 import statistics
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from switchman_protocol import featurize
@@ -136,6 +145,41 @@ def measure(router: Router, requests: list[RouteRequest], rounds: int) -> dict[s
     }
 
 
+def breakdown(texts: list[str], requests: list[RouteRequest], rounds: int) -> dict[str, object]:
+    """p50 (us) of each part of a learned decision; the parts take turns, round by round."""
+    from switchman_sidecar.routing.rules import match_rule
+
+    learned = Router(table("learned"))
+    rules = Router(table("rules"))
+    scorer = learned._scorer
+    assert scorer is not None
+    analyses = [scorer.analyze(t) for t in texts]
+    parts: dict[str, Callable[[int], object]] = {
+        "decide": lambda i: learned.decide(requests[i]),
+        "featurize": lambda i: scorer.analyze(texts[i]),
+        "predict": lambda i: scorer.predict_list(analyses[i][1], analyses[i][0]),
+        "task_kind": lambda i: featurize.task_kind(texts[i]),
+        "rules_cel_match": lambda i: match_rule(
+            rules._rules, requests[i], lambda: analyses[i][0], rules._fields
+        ),
+    }
+    samples: dict[str, list[int]] = {name: [] for name in parts}
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, part in parts.items():  # each part over all prompts, as the bench does
+                for i in range(len(texts)):
+                    t0 = time.perf_counter_ns()
+                    part(i)
+                    samples[name].append(time.perf_counter_ns() - t0)
+    finally:
+        gc.enable()
+    p50 = {name: sorted(v)[len(v) // 2] / 1000 for name, v in samples.items()}
+    out: dict[str, object] = {f"{name}_p50_us": round(v, 1) for name, v in p50.items()}
+    out["rest_p50_us"] = round(p50["decide"] - p50["featurize"] - p50["predict"], 1)
+    return out
+
+
 def main() -> None:
     texts = prompts(1000)
     headers = {
@@ -171,6 +215,9 @@ def main() -> None:
     lengths = sorted(len(t) for t in texts)
     result["prompt_chars_p50"] = lengths[len(lengths) // 2]
     print(json.dumps(result))
+    if "--breakdown" in sys.argv[1:]:
+        parts = breakdown(texts, reqs("auto"), 5)
+        print(json.dumps({"bench": "router_decide_breakdown", "kind": "learned", **parts}))
 
 
 if __name__ == "__main__":
