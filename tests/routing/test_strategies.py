@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from switchman_protocol.v1 import routes_pb2 as pb
 from switchman_sidecar.routing import Router, RouteRequest
+from switchman_sidecar.routing.selection import Option, plan_budgets, rank, strategy_rank
 
 
 def decide(table: pb.RouteTable, prompt: str = "hello there", **kw: object) -> list[str]:
@@ -77,3 +79,86 @@ def test_explanation_names_strategy_and_scores(make_table: Callable[..., pb.Rout
     assert set(d.scores) == {"big", "mid", "small"}
     assert d.score == d.scores[d.candidates[0]]
     assert any("chose" in n for n in d.explanation)
+
+
+def _reference_rank(options: list[Option], bar: float, cost_weight: float) -> list[Option]:
+    """The selection rule as first written on Options (the request path ranks lists)."""
+    if cost_weight > 0:
+        top = max(o.cost for o in options)
+
+        def utility(o: Option) -> float:
+            norm = o.cost / top if top > 0 else 0.0
+            return (1.0 - cost_weight) * o.quality - cost_weight * norm
+
+        return sorted(options, key=lambda o: (-utility(o), o.cost, o.model))
+    if bar > 0:
+        clear = sorted((o for o in options if o.quality >= bar), key=lambda o: (o.cost, o.model))
+        rest = sorted(
+            (o for o in options if o.quality < bar), key=lambda o: (-o.quality, o.cost, o.model)
+        )
+        return clear + rest
+    return sorted(options, key=lambda o: (-o.quality, o.cost, o.model))
+
+
+def _reference_strategy(options: list[Option], strategy: str, bar: float) -> list[Option]:
+    clearing = [o for o in options if o.quality >= bar]
+    if strategy == "quality" or not clearing:
+        return sorted(options, key=lambda o: (-o.quality, o.cost, o.model))
+    others = [o for o in options if o not in clearing]
+    if strategy == "cost":
+        head = sorted(clearing, key=lambda o: (o.cost, -o.quality, o.model))
+    elif strategy == "latency":
+        head = sorted(clearing, key=lambda o: (o.latency_ms, o.cost, o.model))
+    else:
+        top = max(o.cost for o in clearing)
+        scale = 0.3 / top if top > 0 else 0.0
+        head = sorted(clearing, key=lambda o: (o.cost * scale - 0.7 * o.quality, o.cost, o.model))
+    return head + sorted(others, key=lambda o: (-o.quality, o.cost))
+
+
+def test_list_rankings_equal_the_option_rankings_they_replace() -> None:
+    """rank_order / strategy_order / plan_budget_lists (the request path) against
+    the Option-based definitions, on random pools with ties, zero costs and budgets."""
+    import random
+
+    rng = random.Random(11)
+    for trial in range(400):
+        n = rng.randint(1, 12)
+        qualities = [rng.choice([0.5, 0.75, rng.random()]) for _ in range(n)]
+        costs = [rng.choice([0.0, 1e-5, rng.random() * 1e-3]) for _ in range(n)]
+        if trial % 7 == 0:
+            costs = [0.0] * n
+        options = [
+            Option(f"m{i}", q, c, rng.choice([100.0, rng.random() * 900]))
+            for i, (q, c) in enumerate(zip(qualities, costs, strict=True))
+        ]
+        rng.shuffle(options)
+        bar = rng.choice([0.0, 0.6, 0.75, 0.99])
+        weight = rng.choice([0.0, 0.3, 1.0])
+        assert rank(options, bar, weight) == _reference_rank(options, bar, weight)
+        for strategy in ("cost", "quality", "balanced", "latency"):
+            assert strategy_rank(options, strategy, bar) == _reference_strategy(
+                options, strategy, bar
+            )
+        choices = rng.choice([[256, 1024, 4096], [0], [512]])
+        mean = {o.model: rng.choice([50.0, 300.0]) for o in options}
+        price = {o.model: rng.random() for o in options}
+        cap = rng.choice([None, 300])
+        planned = plan_budgets(options, mean, price, choices, cap)
+        budgets = sorted({min(b, cap) if cap else b for b in choices if b > 0})
+        expected = [
+            Option(
+                o.model,
+                o.quality * (1.0 - math.exp(-b / max(1.0, mean[o.model]))),
+                o.cost
+                - max(1.0, mean[o.model]) * (price[o.model] / 1e6)
+                + max(1.0, mean[o.model])
+                * (1.0 - math.exp(-b / max(1.0, mean[o.model])))
+                * (price[o.model] / 1e6),
+                o.latency_ms,
+                b,
+            )
+            for o in options
+            for b in budgets
+        ] or options
+        assert planned == expected
