@@ -252,15 +252,18 @@ async def test_a_streamed_high_stakes_request_through_the_anthropic_api(
 ) -> None:
     answers = {"a": "The answer is 41", "b": "answer: 42", "c": "Final answer: 42", "j": "2"}
     sidecar = await start_sidecar(ensemble_table(fake, answers, "vote"))
-    async with anthropic.AsyncAnthropic(
-        base_url=sidecar.url,
-        api_key="x",
-        max_retries=0,
-        timeout=10,
-        default_headers={"x-stakes": "high"},
-    ) as client, client.messages.stream(
-        model="a", max_tokens=100, messages=[{"role": "user", "content": "what is 6 x 7?"}]
-    ) as stream:
+    async with (
+        anthropic.AsyncAnthropic(
+            base_url=sidecar.url,
+            api_key="x",
+            max_retries=0,
+            timeout=10,
+            default_headers={"x-stakes": "high"},
+        ) as client,
+        client.messages.stream(
+            model="a", max_tokens=100, messages=[{"role": "user", "content": "what is 6 x 7?"}]
+        ) as stream,
+    ):
         text = "".join([t async for t in stream.text_stream])
         final = await stream.get_final_message()
     assert text == "answer: 42"
