@@ -322,6 +322,9 @@ def build_loadgen() -> Path | str:
         part.unlink(missing_ok=True)
         return f"go build failed: {done.stderr.strip()[-500:]}"
     part.replace(exe)
+    for stale in BIN_CACHE.glob("loadgen-*"):
+        if stale != exe and not stale.name.endswith(".part"):
+            stale.unlink(missing_ok=True)  # built from an older source
     return exe
 
 

@@ -70,8 +70,10 @@ func serveConn(c net.Conn, chat []byte, a *answers) {
 		if err != nil {
 			return
 		}
+		// Decided now: line points into the reader's buffer, which later reads reuse.
 		method, rest, _ := bytes.Cut(line, []byte(" "))
 		path, _, _ := bytes.Cut(rest, []byte(" "))
+		chatPost := string(method) == "POST" && bytes.HasSuffix(path, []byte("/chat/completions"))
 		length, closing := 0, false
 		for {
 			line, err = r.ReadSlice('\n')
@@ -107,7 +109,7 @@ func serveConn(c net.Conn, chat []byte, a *answers) {
 		}
 		_ = c.SetWriteDeadline(time.Now().Add(time.Minute))
 		switch {
-		case string(method) != "POST" || !bytes.HasSuffix(path, []byte("/chat/completions")):
+		case !chatPost:
 			msg := []byte(`{"error":{"message":"the bench upstream only answers chat completions","type":"not_found"}}`)
 			_, err = fmt.Fprintf(c, "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s", len(msg), msg)
 		case streamTrue.Match(body):
