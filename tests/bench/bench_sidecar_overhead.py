@@ -20,8 +20,9 @@ latency), and it leaves the load core to the fake upstream. ``--loadgen python``
 runs the former asyncio/uvloop generator (same phases) for comparison. During
 the closed loop the proxy's CPU use (its share of one core, ``cpu_util_closed``)
 and every core's busy share are reported: a proxy near 1.0 is the limit; a
-proxy well below 1.0 with the load core near 1.0 means the harness was (with
-the proxy's core busy, other jobs took it). ``rps_per_cpu_s``, requests per
+proxy well below 1.0 with the load core near 1.0 means the harness was, and
+``others_on_proxy_cpu_closed`` (the proxy core's busy share beyond the
+proxy's own) says how much of the proxy's core other jobs took. ``rps_per_cpu_s``, requests per
 second of the proxy's own CPU time in the closed loop, is its capacity on one
 whole core even when other jobs take part of that core.
 
@@ -638,6 +639,13 @@ def summarise(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[st
         r["cpu_busy_closed"].get(str(min(SPLIT[1])), 0.0) if SPLIT is not None else 0.0
         for r in runs
     ]
+    # The proxy core's busy share beyond the proxy's own: other jobs on its core.
+    others = [
+        round(max(0.0, r["cpu_busy_closed"].get(str(min(SPLIT[0])), 0.0) - u), 3)
+        if SPLIT is not None
+        else 0.0
+        for r, u in zip(runs, util, strict=True)
+    ]
     return {
         "cpu_us_per_req": statistics.median(cpu),
         "added_serial_p50_us": statistics.median(serial_p50),
@@ -654,11 +662,13 @@ def summarise(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[st
             "added_serial_p50_us": serial_p50,
             "cpu_util_closed": util,
             "load_cpu_busy_closed": load_busy,
+            "others_on_proxy_cpu_closed": others,
             "rps_per_cpu_s": per_cpu,
         },
         "rps_per_cpu_s": round(statistics.median(per_cpu)),
         "cpu_util_closed": statistics.median(util),
         "load_cpu_busy_closed": statistics.median(load_busy),
+        "others_on_proxy_cpu_closed": statistics.median(others),
     }
 
 
