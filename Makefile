@@ -34,6 +34,7 @@ check: lint typecheck imports drift
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	cd tests/bench/loadgen && go vet . && test -z "$$(gofmt -l .)"
 typecheck: venv
 	$(VENV)/bin/mypy protos/switchman_protocol operator sidecar tools e2e/cluster
 imports: venv
