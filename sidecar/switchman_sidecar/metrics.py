@@ -45,16 +45,29 @@ class _Series:
 
 
 class _RequestCollector(Collector):
-    def __init__(self, series: dict[tuple[str, str, str, str], _Series]) -> None:
+    def __init__(
+        self,
+        series: dict[tuple[str, str, str, str], _Series],
+        attempts: dict[tuple[str, str], _Series],
+    ) -> None:
         self._series = series
+        self._attempts = attempts
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        requests, latency, tokens, cost = self._families()
+        requests, latency, tokens, cost, attempts = self._families()
         per_latency: dict[tuple[str, str], _Series] = {}
         per_model: dict[str, _Series] = {}
+        for (model, kind), s in list(self._attempts.items()):
+            attempts.add_metric([model, kind], s.count)
+            m = per_model.setdefault(model, _Series())
+            m.input += s.input
+            m.cached += s.cached
+            m.output += s.output
+            m.reasoning += s.reasoning
+            m.cost += s.cost
         for (api, model, provider, outcome), s in list(self._series.items()):
             requests.add_metric([api, model, provider, outcome], s.count)
             lat = per_latency.setdefault((api, model), _Series())
@@ -79,11 +92,15 @@ class _RequestCollector(Collector):
             for kind, value in zip(_TOKEN_KINDS, values, strict=True):
                 tokens.add_metric([model, kind], value)
             cost.add_metric([model], s.cost)
-        return iter((requests, latency, tokens, cost))
+        return iter((requests, latency, tokens, cost, attempts))
 
     @staticmethod
     def _families() -> tuple[
-        CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily, CounterMetricFamily
+        CounterMetricFamily,
+        HistogramMetricFamily,
+        CounterMetricFamily,
+        CounterMetricFamily,
+        CounterMetricFamily,
     ]:
         return (
             CounterMetricFamily(
@@ -101,7 +118,18 @@ class _RequestCollector(Collector):
                 "Tokens by model and kind (input, cached_input, output, reasoning).",
                 labels=["model", "kind"],
             ),
-            CounterMetricFamily("switchman_cost_usd", "US dollars by model.", labels=["model"]),
+            CounterMetricFamily(
+                "switchman_cost_usd",
+                "US dollars by model (requests' answers and every extra attempt).",
+                labels=["model"],
+            ),
+            CounterMetricFamily(
+                "switchman_extra_attempts",
+                "Paid calls besides a request's answer, by model and kind (cascade, "
+                "cascade-check, ensemble, ensemble-judge, shadow); their tokens and "
+                "cost are in switchman_tokens and switchman_cost_usd.",
+                labels=["model", "kind"],
+            ),
         )
 
 
@@ -109,7 +137,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._series: dict[tuple[str, str, str, str], _Series] = {}
-        self.registry.register(_RequestCollector(self._series))
+        self._attempts: dict[tuple[str, str], _Series] = {}
+        self.registry.register(_RequestCollector(self._series, self._attempts))
         self.upstream_failures = Counter(
             "switchman_upstream_failures_total",
             "Failed upstream attempts by model and cause.",
@@ -127,6 +156,32 @@ class Metrics:
             "Rejected route tables.",
             registry=self.registry,
         )
+        self.pii_entities = Counter(
+            "switchman_pii_entities_total",
+            "Personal data found in requests, by entity type (counts only, never values).",
+            ["entity"],
+            registry=self.registry,
+        )
+
+    def attempt(
+        self, model: str, kind: str, tokens: tuple[int, int, int, int], cost: float
+    ) -> None:
+        """A paid call that is not a request's answer (a usage record of its own)."""
+        s = self._attempts.get((model, kind))
+        if s is None:
+            if len(self._attempts) >= MAX_SERIES:
+                model = "_other"
+            s = self._attempts.setdefault((model, kind), _Series())
+        s.count += 1
+        s.input += tokens[0]
+        s.cached += tokens[1]
+        s.output += tokens[2]
+        s.reasoning += tokens[3]
+        s.cost += cost
+
+    def pii(self, counts: dict[str, int]) -> None:
+        for entity, n in counts.items():
+            self.pii_entities.labels(entity).inc(n)
 
     def observe(
         self,

@@ -726,6 +726,17 @@ class Pipeline:
 
     def submit_record(self, record: usage_pb2.UsageRecord) -> None:
         """A usage record besides the request's own (cascade steps, shadow requests)."""
+        self.metrics.attempt(
+            record.model,
+            _attempt_kind(record),
+            (
+                record.input_tokens,
+                record.cached_input_tokens,
+                record.output_tokens,
+                record.reasoning_tokens,
+            ),
+            record.cost,
+        )
         self.sink.submit(record)
         if self.answers is not None:
             self.answers.submit(record)
@@ -788,6 +799,8 @@ class Pipeline:
             sink.submit(record)
         if self.answers is not None:
             self.answers.answered(ex.request_id, name, task_kind, reason, ex.outcome)
+        if ex.redaction is not None and ex.redaction.counts:
+            self.metrics.pii(ex.redaction.counts)
         self.metrics.observe(
             ex.api,
             name,
@@ -802,3 +815,15 @@ class Pipeline:
             self.access_log(ex)
         elif self.usage_log is not None and record is not None:
             self.usage_log.submit(record)
+
+
+def _attempt_kind(record: usage_pb2.UsageRecord) -> str:
+    """What an extra attempt was, for the metrics label: the last part of its
+    reason (``<reason>/cascade``, ``cascade-check``, ``ensemble-judge``, ...)."""
+    if record.shadow:
+        return "shadow"
+    kind = record.reason.rpartition("/")[2]
+    return kind if kind in _ATTEMPT_KINDS else "other"
+
+
+_ATTEMPT_KINDS = frozenset(("cascade", "cascade-check", "ensemble", "ensemble-judge"))

@@ -69,6 +69,9 @@ async def test_chat_redacted_upstream_restored_for_the_app(
     await sink.wait(1)
     record = sink.records[0]
     assert dict(record.pii_counts) == {"EMAIL_ADDRESS": 1, "CREDIT_CARD": 1, "PERSON": 1}
+    metrics = sidecar.metrics.render().decode()
+    assert 'switchman_pii_entities_total{entity="CREDIT_CARD"} 1.0' in metrics
+    assert EMAIL not in metrics and CARD not in metrics
     assert EMAIL not in str(record) and CARD not in str(record)
 
 

@@ -113,6 +113,9 @@ async def test_self_check_asks_the_model_and_counts_the_grading_call(
     await sink(sidecar).wait(3)
     reasons = sorted((r.model, r.reason.split("/")[-1]) for r in sink(sidecar).records)
     assert ("cheap", "cascade-check") in reasons and ("cheap", "cascade") in reasons
+    text = sidecar.metrics.render().decode()
+    for kind in ("cascade", "cascade-check"):
+        assert f'switchman_extra_attempts_total{{kind="{kind}",model="cheap"}} 1.0' in text
     sidecar2 = await start_sidecar(table(fake, "0.9", check="self_check"))
     assert (await ask(sidecar2)).headers["x-switchman-model"] == "cheap"
 

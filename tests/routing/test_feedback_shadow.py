@@ -197,6 +197,11 @@ async def test_shadow_runs_after_the_answer_is_charged_and_compared(
     bodies = [r.body for r in fake.received if r.path.endswith("/chat/completions")]
     assert len(bodies) == 2 and bodies[0]["messages"] == bodies[1]["messages"]
     assert sidecar.shadow.spent == {"ns/web": records["strong"].cost}
+    # /metrics counts the shadow's call and its money, not as a request.
+    text = sidecar.metrics.render().decode()
+    assert 'switchman_extra_attempts_total{kind="shadow",model="strong"} 1.0' in text
+    assert f'switchman_cost_usd_total{{model="strong"}} {records["strong"].cost!r}' in text
+    assert 'switchman_requests_total{api="chat",model="strong"' not in text
 
 
 async def test_shadow_stops_at_the_spend_cap_across_tables(

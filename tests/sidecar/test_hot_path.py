@@ -89,6 +89,30 @@ def test_metrics_render_the_request_families() -> None:
     assert "# TYPE switchman_request_duration_seconds histogram" in text
 
 
+def test_extra_attempts_count_their_tokens_and_cost_and_pii_counts_types() -> None:
+    m = Metrics()
+    m.observe("chat", "big", "openai", "success", 0.003, (10, 0, 5, 0), 0.25)
+    m.attempt("small", "cascade", (10, 0, 3, 0), 0.01)
+    m.attempt("big", "shadow", (10, 0, 4, 0), 0.5)
+    m.pii({"EMAIL_ADDRESS": 2, "PERSON": 1})
+    m.pii({"EMAIL_ADDRESS": 1})
+    text = m.render().decode()
+    expected = [
+        'switchman_extra_attempts_total{kind="cascade",model="small"} 1.0',
+        'switchman_extra_attempts_total{kind="shadow",model="big"} 1.0',
+        'switchman_tokens_total{kind="input",model="big"} 20.0',
+        'switchman_tokens_total{kind="output",model="small"} 3.0',
+        'switchman_cost_usd_total{model="big"} 0.75',
+        'switchman_cost_usd_total{model="small"} 0.01',
+        'switchman_pii_entities_total{entity="EMAIL_ADDRESS"} 3.0',
+        'switchman_pii_entities_total{entity="PERSON"} 1.0',
+    ]
+    for line in expected:
+        assert line in text, line
+    # Attempts are not requests.
+    assert text.count("switchman_requests_total{") == 1
+
+
 def test_metrics_cardinality_is_bounded() -> None:
     m = Metrics()
     for i in range(MAX_SERIES + 50):
