@@ -138,6 +138,40 @@ async def test_anthropic_sdk_messages_redacted_and_restored(
     assert_clean(fake)
 
 
+@pytest.mark.parametrize("provider_model", ["claude", "gpt-4o"])
+async def test_anthropic_sdk_stream_restores_text_and_tool_input(
+    pii_sidecar: Factory, fake: FakeUpstream, provider_model: str
+) -> None:
+    """Messages API streamed, to an Anthropic and to an OpenAI provider: the text
+    deltas and the tool_use input (input_json_delta pieces, placeholders split
+    across them) come back with the original values."""
+    sidecar = await pii_sidecar()
+    tools: Any = [{"name": "ship", "input_schema": {"type": "object", "properties": {}}}]
+    async with anthropic.AsyncAnthropic(
+        base_url=sidecar.url, api_key="x", max_retries=0, timeout=10
+    ) as c:
+        async with c.messages.stream(
+            model=provider_model,
+            max_tokens=100,
+            messages=[{"role": "user", "content": PROMPT}],
+        ) as stream:
+            text = "".join([t async for t in stream.text_stream])
+        async with c.messages.stream(
+            model=provider_model,
+            max_tokens=100,
+            tools=tools,
+            messages=[{"role": "user", "content": PROMPT}],
+            extra_headers={"x-fake-tool-call": "ship"},
+        ) as stream:
+            partial = "".join([ev.partial_json async for ev in stream if ev.type == "input_json"])
+            final = await stream.get_final_message()
+    assert text == f"echo: {PROMPT}"
+    assert json.loads(partial) == {"text": PROMPT}
+    (tool,) = [b for b in final.content if b.type == "tool_use"]
+    assert tool.input == {"text": PROMPT}
+    assert_clean(fake)
+
+
 async def test_blocked_entity_is_an_openai_error_and_nothing_is_sent(
     pii_sidecar: Factory, fake: FakeUpstream
 ) -> None:
