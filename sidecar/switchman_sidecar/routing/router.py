@@ -30,12 +30,9 @@ from .learned import LearnedScorer, adjustments, sigmoid
 from .rules import compile_rules, match_rule, request_fields
 from .selection import (
     DEFAULT_OUTPUT_TOKENS,
-    Option,
     plan_budget_lists,
-    plan_budgets,
     rank_order,
     strategy_order,
-    strategy_rank,
     weighted_pick,
 )
 from .stats import DEFAULT_LATENCY_MS, StatsBook
@@ -364,73 +361,42 @@ class Router:
         costs = [in_tokens * per_input + output for per_input, output in terms]
         bar = self._bar
         cost_weight = self._cost_weight
-        best_budget: int | None = None
-        if use_learned:
-            # The learned router ranks the lists, no Option per model (or per budget).
-            planned = (
-                plan_budget_lists(
-                    names,
-                    qualities,
-                    costs,
-                    self._out_tokens,
-                    self._out_prices,
-                    self._budgets,
-                    request.max_output_tokens,
-                )
-                if self._budgets
-                else None
-            )
-            if planned is None:
-                ranked_at = rank_order(qualities, costs, names, bar, cost_weight)
-                order = [names[i] for i in ranked_at]
-                first = ranked_at[0]
-                best_model, best_quality, best_cost = names[first], qualities[first], costs[first]
-            else:
-                models, planned_q, planned_c, budgets = planned
-                ranked_at = rank_order(planned_q, planned_c, models, bar, cost_weight)
-                order = list(dict.fromkeys([models[i] for i in ranked_at]))  # first of each model
-                first = ranked_at[0]
-                best_model, best_quality, best_cost = (
-                    models[first],
-                    planned_q[first],
-                    planned_c[first],
-                )
-                best_budget = budgets[first]
-            reason, label = f"{prefix}router", "learned"
-        elif not self._budgets:
-            latencies = [
-                self.stats.expected_latency_ms(n) if n in observed else DEFAULT_LATENCY_MS
-                for n in names
-            ]
-            label = strategy or "balanced"
-            ranked_at = strategy_order(qualities, costs, latencies, names, label, bar)
-            order = [names[i] for i in ranked_at]
-            first = ranked_at[0]
-            best_model, best_quality, best_cost = names[first], qualities[first], costs[first]
-            reason = f"{prefix}strategy:{label}"
-        else:
-            latencies = [
-                self.stats.expected_latency_ms(n) if n in observed else DEFAULT_LATENCY_MS
-                for n in names
-            ]
-            options = plan_budgets(
-                list(map(Option, names, qualities, costs, latencies)),
+        # Rank the candidates, or (with output budgets) every (model, budget) pair,
+        # on parallel lists: no object per model or per budget.
+        planned = (
+            plan_budget_lists(
+                names,
+                qualities,
+                costs,
                 self._out_tokens,
                 self._out_prices,
                 self._budgets,
                 request.max_output_tokens,
             )
+            if self._budgets
+            else None
+        )
+        models, plan_q, plan_c = (names, qualities, costs) if planned is None else planned[:3]
+        if use_learned:
+            ranked_at = rank_order(plan_q, plan_c, models, bar, cost_weight)
+            reason, label = f"{prefix}router", "learned"
+        else:
             label = strategy or "balanced"
-            ranked = strategy_rank(options, label, bar)
             reason = f"{prefix}strategy:{label}"
-            best = ranked[0]
-            best_model, best_quality, best_cost, best_budget = (
-                best.model,
-                best.quality,
-                best.cost,
-                best.budget,
-            )
-            order = list(dict.fromkeys([o.model for o in ranked]))  # first of each model
+            latencies = [
+                self.stats.expected_latency_ms(n) if n in observed else DEFAULT_LATENCY_MS
+                for n in names
+            ]
+            if planned is not None:  # every budget of a model in a row
+                per_model = len(models) // len(names)
+                latencies = [lat for lat in latencies for _ in range(per_model)]
+            ranked_at = strategy_order(plan_q, plan_c, latencies, models, label, bar)
+        first = ranked_at[0]
+        best_model, best_quality, best_cost = models[first], plan_q[first], plan_c[first]
+        best_budget = planned[3][first] if planned is not None else None
+        order = [models[i] for i in ranked_at]
+        if planned is not None:
+            order = list(dict.fromkeys(order))  # the first (best) budget of each model
         scores = dict(zip(names, qualities, strict=True))
         head = self._note_heads.get((label, kind))
         if head is None:
