@@ -201,7 +201,7 @@ async def serve_chat(
         # A high-stakes request the client streams: the members answer whole, the
         # aggregate's pick is then sent as a stream (nothing can be streamed before
         # the vote or the judge has decided).
-        send_body = {k: v for k, v in send_body.items() if k not in _STREAM_KEYS}
+        send_body = _whole(send_body)
         client_bytes = None
     if not stream or ensemble is not None:
         plan = ex.decision.cascade_plan if ex.decision is not None and not stream else None
@@ -273,12 +273,13 @@ async def serve_chat(
     await relay(p, w, ex, attempt, fe.stream(client_usage), text=text)
     if text is not None and ex.outcome == usage_pb2.OUTCOME_SUCCESS and p.on_answer is not None:
         # routing (#6): the shadow gets the same request, whole (its answer is only compared)
-        whole = {k: v for k, v in send_body.items() if k not in _STREAM_KEYS}
         answer = {"choices": [{"message": {"role": "assistant", "content": "".join(text)}}]}
-        p.on_answer(ex, whole, answer, req.headers)
+        p.on_answer(ex, _whole(send_body), answer, req.headers)
 
 
-_STREAM_KEYS = frozenset(("stream", "stream_options"))
+def _whole(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` asking for a whole answer: without ``stream`` and ``stream_options``."""
+    return {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
 
 
 def result_chunks(result: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -43,6 +43,14 @@ class _Series:
         self.reasoning = 0
         self.cost = 0.0
 
+    def add_usage(self, other: _Series) -> None:
+        """Adds ``other``'s tokens and cost (what the per-model families report)."""
+        self.input += other.input
+        self.cached += other.cached
+        self.output += other.output
+        self.reasoning += other.reasoning
+        self.cost += other.cost
+
 
 class _RequestCollector(Collector):
     def __init__(
@@ -62,24 +70,14 @@ class _RequestCollector(Collector):
         per_model: dict[str, _Series] = {}
         for (model, kind), s in list(self._attempts.items()):
             attempts.add_metric([model, kind], s.count)
-            m = per_model.setdefault(model, _Series())
-            m.input += s.input
-            m.cached += s.cached
-            m.output += s.output
-            m.reasoning += s.reasoning
-            m.cost += s.cost
+            per_model.setdefault(model, _Series()).add_usage(s)
         for (api, model, provider, outcome), s in list(self._series.items()):
             requests.add_metric([api, model, provider, outcome], s.count)
             lat = per_latency.setdefault((api, model), _Series())
             lat.count += s.count
             lat.seconds += s.seconds
             lat.buckets = [a + b for a, b in zip(lat.buckets, s.buckets, strict=True)]
-            m = per_model.setdefault(model, _Series())
-            m.input += s.input
-            m.cached += s.cached
-            m.output += s.output
-            m.reasoning += s.reasoning
-            m.cost += s.cost
+            per_model.setdefault(model, _Series()).add_usage(s)
         for (api, model), s in per_latency.items():
             cumulative, buckets = 0, []
             for le, n in zip(_LE, s.buckets, strict=False):

@@ -199,5 +199,7 @@ class ResponsesRestorer:
 
 
 def _delta_like(first: dict[str, Any], text: str) -> dict[str, Any]:
-    keep = ("type", "item_id", "output_index", "content_index", "sequence_number")
+    """A delta event for the same part as ``first``; ``process`` / ``flush_all``
+    give it its sequence number."""
+    keep = ("type", "item_id", "output_index", "content_index")
     return {**{k: first[k] for k in keep if k in first}, "delta": text}
