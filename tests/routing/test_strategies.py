@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 from switchman_protocol.v1 import routes_pb2 as pb
 from switchman_sidecar.routing import Router, RouteRequest
-from switchman_sidecar.routing.selection import Option, plan_budgets, rank, strategy_rank
+from switchman_sidecar.routing.selection import plan_budget_lists, rank_order, strategy_order
 
 
 def decide(table: pb.RouteTable, prompt: str = "hello there", **kw: object) -> list[str]:
@@ -81,8 +82,18 @@ def test_explanation_names_strategy_and_scores(make_table: Callable[..., pb.Rout
     assert any("chose" in n for n in d.explanation)
 
 
+class Option(NamedTuple):
+    """A candidate as the reference definitions below see it."""
+
+    model: str
+    quality: float
+    cost: float
+    latency_ms: float = 0.0
+    budget: int | None = None
+
+
 def _reference_rank(options: list[Option], bar: float, cost_weight: float) -> list[Option]:
-    """The selection rule as first written on Options (the request path ranks lists)."""
+    """The selection rule written on candidate objects (the request path ranks lists)."""
     if cost_weight > 0:
         top = max(o.cost for o in options)
 
@@ -116,9 +127,10 @@ def _reference_strategy(options: list[Option], strategy: str, bar: float) -> lis
     return head + sorted(others, key=lambda o: (-o.quality, o.cost))
 
 
-def test_list_rankings_equal_the_option_rankings_they_replace() -> None:
+def test_list_rankings_equal_the_reference_definitions() -> None:
     """rank_order / strategy_order / plan_budget_lists (the request path) against
-    the Option-based definitions, on random pools with ties, zero costs and budgets."""
+    definitions written on candidate objects, on random pools with ties, zero costs
+    and budgets."""
     import random
 
     rng = random.Random(11)
@@ -135,16 +147,27 @@ def test_list_rankings_equal_the_option_rankings_they_replace() -> None:
         rng.shuffle(options)
         bar = rng.choice([0.0, 0.6, 0.75, 0.99])
         weight = rng.choice([0.0, 0.3, 1.0])
-        assert rank(options, bar, weight) == _reference_rank(options, bar, weight)
+        models = [o.model for o in options]
+        qs = [o.quality for o in options]
+        cs = [o.cost for o in options]
+        lats = [o.latency_ms for o in options]
+        ranked = [options[i] for i in rank_order(qs, cs, models, bar, weight)]
+        assert ranked == _reference_rank(options, bar, weight)
         for strategy in ("cost", "quality", "balanced", "latency"):
-            assert strategy_rank(options, strategy, bar) == _reference_strategy(
-                options, strategy, bar
-            )
+            ranked = [options[i] for i in strategy_order(qs, cs, lats, models, strategy, bar)]
+            assert ranked == _reference_strategy(options, strategy, bar)
         choices = rng.choice([[256, 1024, 4096], [0], [512]])
         mean = {o.model: rng.choice([50.0, 300.0]) for o in options}
         price = {o.model: rng.random() for o in options}
         cap = rng.choice([None, 300])
-        planned = plan_budgets(options, mean, price, choices, cap)
+        lists = plan_budget_lists(models, qs, cs, mean, price, choices, cap)
+        if lists is None:
+            planned = options
+        else:
+            per_model = len(lists[0]) // len(options)
+            planned = list(
+                map(Option, *lists[:3], [x for x in lats for _ in range(per_model)], lists[3])
+            )
         budgets = sorted({min(b, cap) if cap else b for b in choices if b > 0})
         expected = [
             Option(

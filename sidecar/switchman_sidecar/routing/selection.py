@@ -1,16 +1,18 @@
 """Choosing among candidate models: strategies, the quality bar, output budgets.
 
-Every chooser works on ``Option``s — a model with a predicted quality (a
-probability of a good answer from the learned router, or the pool's declared
-quality) and an expected cost for this request — so the learned router, the
-static strategies and the output-budget planner share one selection rule:
+Every chooser works on parallel lists — per candidate a model name, a
+predicted quality (a probability of a good answer from the learned router, or
+the pool's declared quality) and an expected cost for this request — and
+returns positions, best first, so the learned router, the static strategies
+and the output-budget planner share one selection rule (and the request path
+builds no object per model):
 
-* a quality bar: the cheapest option whose quality clears the bar (none
+* a quality bar: the cheapest candidate whose quality clears the bar (none
   clears it: the best quality), which is RouteLLM's threshold generalised to
   N priced models;
 * a cost weight ``w`` in (0, 1]: maximise ``(1 - w) * quality - w * cost /
-  max_cost``; normalising by the most expensive option of this request makes
-  ``w`` mean the same on any price list;
+  max_cost``; normalising by the most expensive candidate of this request
+  makes ``w`` mean the same on any price list;
 * neither: the best quality.
 """
 
@@ -20,22 +22,12 @@ import functools
 import math
 import random
 from collections.abc import Sequence
-from typing import NamedTuple
-
-from switchman_protocol.v1 import routes_pb2
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
-    "Option",
-    "choose",
-    "cost_of",
-    "expected_cost",
     "plan_budget_lists",
-    "plan_budgets",
-    "rank",
     "rank_order",
     "strategy_order",
-    "strategy_rank",
     "weighted_pick",
 ]
 
@@ -43,47 +35,6 @@ __all__ = [
 DEFAULT_OUTPUT_TOKENS = 256.0
 #: Balanced strategy: how much a full normalised cost step weighs against quality.
 BALANCED_COST_WEIGHT = 0.3
-#: Quality within this of the best counts as a tie for the quality strategy.
-QUALITY_TIE = 1e-9
-
-
-class Option(NamedTuple):
-    """A NamedTuple, not a dataclass: ~9 are made per decision on the hot path."""
-
-    model: str
-    quality: float
-    cost: float
-    """Expected USD for this request."""
-    latency_ms: float = 0.0
-    budget: int | None = None
-    """Max output tokens this option implies (output-budget planning)."""
-
-
-def expected_cost(model: routes_pb2.Model, input_tokens: int, output_tokens: float) -> float:
-    price = model.price
-    return (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
-
-
-def cost_of(in_price: float, out_price: float, input_tokens: int, output_tokens: float) -> float:
-    """USD for a request, prices in USD per million tokens."""
-    return (input_tokens * in_price + output_tokens * out_price) / 1e6
-
-
-def _utility(option: Option, max_cost: float, cost_weight: float) -> float:
-    norm = option.cost / max_cost if max_cost > 0 else 0.0
-    return (1.0 - cost_weight) * option.quality - cost_weight * norm
-
-
-def rank(options: Sequence[Option], bar: float = 0.0, cost_weight: float = 0.0) -> list[Option]:
-    """Options best first under the selection rule (see the module docstring)."""
-    order = rank_order(
-        [o.quality for o in options],
-        [o.cost for o in options],
-        [o.model for o in options],
-        bar,
-        cost_weight,
-    )
-    return [options[i] for i in order]
 
 
 def rank_order(
@@ -93,14 +44,15 @@ def rank_order(
     bar: float = 0.0,
     cost_weight: float = 0.0,
 ) -> list[int]:
-    """:func:`rank` on parallel lists: the positions, best first (what the request path uses)."""
+    """The selection rule (see the module doc): the positions, best first.
+    Ties go to the cheaper, then to the model name."""
     n = len(qualities)
     if not n:
         return []
     if cost_weight > 0:
         top = max(costs)
         keep = 1.0 - cost_weight
-        # _utility inlined (this runs per request): the same arithmetic, the same order.
+        # utility (1 - w) * q - w * c / top, negated: sorted ascending, best first
         if top > 0:
             keys = [
                 cost_weight * (c / top) - keep * q for q, c in zip(qualities, costs, strict=True)
@@ -120,24 +72,6 @@ def rank_order(
     return sorted(range(n), key=lambda i: (-qualities[i], costs[i], models[i]))
 
 
-def choose(options: Sequence[Option], bar: float = 0.0, cost_weight: float = 0.0) -> Option | None:
-    ranked = rank(options, bar, cost_weight)
-    return ranked[0] if ranked else None
-
-
-def strategy_rank(options: Sequence[Option], strategy: str, bar: float) -> list[Option]:
-    """The four static strategies over options."""
-    order = strategy_order(
-        [o.quality for o in options],
-        [o.cost for o in options],
-        [o.latency_ms for o in options],
-        [o.model for o in options],
-        strategy,
-        bar,
-    )
-    return [options[i] for i in order]
-
-
 def strategy_order(
     qualities: Sequence[float],
     costs: Sequence[float],
@@ -146,7 +80,8 @@ def strategy_order(
     strategy: str,
     bar: float,
 ) -> list[int]:
-    """:func:`strategy_rank` on parallel lists: the positions, best first."""
+    """The four static strategies (cost, quality, balanced, latency) among the
+    candidates that clear the bar, the rest after by quality: the positions, best first."""
     n = len(qualities)
     clearing = [i for i in range(n) if qualities[i] >= bar]
     if strategy == "quality" or not clearing:  # nothing clears the bar: the best there is
@@ -186,40 +121,6 @@ def weighted_pick(names: Sequence[str], weights: Sequence[int], rng: random.Rand
     return [chosen, *[n for n in names if n != chosen]]
 
 
-def plan_budgets(
-    options: Sequence[Option],
-    mean_output: dict[str, float],
-    out_price: dict[str, float],
-    choices: Sequence[int],
-    cap: int | None,
-) -> list[Option]:
-    """Expand each model option into (model, max-output budget) options (R2-Router).
-
-    Output lengths are modelled as exponential with the model's mean output
-    length ``L``: a budget ``b`` lets the answer finish with probability
-    ``1 - exp(-b / L)`` (a truncated answer counts as a bad one), and the
-    expected output tokens billed are ``L * (1 - exp(-b / L))``. So a strong
-    model on a tight budget competes with a weak one on a loose budget, and
-    the selection rule picks the pair. ``cap`` (the client's own limit)
-    bounds every budget.
-    """
-    planned = plan_budget_lists(
-        [o.model for o in options],
-        [o.quality for o in options],
-        [o.cost for o in options],
-        mean_output,
-        out_price,
-        choices,
-        cap,
-    )
-    if planned is None:
-        return list(options)
-    models, qualities, costs, budgets = planned
-    per_model = len(models) // len(options) if options else 0
-    latencies = [o.latency_ms for o in options for _ in range(per_model)]
-    return list(map(Option, models, qualities, costs, latencies, budgets))
-
-
 def plan_budget_lists(
     models: Sequence[str],
     qualities: Sequence[float],
@@ -229,8 +130,18 @@ def plan_budget_lists(
     choices: Sequence[int],
     cap: int | None,
 ) -> tuple[list[str], list[float], list[float], list[int]] | None:
-    """:func:`plan_budgets` on parallel lists (model, quality, cost, budget per
-    planned option, every budget of a model in a row); None when no budget applies."""
+    """Expand each candidate into (model, max-output budget) pairs (R2-Router).
+
+    Output lengths are modelled as exponential with the model's mean output
+    length ``L``: a budget ``b`` lets the answer finish with probability
+    ``1 - exp(-b / L)`` (a truncated answer counts as a bad one), and the
+    expected output tokens billed are ``L * (1 - exp(-b / L))``. So a strong
+    model on a tight budget competes with a weak one on a loose budget, and
+    the selection rule picks the pair. ``cap`` (the client's own limit)
+    bounds every budget.
+
+    Returns parallel lists (model, quality, cost, budget per pair, every
+    budget of a model in a row), or None when no budget applies."""
     budgets = tuple(sorted({min(b, cap) if cap else b for b in choices if b > 0}))
     if not budgets:
         return None
