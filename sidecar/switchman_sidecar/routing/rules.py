@@ -200,11 +200,6 @@ class _Values:
         return ctx
 
 
-def _context(request: RouteRequest, task: str, fields: frozenset[str]) -> Any:  # cel.Context
-    """A context whose variables are built only when a rule reads them."""
-    return _Values(request, task, fields).context()
-
-
 def _cached_context(compiled: CompiledRule, values: _Values) -> Any:  # cel.Context
     key = tuple(map(values.key, compiled.cached))
     contexts = compiled.contexts
