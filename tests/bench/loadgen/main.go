@@ -62,6 +62,28 @@ func dial(port int, path string, body []byte) (*conn, error) {
 
 var errClose = errors.New("server closes the connection")
 
+// headers reads header lines up to the empty line and hands each name and
+// trimmed value to fn (the client's answers and the serve mode's requests);
+// an error from fn stops the read.
+func headers(r *bufio.Reader, fn func(name, value []byte) error) error {
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			return nil
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		if err := fn(name, bytes.TrimSpace(value)); err != nil {
+			return err
+		}
+	}
+}
+
 // do sends the request and reads the whole answer. It returns the time from
 // the write to the first body byte (the first chunk for chunked answers) and
 // errClose when the server asked to close the connection (the answer was read).
@@ -80,30 +102,19 @@ func (k *conn) do() (time.Duration, error) {
 	}
 	status, _ := strconv.Atoi(string(line[9:12]))
 	length, chunked, closing := -1, false, false
-	for {
-		line, err = k.r.ReadSlice('\n')
-		if err != nil {
-			return 0, err
-		}
-		if len(line) <= 2 {
-			break
-		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		value = bytes.TrimSpace(value)
-		switch strings.ToLower(string(name)) {
-		case "content-length":
+	err = headers(k.r, func(name, value []byte) (err error) {
+		switch {
+		case bytes.EqualFold(name, []byte("content-length")):
 			length, err = strconv.Atoi(string(value))
-			if err != nil {
-				return 0, err
-			}
-		case "transfer-encoding":
+		case bytes.EqualFold(name, []byte("transfer-encoding")):
 			chunked = bytes.EqualFold(value, []byte("chunked"))
-		case "connection":
+		case bytes.EqualFold(name, []byte("connection")):
 			closing = bytes.EqualFold(value, []byte("close"))
 		}
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
 	var first time.Duration
 	switch {

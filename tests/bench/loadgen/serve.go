@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,9 @@ import (
 	"strconv"
 	"time"
 )
+
+// errBadRequest ends a connection whose request the serve mode does not take.
+var errBadRequest = errors.New("request not served")
 
 // answers: the fake's answer bodies; streams as their SSE frames, one chunk each.
 type answers struct {
@@ -75,29 +79,21 @@ func serveConn(c net.Conn, chat []byte, a *answers) {
 		path, _, _ := bytes.Cut(rest, []byte(" "))
 		chatPost := string(method) == "POST" && bytes.HasSuffix(path, []byte("/chat/completions"))
 		length, closing := 0, false
-		for {
-			line, err = r.ReadSlice('\n')
-			if err != nil {
-				return
-			}
-			if len(line) <= 2 {
-				break
-			}
-			name, value, ok := bytes.Cut(line, []byte(":"))
-			if !ok {
-				continue
-			}
-			value = bytes.TrimSpace(value)
+		err = headers(r, func(name, value []byte) (err error) {
 			switch {
 			case bytes.EqualFold(name, []byte("content-length")):
-				if length, err = strconv.Atoi(string(value)); err != nil || length < 0 || length > maxBody {
-					return
+				if length, err = strconv.Atoi(string(value)); err == nil && (length < 0 || length > maxBody) {
+					err = errBadRequest
 				}
 			case bytes.EqualFold(name, []byte("transfer-encoding")):
-				return // no client of the bench sends chunked bodies
+				err = errBadRequest // no client of the bench sends chunked bodies
 			case bytes.EqualFold(name, []byte("connection")):
 				closing = bytes.EqualFold(value, []byte("close"))
 			}
+			return err
+		})
+		if err != nil {
+			return
 		}
 		body = body[:0]
 		if cap(body) < length {
