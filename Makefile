@@ -7,6 +7,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# The compiled hot paths (native/, Rust via PyO3): rebuilt when a source changes.
+NATIVE_SRC := $(shell find native -type f -not -path 'native/target/*' -not -name '*.pyc' | LC_ALL=C sort)
+NATIVE_STAMP := $(VENV)/.native-$(shell cat $(NATIVE_SRC) | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: help venv generate check lint typecheck imports drift test unit e2e \
@@ -19,13 +22,19 @@ help:
 	@echo "make bench  - benchmarks (one JSON line each)"
 	@echo "make cluster-up / cluster-down - the local control plane on 127.0.0.1"
 
-venv: $(STAMP)
+venv: $(STAMP) $(NATIVE_STAMP)
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check uv
 	@$(VENV)/bin/uv pip install -q --python $(PY) -e '.[all,dev]'
 	@rm -f $(VENV)/.installed-*; touch $@
+
+# Needs cargo (rustup); the first build fetches its crates from crates.io (~30 s).
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SRC)
+	@command -v cargo >/dev/null || { echo "need cargo (Rust) to build native/"; exit 1; }
+	@$(VENV)/bin/uv pip install -q --python $(PY) --reinstall-package switchman-native ./native
+	@rm -f $(VENV)/.native-*; touch $@
 
 generate: venv
 	$(PY) tools/generate.py
