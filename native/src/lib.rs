@@ -5,11 +5,13 @@
 use pyo3::prelude::*;
 
 mod pii;
+mod request;
 mod router;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     router::register(m)?;
     pii::register(m)?;
+    request::register(m)?;
     Ok(())
 }
