@@ -8,6 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # The compiled hot paths (native/, Rust via PyO3): rebuilt when a source changes.
+# rustup installs cargo into ~/.cargo/bin, which a non-login shell may not have on PATH.
+export PATH := $(PATH):$(HOME)/.cargo/bin
 NATIVE_SRC := $(shell find native -type f -not -path 'native/target/*' -not -name '*.pyc' | LC_ALL=C sort)
 NATIVE_STAMP := $(VENV)/.native-$(shell cat $(NATIVE_SRC) | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
