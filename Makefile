@@ -46,6 +46,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	cd tests/bench/loadgen && go vet . && test -z "$$(gofmt -l .)"
+	cd native && cargo fmt --check && cargo clippy --release -- -D warnings
 typecheck: venv
 	$(VENV)/bin/mypy protos/switchman_protocol operator sidecar tools e2e/cluster
 imports: venv

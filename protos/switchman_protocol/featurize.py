@@ -16,6 +16,12 @@ word unigrams and bigrams of a bounded head and tail of the prompt, plus
 coarse shape features (length, digits, code fences, line count) and the task
 kind from :func:`task_kind`. Hashing needs no vocabulary in the route table
 and works on any user's data.
+
+The functions below run the compiled ``hash-v1`` of ``switchman_native``
+(native/src/router/featurize.rs) when that package imports, and the Python
+code of this module otherwise (a build without cargo). The Python code is the
+specification: tests require identical kinds and indices from both, on the
+shared data and on generated text (tests/protocol/test_featurize_native.py).
 """
 
 from __future__ import annotations
@@ -27,9 +33,15 @@ from collections.abc import Sequence
 from itertools import repeat
 from operator import and_, mul, xor
 
+try:
+    from switchman_native import _native
+except ImportError:  # built without cargo (`pip install .`): the Python code below
+    _native = None  # type: ignore[assignment]
+
 __all__ = [
     "FEATURIZER",
     "HEAD_CHARS",
+    "NATIVE",
     "TAIL_CHARS",
     "TASK_KINDS",
     "analyze",
@@ -41,6 +53,8 @@ __all__ = [
 ]
 
 FEATURIZER = "hash-v1"
+#: Whether the compiled featurizer is in use (else the Python reference).
+NATIVE = _native is not None
 #: Bytes of the prompt's start and end that are tokenized: the instruction is
 #: usually at one end, and bounding the work bounds the decision time.
 HEAD_CHARS = 600
@@ -182,9 +196,17 @@ def _kind(raw: bytes, tokens: list[bytes], numbers: int) -> str:
 
 def task_kind(text: str) -> str:
     """A coarse task kind for routing rules and per-task quality (a few µs)."""
-    raw = _sample(text)
-    tokens = _TOKEN.findall(raw)
-    return _kind(raw, tokens, sum(map(bytes.isdigit, tokens)))
+    if _native is not None:
+        return _native.task_kind(text)
+    return _task_kind_py(text)
+
+
+def _mask(dim: int) -> int:
+    """``dim - 1`` for the compiled code, which computes in 64 bits: hashes stay below
+    2^64, so any larger ``dim`` gives the indices ``2^64`` gives."""
+    if dim <= 0 or dim & (dim - 1):
+        raise ValueError(f"feature dimension must be a power of two, got {dim}")
+    return min(dim, 1 << 64) - 1
 
 
 def analyze(text: str, dim: int) -> tuple[str, list[int]]:
@@ -192,12 +214,44 @@ def analyze(text: str, dim: int) -> tuple[str, list[int]]:
 
     One tokenization serves both, which is what the request path wants.
     """
-    kind, feats = analyze_set(text, dim)
+    if _native is not None:
+        return _native.analyze(text, _mask(dim))
+    kind, feats = _analyze_set_py(text, dim)
     return kind, sorted(feats)
 
 
 def analyze_set(text: str, dim: int) -> tuple[str, set[int]]:
     """:func:`analyze` with the indices as an (unordered) set: what a scorer needs."""
+    if _native is not None:
+        return _native.analyze_set(text, _mask(dim))
+    return _analyze_set_py(text, dim)
+
+
+def featurize_text(text: str, dim: int) -> list[int]:
+    """Sorted unique feature indices in ``[0, dim)`` for one prompt."""
+    return analyze(text, dim)[1]
+
+
+def featurize(texts: Sequence[str], dim: int) -> list[list[int]]:
+    """Batch form for training."""
+    if _native is not None:
+        return _native.featurize_batch(list(texts), _mask(dim))
+    _mask(dim)
+    return [sorted(_analyze_set_py(t, dim)[1]) for t in texts]
+
+
+# -- the Python reference (the specification of hash-v1) --------------------------
+
+
+def _task_kind_py(text: str) -> str:
+    """:func:`task_kind` in Python."""
+    raw = _sample(text)
+    tokens = _TOKEN.findall(raw)
+    return _kind(raw, tokens, sum(map(bytes.isdigit, tokens)))
+
+
+def _analyze_set_py(text: str, dim: int) -> tuple[str, set[int]]:
+    """:func:`analyze_set` in Python."""
     if dim <= 0 or dim & (dim - 1):
         raise ValueError(f"feature dimension must be a power of two, got {dim}")
     raw = _sample(text)
@@ -239,13 +293,3 @@ def _shape_hashes(
         b"task=" + kind.encode(),
     )
     return tuple(zlib.crc32(s, 0x5EED) & mask for s in shape)
-
-
-def featurize_text(text: str, dim: int) -> list[int]:
-    """Sorted unique feature indices in ``[0, dim)`` for one prompt."""
-    return analyze(text, dim)[1]
-
-
-def featurize(texts: Sequence[str], dim: int) -> list[list[int]]:
-    """Batch form for training."""
-    return [analyze(t, dim)[1] for t in texts]

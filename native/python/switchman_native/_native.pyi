@@ -1,6 +1,43 @@
 # Type stubs of the compiled module (native/src). One section per source file.
 
 # --- router.rs ---
+# The hash-v1 featurizer (switchman_protocol.featurize) and the learned router's
+# scorer (switchman_sidecar.routing.learned); ``mask`` is ``dim - 1``.
+from collections.abc import Collection, Iterator
+
+MAX_FEATURES: int
+
+def task_kind(text: str) -> str: ...
+def analyze_set(text: str, mask: int) -> tuple[str, set[int]]: ...
+def analyze(text: str, mask: int) -> tuple[str, list[int]]: ...
+def featurize_batch(texts: list[str], mask: int) -> list[list[int]]: ...
+
+class Features:
+    """A prompt's unique feature indices, kept in Rust for one scorer."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[int]: ...
+    def __contains__(self, item: object) -> bool: ...
+
+class LearnedScorer:
+    def __init__(
+        self,
+        dim: int,
+        weights: list[list[float]],
+        biases: list[float],
+        names: list[str],
+        quantum: float,
+        scale: float,
+        adjust: list[tuple[tuple[str, str], float]],
+        share: float,
+        votes: list[list[float]],
+        proto_rows: list[tuple[int, ...]],
+    ) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    def analyze(self, text: str) -> tuple[str, Features]: ...
+    def analyze_predict(self, text: str) -> tuple[str, list[float]]: ...
+    def predict_list(self, indices: Collection[int], task: str) -> list[float]: ...
 
 # --- pii.rs ---
 

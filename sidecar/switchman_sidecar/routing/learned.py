@@ -24,6 +24,13 @@ weights of prototype ``c`` (a centroid of training prompts) and
 similarities ride in the same packed gather, one more field each; the
 nearest prototype's mean scores are mixed into the heads' probabilities with
 the share ``params["prototype_share"]``. Without them nothing changes.
+
+When ``switchman_native`` imports, the scorer also builds its compiled twin
+(native/src/router/scorer.rs) and ``analyze``/``predict_list`` run there: the
+features stay in Rust (a ``Features`` object, no Python set per request) and
+the same integer sums and float operations give the same probabilities, bit
+for bit (tests/routing/test_learned_native.py). The Python code below stays
+the specification and serves builds without the compiled package.
 """
 
 from __future__ import annotations
@@ -36,6 +43,11 @@ from operator import itemgetter
 from switchman_protocol import featurize
 from switchman_protocol.router_model import prototypes
 from switchman_protocol.v1 import routes_pb2
+
+try:
+    from switchman_native import _native
+except ImportError:  # built without cargo (`pip install .`): the Python code below
+    _native = None  # type: ignore[assignment]
 
 __all__ = ["LearnedScorer", "adjustments", "sigmoid"]
 
@@ -75,9 +87,14 @@ _PROTO_OFFSET = 1 << (PROTO_SCALE_BITS + 1)
 
 
 class LearnedScorer:
-    """Built once per route table; ``ValueError`` for parameters it cannot use."""
+    """Built once per route table; ``ValueError`` for parameters it cannot use.
 
-    def __init__(self, params: routes_pb2.RouterParams, models: set[str]) -> None:
+    ``native=False`` keeps to the Python code even when the compiled one is there
+    (what the tests compare it with)."""
+
+    def __init__(
+        self, params: routes_pb2.RouterParams, models: set[str], *, native: bool = True
+    ) -> None:
         learned = params.learned
         if not featurize.supported(learned.featurizer):
             raise ValueError(
@@ -158,6 +175,26 @@ class LearnedScorer:
         self._bias_by_task: dict[str, list[float]] = {}
         #: Task kind → the non-zero learned offsets (with prototypes; filled on first use).
         self._offsets_by_task: dict[str, list[tuple[int, float]]] = {}
+        #: The compiled scorer over the same parameters, when available.
+        self._core: _native.LearnedScorer | None = None
+        if native and _native is not None:
+            self._core = _native.LearnedScorer(
+                dim,
+                [weights for _, weights, _ in heads],
+                self.biases,
+                self.names,
+                self._quantum,
+                self.scale,
+                list(self.adjust.items()),
+                share,
+                self._votes,
+                self._proto_rows if k else [],
+            )
+
+    @property
+    def native(self) -> bool:
+        """Whether the compiled scorer serves ``analyze`` and ``predict_list``."""
+        return self._core is not None
 
     @property
     def models(self) -> list[str]:
@@ -165,6 +202,8 @@ class LearnedScorer:
 
     def analyze(self, text: str) -> tuple[str, Collection[int]]:
         """The task kind and the prompt's feature indices (unordered)."""
+        if self._core is not None:
+            return self._core.analyze(text)
         return featurize.analyze_set(text, self.dim)
 
     def _biases(self, task: str) -> list[float]:
@@ -222,6 +261,8 @@ class LearnedScorer:
         ``sigmoid`` is written out in the comprehensions (the same two branches, so the
         same floats): a Python call per model costs more than the arithmetic.
         """
+        if self._core is not None:
+            return self._core.predict_list(indices, task)
         n = len(indices)
         norm = self.scale / math.sqrt(n) if n else 0.0
         exp = math.exp

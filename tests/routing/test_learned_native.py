@@ -1,0 +1,202 @@
+"""The compiled learned-router scorer (switchman_native) gives the Python scorer's
+probabilities bit for bit: with and without prototypes and online offsets, on the
+packed path (2..MAX_FEATURES features) and on the fallbacks (0, 1, more than
+MAX_FEATURES), for the compiled ``Features`` and for any collection of indices.
+
+The module imports switchman_native directly: without it these tests fail.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import pytest
+from switchman_native import _native
+
+from switchman_protocol import featurize
+from switchman_protocol.v1 import routes_pb2 as pb
+from switchman_sidecar.routing import Router, RouteRequest
+from switchman_sidecar.routing.learned import MAX_FEATURES, LearnedScorer
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared/data/routing/llmrouter"
+TASKS = [*featurize.TASK_KINDS, "*", "other", ""]
+
+
+def bits(xs: Sequence[float]) -> list[str]:
+    """Floats compared exactly (NaN included)."""
+    return [float.hex(x) for x in xs]
+
+
+def params(
+    rng: random.Random,
+    dim: int,
+    heads: int,
+    *,
+    spread: float = 0.3,
+    prototypes: int = 0,
+    share: float = 0.4,
+    offsets: bool = False,
+    scale: float | None = None,
+    ties: bool = False,
+) -> pb.RouterParams:
+    learned = pb.LearnedRouter(featurizer=featurize.FEATURIZER, feature_dim=dim)
+    for j in range(heads):
+        weights = [rng.gauss(0, spread) for _ in range(dim)]
+        weights[rng.randrange(dim)] = -spread * rng.choice([1, 40])
+        if ties:  # the largest weight 1.0: quanta of 2^-50, and weights halfway between
+            weights = [max(-0.5, min(0.5, w)) for w in weights]
+            weights[0] = 1.0
+            for k in range(1, min(dim, 9)):
+                weights[k] = (rng.randrange(-50, 50) + 0.5) * 2.0**-50
+        learned.heads.append(
+            pb.ModelHead(model=f"m{j}", weights=weights, bias=rng.choice([0.0, -0.0, 1.5, -2.0]))
+        )
+    if scale is not None:
+        learned.params["scale"] = scale
+    if prototypes:
+        learned.params["prototype_share"] = share
+        for c in range(prototypes):
+            for f in rng.sample(range(dim), min(dim, rng.choice([1, 8, 64]))):
+                learned.params[f"proto/{c}/f/{f}"] = rng.choice([rng.random(), -rng.random()])
+            for j in range(heads):
+                learned.params[f"proto/{c}/p/m{j}"] = rng.random()
+        if prototypes > 2:
+            for key in [k for k in learned.params if k.startswith("proto/1/f/")]:
+                del learned.params[key]
+            for key in [k for k in learned.params if k.startswith("proto/0/f/")]:
+                learned.params["proto/1/f/" + key.split("/")[-1]] = learned.params[key]
+    if offsets:
+        for j in range(heads):
+            for task in rng.sample(TASKS, 3):
+                learned.params[f"adj/m{j}/{task}"] = rng.choice([0.0, -0.0, 0.7, -1.3, 40.0])
+        learned.params["adj/not-a-head/code"] = 2.0
+    return pb.RouterParams(kind="learned", learned=learned)
+
+
+def pair(p: pb.RouterParams) -> tuple[LearnedScorer, LearnedScorer]:
+    names = {h.model for h in p.learned.heads}
+    compiled, python = LearnedScorer(p, names), LearnedScorer(p, names, native=False)
+    assert compiled.native and not python.native
+    return compiled, python
+
+
+def agree(compiled: LearnedScorer, python: LearnedScorer, indices: Collection[int]) -> None:
+    for task in TASKS:
+        assert bits(compiled.predict_list(indices, task)) == bits(
+            python.predict_list(indices, task)
+        ), (len(indices), task)
+
+
+def prompts() -> list[str]:
+    rows = [json.loads(line)["query"] for line in (DATA / "default_query_train.jsonl").open()]
+    rows += [r["question"] for r in json.loads((DATA / "dcrouter_train.json").read_text())]
+    random.Random(2).shuffle(rows)
+    return rows
+
+
+CASES = [
+    dict(dim=4096, heads=9),
+    dict(dim=4096, heads=9, offsets=True, scale=0.7),
+    dict(dim=4096, heads=9, prototypes=32),
+    dict(dim=4096, heads=9, prototypes=32, offsets=True, share=1.0),
+    dict(dim=1024, heads=1, prototypes=1, offsets=True),
+    dict(dim=2, heads=3, offsets=True),
+    dict(dim=64, heads=5, ties=True, prototypes=2),
+    dict(dim=2, heads=2, prototypes=3, offsets=True),
+    dict(dim=256, heads=12, spread=1e-6, prototypes=5),
+    dict(dim=1 << 14, heads=4, spread=50.0, offsets=True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_prompts_of_the_shared_data_score_the_same(case: dict[str, object]) -> None:
+    rng = random.Random(str(case))
+    compiled, python = pair(params(rng, **case))  # type: ignore[arg-type]
+    texts = [*prompts()[:1500], "", "?", "x", "```" * 400, "\ud800" * 50, "word " * 50_000]
+    for text in texts:
+        kind, features = compiled.analyze(text)
+        ref_kind, ref_features = python.analyze(text)
+        assert isinstance(features, _native.Features)
+        assert (kind, set(features)) == (ref_kind, ref_features)
+        assert len(features) == len(ref_features)
+        assert bits(compiled.predict_list(features, kind)) == bits(
+            python.predict_list(ref_features, kind)
+        ), text[:60]
+        assert compiled._core is not None
+        fused_kind, fused = compiled._core.analyze_predict(text)
+        assert (fused_kind, bits(fused)) == (kind, bits(python.predict_list(ref_features, kind)))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_any_collection_of_indices_scores_the_same(case: dict[str, object]) -> None:
+    rng = random.Random(repr(case))
+    compiled, python = pair(params(rng, **case))  # type: ignore[arg-type]
+    dim = compiled.dim
+    for n in (0, 1, 2, 3, 85, 1800, MAX_FEATURES, MAX_FEATURES + 1, 2 * MAX_FEATURES, dim):
+        if n > dim:
+            continue
+        picked = rng.sample(range(dim), n)
+        agree(compiled, python, set(picked))
+        agree(compiled, python, picked)  # a list: its order (the float fallback sums in it)
+        agree(compiled, python, tuple(picked))
+        if n:
+            agree(compiled, python, picked + picked[:3])  # repeated indices count twice
+            agree(compiled, python, [i - dim for i in picked])  # negative: from the end
+
+
+def test_features_of_another_dimension_and_bad_indices() -> None:
+    rng = random.Random(8)
+    compiled, python = pair(params(rng, 1024, 3, prototypes=4, offsets=True))
+    other = LearnedScorer(params(rng, 256, 2), {"m0", "m1"})
+    _, features = other.analyze("Who wrote War and Peace? " * 30)
+    agree(compiled, python, features)  # read as a collection of ints
+    assert min(features) >= 0 and max(features) < 256 and len(list(features)) == len(features)
+    for bad in ([1024], [-1025], [3, 5000]):
+        for scorer in (compiled, python):
+            with pytest.raises(IndexError):
+                scorer.predict_list(bad, "chat")
+    with pytest.raises(ValueError, match="power of two"):
+        _native.LearnedScorer(3, [[0.0] * 3], [0.0], ["a"], 1.0, 1.0, [], 0.0, [], [])
+    with pytest.raises(ValueError):
+        _native.LearnedScorer(4, [[0.0] * 3], [0.0], ["a"], 1.0, 1.0, [], 0.0, [], [])
+
+
+def test_routers_with_either_scorer_decide_the_same() -> None:
+    rng = random.Random(9)
+    for case in ({}, {"prototypes": 16, "offsets": True}):
+        p = params(rng, 4096, 9, **case)  # type: ignore[arg-type]
+        table = pb.RouteTable(team="t", quality_bar=0.6, router=p)
+        for j in range(9):
+            table.models.append(
+                pb.Model(
+                    name=f"m{j}",
+                    provider=pb.PROVIDER_OPENAI,
+                    endpoint="http://127.0.0.1:1/v1",
+                    price=pb.Price(input_per_mtok=0.1 * (j + 1), output_per_mtok=0.4 * (j + 1)),
+                )
+            )
+        table.router.cost_weight = 0.3
+        compiled, python = Router(table, seed=1), Router(table, seed=1)
+        python._scorer = LearnedScorer(p, {f"m{j}" for j in range(9)}, native=False)
+        assert compiled._scorer is not None and compiled._scorer.native
+        for text in prompts()[:400]:
+            request = RouteRequest(model="auto", prompt_text=text, input_tokens=len(text) // 4)
+            assert compiled.decide(request) == python.decide(request), text[:60]
+
+
+def test_the_python_scorer_serves_without_the_compiled_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from switchman_sidecar.routing import learned
+
+    monkeypatch.setattr(learned, "_native", None)
+    p = params(random.Random(3), 256, 2, prototypes=2, offsets=True)
+    scorer = LearnedScorer(p, {"m0", "m1"})
+    assert not scorer.native
+    kind, indices = scorer.analyze("Solve for x: 3x + 7 = 22")
+    assert isinstance(indices, set) and kind == "math"
+    probs = scorer.predict_list(indices, kind)
+    assert len(probs) == 2 and all(0.0 < q < 1.0 for q in probs)
