@@ -14,6 +14,7 @@ use pyo3::types::{PyList, PySet, PyString};
 
 mod featurize;
 mod scorer;
+mod selection;
 
 use featurize::{Kind, Shape};
 use scorer::{Scorer, Sums, Table, MAX_FEATURES};
@@ -23,6 +24,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyze_set, m)?)?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(featurize_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(rank_order, m)?)?;
     m.add_class::<Features>()?;
     m.add_class::<LearnedScorer>()?;
     m.add("MAX_FEATURES", MAX_FEATURES)?;
@@ -307,4 +309,45 @@ impl LearnedScorer {
             self.core.row_sums(picked.first().copied())
         }
     }
+}
+
+/// `selection.rank_order(qualities, costs, models, bar, cost_weight)`: the positions,
+/// best first; `None` when a quality, cost or key is NaN or a name is not valid
+/// UTF-8 (the caller then runs the Python code, whose sort NaN makes order-dependent).
+///
+/// Without NaN the Python keys are totally ordered (the position breaks every tie),
+/// so any correct sort gives Python's order: floats compare with `-0.0 == 0.0` as
+/// in a tuple comparison, names by code point (UTF-8 byte order).
+#[pyfunction]
+#[pyo3(signature = (qualities, costs, models, bar = 0.0, cost_weight = 0.0))]
+fn rank_order(
+    qualities: Vec<f64>,
+    costs: Vec<f64>,
+    models: Vec<Bound<'_, PyString>>,
+    bar: f64,
+    cost_weight: f64,
+) -> PyResult<Option<Vec<usize>>> {
+    let n = qualities.len();
+    if costs.len() != n || models.len() != n {
+        return Err(PyValueError::new_err(
+            "rank_order: lists of different lengths",
+        ));
+    }
+    if qualities.iter().chain(&costs).any(|x| x.is_nan()) || bar.is_nan() || cost_weight.is_nan() {
+        return Ok(None);
+    }
+    let mut names = Vec::with_capacity(n);
+    for m in &models {
+        match m.to_str() {
+            Ok(s) => names.push(s),
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(selection::rank_order(
+        &qualities,
+        &costs,
+        &names,
+        bar,
+        cost_weight,
+    ))
 }

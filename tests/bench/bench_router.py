@@ -12,6 +12,9 @@
 Prompts come from the LLMRouter reference data when present (real length mix),
 otherwise from a fixed synthetic set. Run: ``.venv/bin/python tests/bench/bench_router.py``.
 
+``native`` says whether the compiled featurizer, scorer and ranking
+(``switchman_native``) served the run; without it the Python reference does.
+
 ``--breakdown`` prints a second line: where a learned decision's time goes, in the
 same process and the same way (every prompt once per round): the featurizer
 (hash-v1 features + task kind), the scorer (9 heads), the rest of ``decide``
@@ -205,6 +208,7 @@ def main() -> None:
         "prompts": len(texts),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
+        "native": featurize.NATIVE,
     }
     result["pinned"] = measure(Router(table("pinned")), reqs("best"), 5)
     result["rules"] = measure(Router(table("rules")), reqs("auto"), 5)

@@ -200,3 +200,34 @@ def test_the_python_scorer_serves_without_the_compiled_package(
     assert isinstance(indices, set) and kind == "math"
     probs = scorer.predict_list(indices, kind)
     assert len(probs) == 2 and all(0.0 < q < 1.0 for q in probs)
+
+
+def test_compiled_rank_order_equals_the_python_ranking() -> None:
+    from switchman_sidecar.routing import selection
+
+    rng = random.Random(12)
+    values = [0.0, -0.0, 0.25, 0.5, 0.6, 0.9, 1.0, 1e-300, float("inf"), -float("inf")]
+    compiled = 0
+    for case in range(6000):
+        n = rng.choice([0, 1, 2, 3, 9, 27, 40])
+        tied = case % 3 == 0  # few distinct values: ties on every key
+        qualities = [rng.choice(values) if tied else rng.random() for _ in range(n)]
+        costs = [rng.choice(values[:8]) if tied else rng.random() / 1e3 for _ in range(n)]
+        models = [rng.choice(["a", "b", "é", "m10", "m9"]) for _ in range(n)]
+        if case % 50 == 0 and n:
+            (qualities if case % 100 else costs)[rng.randrange(n)] = float("nan")
+        bar = rng.choice([0.0, 0.0, 0.6, 1.0])
+        cost_weight = rng.choice([0.0, 0.3, 1.0, 1e-9])
+        native = _native.rank_order(qualities, costs, models, bar, cost_weight)
+        expect = selection._rank_order_py(qualities, costs, models, bar, cost_weight)
+        assert selection.rank_order(qualities, costs, models, bar, cost_weight) == expect
+        if native is not None:
+            compiled += 1
+            assert native == expect, (qualities, costs, models, bar, cost_weight)
+        else:  # only NaN (as an input or a key, e.g. 0 * inf) sends it to Python
+            top, keep = max(costs), 1.0 - cost_weight
+            keys = [cost_weight * (c / top) if top > 0 else 0.0 for c in costs]
+            keys = [k - keep * q for k, q in zip(keys, qualities, strict=True)]
+            nan_key = cost_weight > 0 and any(k != k for k in keys)
+            assert any(x != x for x in qualities + costs) or nan_key
+    assert compiled > 5000

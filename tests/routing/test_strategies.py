@@ -185,3 +185,33 @@ def test_list_rankings_equal_the_reference_definitions() -> None:
             for b in budgets
         ] or options
         assert planned == expected
+
+
+def test_budget_planner_equals_plan_budget_lists() -> None:
+    """The per-table planner of the request path gives plan_budget_lists' lists,
+    float for float, for any candidates, qualities, costs and client cap."""
+    import random
+
+    from switchman_sidecar.routing.selection import MAX_LAYOUTS, BudgetPlanner
+
+    rng = random.Random(21)
+    for _ in range(40):
+        pool = [f"m{i}" for i in range(rng.randint(1, 12))]
+        mean = {m: rng.choice([0.5, 50.0, 256.0, rng.random() * 2000]) for m in pool[1:]}
+        price = {m: rng.choice([0.0, rng.random() * 30]) for m in pool[:-1]}
+        choices = rng.choice([[256, 1024, 4096], [0], [512, 0, 512], [], [1, 100000]])
+        planner = BudgetPlanner(mean, price, choices)
+        for _ in range(60):
+            models = rng.sample(pool, rng.randint(1, len(pool)))
+            qs = [rng.choice([0.0, -0.0, 1.0, rng.random()]) for _ in models]
+            cs = [rng.choice([0.0, rng.random() * 1e-3, 1e9]) for _ in models]
+            cap = rng.choice([None, 0, 1, 300, 5000, rng.randint(1, 10**6)])
+            got = planner.plan(models, qs, cs, cap)
+            expect = plan_budget_lists(models, qs, cs, mean, price, choices, cap)
+            assert (got is None) == (expect is None)
+            if got is not None and expect is not None:
+                assert got[0] == expect[0] and got[3] == expect[3]
+                assert list(map(float.hex, got[1] + got[2])) == list(
+                    map(float.hex, expect[1] + expect[2])
+                )
+        assert len(planner._layouts) <= MAX_LAYOUTS

@@ -3,7 +3,7 @@
 # --- router.rs ---
 # The hash-v1 featurizer (switchman_protocol.featurize) and the learned router's
 # scorer (switchman_sidecar.routing.learned); ``mask`` is ``dim - 1``.
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 
 MAX_FEATURES: int
 
@@ -11,6 +11,13 @@ def task_kind(text: str) -> str: ...
 def analyze_set(text: str, mask: int) -> tuple[str, set[int]]: ...
 def analyze(text: str, mask: int) -> tuple[str, list[int]]: ...
 def featurize_batch(texts: list[str], mask: int) -> list[list[int]]: ...
+def rank_order(
+    qualities: Sequence[float],
+    costs: Sequence[float],
+    models: Sequence[str],
+    bar: float = 0.0,
+    cost_weight: float = 0.0,
+) -> list[int] | None: ...
 
 class Features:
     """A prompt's unique feature indices, kept in Rust for one scorer."""

@@ -30,7 +30,7 @@ from .learned import LearnedScorer, adjustments, sigmoid
 from .rules import compile_rules, match_rule, request_fields
 from .selection import (
     DEFAULT_OUTPUT_TOKENS,
-    plan_budget_lists,
+    BudgetPlanner,
     rank_order,
     strategy_order,
     weighted_pick,
@@ -132,6 +132,7 @@ class Router:
             for name, info in self._info.items()
         }
         self._out_prices = {name: info.out_price for name, info in self._info.items()}
+        self._planner = BudgetPlanner(self._out_tokens, self._out_prices, self._budgets)
         self._any_caps = any(info.caps for info in self._info.values())
         windows = [info.context_window for info in self._info.values() if info.context_window]
         #: Prompts up to this many tokens fit every model's context window.
@@ -364,15 +365,7 @@ class Router:
         # Rank the candidates, or (with output budgets) every (model, budget) pair,
         # on parallel lists: no object per model or per budget.
         planned = (
-            plan_budget_lists(
-                names,
-                qualities,
-                costs,
-                self._out_tokens,
-                self._out_prices,
-                self._budgets,
-                request.max_output_tokens,
-            )
+            self._planner.plan(names, qualities, costs, request.max_output_tokens)
             if self._budgets
             else None
         )

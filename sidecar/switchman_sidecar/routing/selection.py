@@ -14,6 +14,10 @@ builds no object per model):
   max_cost``; normalising by the most expensive candidate of this request
   makes ``w`` mean the same on any price list;
 * neither: the best quality.
+
+``rank_order`` runs compiled (``switchman_native``, native/src/router/selection.rs)
+when that package imports and no value is NaN; the Python code below is the
+specification and serves the rest (tests/routing/test_learned_native.py).
 """
 
 from __future__ import annotations
@@ -23,8 +27,14 @@ import math
 import random
 from collections.abc import Sequence
 
+try:
+    from switchman_native import _native
+except ImportError:  # built without cargo (`pip install .`): the Python code below
+    _native = None  # type: ignore[assignment]
+
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
+    "BudgetPlanner",
     "plan_budget_lists",
     "rank_order",
     "strategy_order",
@@ -46,6 +56,21 @@ def rank_order(
 ) -> list[int]:
     """The selection rule (see the module doc): the positions, best first.
     Ties go to the cheaper, then to the model name."""
+    if _native is not None:
+        order = _native.rank_order(qualities, costs, models, bar, cost_weight)
+        if order is not None:
+            return order
+    return _rank_order_py(qualities, costs, models, bar, cost_weight)
+
+
+def _rank_order_py(
+    qualities: Sequence[float],
+    costs: Sequence[float],
+    models: Sequence[str],
+    bar: float,
+    cost_weight: float,
+) -> list[int]:
+    """:func:`rank_order` in Python (any input, NaN included)."""
     n = len(qualities)
     if not n:
         return []
@@ -159,6 +184,74 @@ def plan_budget_lists(
         out_costs += [base + billed * price for _, _, billed in curve]
         out_budgets += budgets
     return out_models, out_qualities, out_costs, out_budgets
+
+
+#: Layouts a BudgetPlanner keeps (one per client cap and candidate list seen).
+MAX_LAYOUTS = 256
+
+
+class BudgetPlanner:
+    """:func:`plan_budget_lists` for one route table, with what depends only on the
+    table, the client's cap and the candidates computed once: per request only the
+    products and sums that involve this prompt's qualities and costs remain (the
+    same float operations in the same order, so the same lists)."""
+
+    def __init__(
+        self, mean_output: dict[str, float], out_price: dict[str, float], choices: Sequence[int]
+    ) -> None:
+        self._mean_output = dict(mean_output)
+        self._out_price = dict(out_price)
+        self._choices = tuple(choices)
+        self._layouts: dict[
+            tuple[int | None, tuple[str, ...]],
+            tuple[list[str], list[int], list[float], list[list[float]], list[list[float]]] | None,
+        ] = {}
+
+    def plan(
+        self,
+        models: Sequence[str],
+        qualities: Sequence[float],
+        costs: Sequence[float],
+        cap: int | None,
+    ) -> tuple[list[str], list[float], list[float], list[int]] | None:
+        key = (cap, tuple(models))
+        if key in self._layouts:
+            layout = self._layouts[key]
+        else:
+            layout = self._layout(models, cap)
+            if len(self._layouts) < MAX_LAYOUTS:  # caps are client input: bound the cache
+                self._layouts[key] = layout
+        if layout is None:
+            return None
+        out_models, out_budgets, full, fits_rows, billed_rows = layout
+        bases = [cost - lp for cost, lp in zip(costs, full, strict=True)]
+        return (
+            list(out_models),
+            [q * fits for q, row in zip(qualities, fits_rows, strict=True) for fits in row],
+            [base + bp for base, row in zip(bases, billed_rows, strict=True) for bp in row],
+            list(out_budgets),
+        )
+
+    def _layout(
+        self, models: Sequence[str], cap: int | None
+    ) -> tuple[list[str], list[int], list[float], list[list[float]], list[list[float]]] | None:
+        """Per model: its full answer's output cost, P(fits) and billed output cost per budget."""
+        budgets = tuple(sorted({min(b, cap) if cap else b for b in self._choices if b > 0}))
+        if not budgets:
+            return None
+        out_models: list[str] = []
+        full: list[float] = []
+        fits_rows: list[list[float]] = []
+        billed_rows: list[list[float]] = []
+        for model in models:
+            length = max(1.0, self._mean_output.get(model, DEFAULT_OUTPUT_TOKENS))
+            price = self._out_price.get(model, 0.0) / 1e6
+            curve = _budget_curve(length, budgets)
+            out_models += [model] * len(curve)
+            full.append(length * price)
+            fits_rows.append([fits for _, fits, _ in curve])
+            billed_rows.append([billed * price for _, _, billed in curve])
+        return out_models, list(budgets) * len(models), full, fits_rows, billed_rows
 
 
 @functools.lru_cache(maxsize=1024)
