@@ -10,13 +10,13 @@
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyList, PySet, PyString};
+use pyo3::types::{PyList, PySet, PySlice, PyString};
 
 mod featurize;
 mod scorer;
 mod selection;
 
-use featurize::{Kind, Shape};
+use featurize::{Kind, Shape, HEAD, SAMPLE_MAX, TAIL};
 use scorer::{Scorer, Sums, Table, MAX_FEATURES};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -70,27 +70,71 @@ fn utf8<'a, 'py>(text: &'a Bound<'py, PyString>) -> PyResult<Utf8<'a, 'py>> {
     }
 }
 
-fn shape(text: &Bound<'_, PyString>, utf8: &[u8]) -> PyResult<Shape> {
-    Ok(Shape {
-        chars: text.len()? as u64,
-        // "\n" is one byte and never part of another character's encoding.
-        newlines: utf8.iter().filter(|&&b| b == b'\n').count() as u64,
-    })
+/// What the featurizer reads of a prompt: its sample (the lower-cased UTF-8 of its
+/// ends) and, when asked, its shape.
+struct Prompt {
+    buf: [u8; SAMPLE_MAX],
+    len: usize,
+    shape: Shape,
+}
+
+impl Prompt {
+    fn read(text: &Bound<'_, PyString>, with_shape: bool) -> PyResult<Prompt> {
+        let chars = text.len()?;
+        let mut p = Prompt {
+            buf: [0; SAMPLE_MAX],
+            len: 0,
+            shape: Shape {
+                chars: chars as u64,
+                newlines: 0,
+            },
+        };
+        if chars > HEAD + TAIL {
+            // As the Python code: only the ends are encoded (a long non-ASCII prompt
+            // is not converted, nor its UTF-8 kept in the str object), and
+            // `str.count` counts the line breaks.
+            let py = text.py();
+            let end = chars as isize;
+            let head = text.get_item(PySlice::new(py, 0, HEAD as isize, 1))?;
+            let tail = text.get_item(PySlice::new(py, end - TAIL as isize, end, 1))?;
+            let (head, tail) = (utf8(head.downcast()?)?, utf8(tail.downcast()?)?);
+            p.len = featurize::sample_ends(head.bytes(), tail.bytes(), &mut p.buf);
+            if with_shape {
+                p.shape.newlines = text
+                    .call_method1(pyo3::intern!(py, "count"), ("\n",))?
+                    .extract()?;
+            }
+        } else {
+            let data = utf8(text)?;
+            let bytes = data.bytes();
+            p.len = featurize::sample_whole(bytes, &mut p.buf);
+            // "\n" is one byte and never part of another character's encoding.
+            p.shape.newlines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        Ok(p)
+    }
+
+    fn sample(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// The kind and the unique feature indices (in first-seen order) of one prompt.
 fn run(text: &Bound<'_, PyString>, mask: u64, out: &mut Vec<u64>) -> PyResult<Kind> {
-    let data = utf8(text)?;
-    let bytes = data.bytes();
-    let shape = shape(text, bytes)?;
-    Ok(featurize::analyze(bytes, &shape, mask, out))
+    let prompt = Prompt::read(text, true)?;
+    Ok(featurize::analyze(
+        prompt.sample(),
+        &prompt.shape,
+        mask,
+        out,
+    ))
 }
 
 /// `task_kind(text)`.
 #[pyfunction]
 fn task_kind<'py>(text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
-    let data = utf8(text)?;
-    Ok(kind_name(text.py(), featurize::task_kind(data.bytes())))
+    let prompt = Prompt::read(text, false)?;
+    Ok(kind_name(text.py(), featurize::task_kind(prompt.sample())))
 }
 
 /// `analyze_set(text, dim)` with `mask = dim - 1` (the caller checks that `dim` is

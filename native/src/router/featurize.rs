@@ -248,22 +248,26 @@ const SEEN_WORDS: usize = 4;
 
 // ---- the sample and its tokens ------------------------------------------------
 
-/// `_sample`: the lower-cased head and tail of the prompt's UTF-8 bytes (the whole
-/// prompt when short). Cutting the whole encoding at bytes 600 and len-300 is what
-/// the Python code's "encode only the ends" computes, since a character is at least
-/// one byte and the encoding is a concatenation, character by character.
-pub fn sample(utf8: &[u8], out: &mut [u8; SAMPLE_MAX]) -> usize {
-    let n = if utf8.len() > HEAD + TAIL {
-        out[..HEAD].copy_from_slice(&utf8[..HEAD]);
-        out[HEAD] = b'\n';
-        out[HEAD + 1..].copy_from_slice(&utf8[utf8.len() - TAIL..]);
-        SAMPLE_MAX
-    } else {
-        out[..utf8.len()].copy_from_slice(utf8);
-        utf8.len()
-    };
-    out[..n].make_ascii_lowercase(); // bytes.lower(): ASCII only
-    n
+/// `_sample` of a prompt of at most `HEAD + TAIL` characters: its lower-cased UTF-8
+/// bytes, cut to their first 600 and last 300 when longer than 900.
+pub fn sample_whole(utf8: &[u8], out: &mut [u8; SAMPLE_MAX]) -> usize {
+    if utf8.len() > HEAD + TAIL {
+        return sample_ends(utf8, utf8, out);
+    }
+    out[..utf8.len()].copy_from_slice(utf8);
+    out[..utf8.len()].make_ascii_lowercase(); // bytes.lower(): ASCII only
+    utf8.len()
+}
+
+/// `_sample` of a longer prompt from the UTF-8 of its first `HEAD` and last `TAIL`
+/// characters (each at least as many bytes): the head's first 600 bytes, a newline,
+/// the tail's last 300, lower-cased.
+pub fn sample_ends(head: &[u8], tail: &[u8], out: &mut [u8; SAMPLE_MAX]) -> usize {
+    out[..HEAD].copy_from_slice(&head[..HEAD]);
+    out[HEAD] = b'\n';
+    out[HEAD + 1..].copy_from_slice(&tail[tail.len() - TAIL..]);
+    out.make_ascii_lowercase();
+    SAMPLE_MAX
 }
 
 /// `\s` of a bytes pattern, and what `bytes.rstrip()` strips.
@@ -425,11 +429,8 @@ fn scan(raw: &[u8], mut feature: Option<&mut dyn FnMut(u32)>) -> Scan {
     out
 }
 
-/// `task_kind` on a prompt's UTF-8 bytes.
-pub fn task_kind(utf8: &[u8]) -> Kind {
-    let mut buf = [0u8; SAMPLE_MAX];
-    let n = sample(utf8, &mut buf);
-    let raw = &buf[..n];
+/// `task_kind` on a prompt's sample (`sample_whole`, `sample_ends`).
+pub fn task_kind(raw: &[u8]) -> Kind {
     let (code, math, _) = markers(raw);
     if code || math {
         return if code { Kind::Code } else { Kind::Math };
@@ -447,12 +448,10 @@ fn bit_length(x: u64) -> u32 {
     64 - x.leading_zeros()
 }
 
-/// `analyze_set`: the task kind and the prompt's feature indices, unique, in the
-/// order first produced, appended to `out` (cleared first). `mask` is `dim - 1`.
-pub fn analyze(utf8: &[u8], shape: &Shape, mask: u64, out: &mut Vec<u64>) -> Kind {
-    let mut buf = [0u8; SAMPLE_MAX];
-    let n = sample(utf8, &mut buf);
-    let raw = &buf[..n];
+/// `analyze_set` on a prompt's sample and shape: the task kind and the feature
+/// indices, unique, into `out` (cleared first; in the order first produced up to
+/// `BITMAP_MAX_DIM`, sorted above). `mask` is `dim - 1`.
+pub fn analyze(raw: &[u8], shape: &Shape, mask: u64, out: &mut Vec<u64>) -> Kind {
     let (code, math, fence) = markers(raw);
     out.clear();
     let mut dedup = Dedup::new(mask);
