@@ -8,8 +8,12 @@ The module imports switchman_native directly: without it these tests fail.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -231,3 +235,58 @@ def test_compiled_rank_order_equals_the_python_ranking() -> None:
             nan_key = cost_weight > 0 and any(k != k for k in keys)
             assert any(x != x for x in qualities + costs) or nan_key
     assert compiled > 5000
+
+
+def test_a_router_without_the_compiled_package_decides_the_same(tmp_path: Path) -> None:
+    """The whole fallback (featurizer, scorer, ranking, in Python) in a process where
+    switchman_native cannot be imported: the same decisions, field for field."""
+    rng = random.Random(10)
+    p = params(rng, 1024, 4, prototypes=3, offsets=True)
+    table = pb.RouteTable(team="t", quality_bar=0.6, router=p)
+    for j in range(4):
+        table.models.append(
+            pb.Model(
+                name=f"m{j}",
+                provider=pb.PROVIDER_OPENAI,
+                endpoint="http://127.0.0.1:1/v1",
+                price=pb.Price(input_per_mtok=0.2 * (j + 1), output_per_mtok=0.8 * (j + 1)),
+            )
+        )
+    table.router.cost_weight = 0.3
+    table.output_budget.enabled = True
+    table.output_budget.choices.extend([256, 2048])
+    (tmp_path / "table.pb").write_bytes(table.SerializeToString())
+    texts = [*prompts()[:150], "", "\ud800?", "word " * 5000]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    code = (
+        "import dataclasses, json, sys\n"
+        "sys.modules['switchman_native'] = None\n"
+        "from switchman_protocol.v1 import routes_pb2 as pb\n"
+        "from switchman_sidecar.routing import Router, RouteRequest\n"
+        "from switchman_protocol import featurize\n"
+        "assert not featurize.NATIVE\n"
+        "d = sys.argv[1]\n"
+        "t = pb.RouteTable.FromString(open(d + '/table.pb', 'rb').read())\n"
+        "r = Router(t, seed=1)\n"
+        "assert r._scorer is not None and not r._scorer.native\n"
+        "out = [dataclasses.asdict(r.decide(RouteRequest('auto', prompt_text=x,"
+        " input_tokens=len(x) // 4))) for x in json.load(open(d + '/texts.json'))]\n"
+        "print(json.dumps(out))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    router = Router(table, seed=1)
+    assert router._scorer is not None and router._scorer.native
+    compiled = [
+        dataclasses.asdict(
+            router.decide(RouteRequest("auto", prompt_text=x, input_tokens=len(x) // 4))
+        )
+        for x in texts
+    ]
+    assert json.loads(json.dumps(compiled)) == json.loads(run.stdout)
