@@ -10,6 +10,7 @@ and the previous table stays: the operator client NACKs with its message.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,9 @@ class TableStore:
         self.last_error: str = ""
         self.applied = 0
         self.rejected = 0
+        self.on_apply: list[Callable[[CompiledTable], None]] = []
+        """Called with each table just swapped in (the sidecar freezes it for the
+        collector, see ``Sidecar.settle``)."""
 
     def apply(self, table: routes_pb2.RouteTable) -> CompiledTable:
         try:
@@ -184,6 +188,8 @@ class TableStore:
         self.current = compiled
         self.applied += 1
         self.last_error = ""
+        for callback in self.on_apply:
+            callback(compiled)
         return compiled
 
     @property
