@@ -94,11 +94,20 @@ def _child(out: Path, config: Path, port: int) -> None:
             super().data_received(data)
 
         def on_message_complete(self) -> None:
-            cur.setdefault("parsed", now())
+            self._parsed()
+            super().on_message_complete()
+
+        def _dispatch(self, *args: Any) -> None:  # the compiled parser's way in
+            self._parsed()
+            super()._dispatch(*args)  # type: ignore[misc]
+
+        def _parsed(self) -> None:
+            if "parsed" in cur:
+                return
+            cur["parsed"] = now()
             state["inflight"] += 1
             if state["inflight"] > 1:
                 state["dirty"] = True
-            super().on_message_complete()
 
     class Upstream(hc._Conn):
         def connection_made(self, transport: Any) -> None:
@@ -108,9 +117,11 @@ def _child(out: Path, config: Path, port: int) -> None:
             if "up_in" not in cur:
                 cur["up_in"] = now()
             super().data_received(data)
+            if self.complete:  # parsed in one call (no httptools callbacks)
+                cur.setdefault("up_done", now())
 
         def on_message_complete(self) -> None:
-            cur["up_done"] = now()
+            cur.setdefault("up_done", now())
             super().on_message_complete()
 
     finish = Pipeline.finish

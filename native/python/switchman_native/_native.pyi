@@ -49,3 +49,15 @@ class LearnedScorer:
 # --- pii.rs ---
 
 # --- request.rs ---
+
+def parse_request(
+    data: bytes, max_body: int
+) -> tuple[str, str, str, dict[str, str], bytes, bool] | None:
+    """(method, path, query, headers, body, keep_alive) of one whole plain
+    HTTP/1.1 request, or None (then httptools parses the bytes)."""
+
+def parse_response(
+    data: bytes, max_body: int
+) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool] | None:
+    """(status, headers, body, keep_alive) of one whole plain HTTP/1.1 answer
+    with a content-length body, or None (then httptools parses the bytes)."""

@@ -13,12 +13,21 @@ import asyncio
 import collections
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
+
+_Parse = Callable[[bytes, int], tuple[int, list[tuple[bytes, bytes]], bytes, bool] | None]
+_parse_response: _Parse | None
+try:  # the compiled answer parser (native/src/request.rs); httptools alone without it
+    from switchman_native import _native
+
+    _parse_response = _native.parse_response
+except ImportError:  # pragma: no cover - a build without cargo
+    _parse_response = None
 
 __all__ = ["Origin", "UpstreamClient", "UpstreamConnectError", "UpstreamError", "UpstreamResponse"]
 
@@ -119,6 +128,10 @@ class UpstreamResponse:
         self._conn.release()
 
 
+_PAUSE_AT = 1 << 20
+"""Bytes of an answer held before reading from the upstream pauses."""
+
+
 class _Conn(asyncio.Protocol):
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
@@ -141,6 +154,10 @@ class _Conn(asyncio.Protocol):
         self.idle_deadline = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
         self.idle_timer_at = 0.0
+        self.status = 0
+        self.fresh = False
+        """Nothing of the current answer read yet: it may be parsed in one call."""
+        self.parse = _parse_response
 
     def reset(self) -> None:
         self.headers = []
@@ -150,6 +167,7 @@ class _Conn(asyncio.Protocol):
         self.error = None
         self.head = self.loop.create_future()
         self.released = False
+        self.fresh = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -162,6 +180,23 @@ class _Conn(asyncio.Protocol):
             self._fail(UpstreamError(f"upstream closed the connection: {exc or 'EOF'}"))
 
     def data_received(self, data: bytes) -> None:
+        if self.fresh:
+            self.fresh = False
+            if self.parse is not None:
+                # A whole plain answer with a content-length body in this read (the
+                # usual non-streamed answer): one compiled call instead of httptools'
+                # callbacks; anything else (streams, partial reads) goes to httptools.
+                parsed = self.parse(data, _PAUSE_AT)
+                if parsed is not None:
+                    self.status, self.headers, body, self.keep_alive = parsed
+                    if self.head is not None and not self.head.done():
+                        self.head.set_result(None)
+                    if body:
+                        self.body.append(body)
+                        self.buffered = len(body)
+                    self.complete = True
+                    self._wake()
+                    return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -173,13 +208,14 @@ class _Conn(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
+        self.status = self.parser.get_status_code()
         if self.head is not None and not self.head.done():
             self.head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
         self.buffered += len(body)
-        if self.buffered > 1 << 20 and not self.reading_paused and self.transport is not None:
+        if self.buffered > _PAUSE_AT and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
         self._wake()
@@ -367,8 +403,7 @@ class UpstreamClient:
             except BaseException:
                 conn.abort()
                 raise
-            status = conn.parser.get_status_code()
-            return UpstreamResponse(conn, status, conn.headers)
+            return UpstreamResponse(conn, conn.status, conn.headers)
         raise UpstreamError("unreachable")
 
     def close(self) -> None:

@@ -21,6 +21,15 @@ from typing import Any, cast
 import httptools
 import orjson
 
+_Parse = Callable[[bytes, int], tuple[str, str, str, dict[str, str], bytes, bool] | None]
+_parse_request: _Parse | None
+try:  # the compiled request parser (native/src/request.rs); httptools alone without it
+    from switchman_native import _native
+
+    _parse_request = _native.parse_request
+except ImportError:  # pragma: no cover - a build without cargo
+    _parse_request = None
+
 __all__ = ["Handler", "HttpServer", "Request", "ResponseWriter", "ServerLimits", "serve"]
 
 log = logging.getLogger("switchman.http")
@@ -197,6 +206,9 @@ class _HttpConnection(asyncio.Protocol):
         """Bytes that arrived while a request was in flight (pipelining)."""
         self._reading_paused = False
         self._eof = False
+        self._in_message = False
+        """httptools has begun a message it has not completed (the fast parse waits)."""
+        self._parse = _parse_request
 
     # transport callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -250,6 +262,17 @@ class _HttpConnection(asyncio.Protocol):
                 self._reading_paused = True
                 self._transport.pause_reading()
             return
+        if not self._in_message and self._parse is not None:
+            # One whole plain request in this read (the usual case): parsed in one
+            # compiled call; anything else (partial, pipelined, chunked, unusual
+            # headers) goes to httptools, which parses or rejects it as before.
+            parsed = self._parse(data, self._limits.max_body_bytes)
+            if parsed is not None:
+                self._deadline = None  # what on_message_begin + on_message_complete leave
+                method, path, query, headers, body, keep_alive = parsed
+                request = Request(method, path, query, headers, body, self._client)
+                self._dispatch(request, keep_alive)
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -259,6 +282,7 @@ class _HttpConnection(asyncio.Protocol):
 
     # parser callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:
+        self._in_message = True
         self._url = b""
         self._headers = {}
         self._body = []
@@ -289,10 +313,10 @@ class _HttpConnection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         if self.closed or self._transport is None:
             return
         self._disarm()
-        self._busy = True
         url = self._url.decode("latin-1")
         path, _, query = url.partition("?")
         request = Request(
@@ -303,7 +327,14 @@ class _HttpConnection(asyncio.Protocol):
             body=b"".join(self._body),
             client=self._client,
         )
-        writer = ResponseWriter(self, keep_alive=self._parser.should_keep_alive())
+        self._dispatch(request, self._parser.should_keep_alive())
+
+    def _dispatch(self, request: Request, keep_alive: bool) -> None:
+        """A whole request: queued for the connection's worker (started or woken)."""
+        if self.closed or self._transport is None:
+            return
+        self._busy = True
+        writer = ResponseWriter(self, keep_alive=keep_alive)
         self._queue.append((request, writer))
         if self._worker is None:
             self._worker = self._loop.create_task(self._serve())
