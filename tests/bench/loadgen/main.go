@@ -217,8 +217,12 @@ func preciseSleepThread() {
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, 29 /* PR_SET_TIMERSLACK */, 1, 0)
 }
 
+// sleepUntil returns at the given time, not before: nanosleep returns early (EINTR)
+// when a signal arrives, and the Go runtime signals its threads (preemption,
+// GC). An early return sent a request before its time; when it was answered
+// before that time its (negative) sample was dropped without being counted.
 func sleepUntil(at time.Time) {
-	if d := time.Until(at); d > 0 {
+	for d := time.Until(at); d > 0; d = time.Until(at) {
 		ts := syscall.NsecToTimespec(int64(d))
 		_ = syscall.Nanosleep(&ts, nil)
 	}
