@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -323,9 +324,15 @@ def build_loadgen() -> Path | str:
         part.unlink(missing_ok=True)
         return f"go build failed: {done.stderr.strip()[-500:]}"
     part.replace(exe)
+    week = time.time() - 7 * 86400
     for stale in BIN_CACHE.glob("loadgen-*"):
-        if stale != exe and not stale.name.endswith(".part"):
-            stale.unlink(missing_ok=True)  # built from an older source
+        # Built from another source: removed a week after it was built (another
+        # checkout, e.g. a baseline worktree, may be using it now).
+        if stale == exe or stale.name.endswith(".part"):
+            continue
+        with contextlib.suppress(OSError):  # another run may remove it first
+            if stale.stat().st_mtime < week:
+                stale.unlink()
     return exe
 
 
@@ -366,7 +373,10 @@ class GoLoad:
     """Runs one phase of the Go load generator per call and returns its JSON."""
 
     def __init__(self, exe: Path, tmp: Path) -> None:
-        self.exe = exe
+        # A private copy: a run from a checkout with another loadgen source
+        # replaces the cached binary (and removes this one) while we run.
+        self.exe = tmp / "loadgen"
+        shutil.copy2(exe, self.exe)
         self.body = tmp / "body.json"
         self.stream_body = tmp / "stream-body.json"
         self.body.write_bytes(BODY)
