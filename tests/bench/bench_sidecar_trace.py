@@ -169,6 +169,11 @@ def _child(out: Path, config: Path, port: int) -> None:
         mark_async(hc.UpstreamClient, "request", "f_client_request")
         mark_sync(hc.UpstreamResponse, "read", "f_resp_read")
         mark_sync(Pipeline, "cost_line", "f_cost_line")
+        from switchman_sidecar.adapters.openai import OpenAIAdapter
+
+        mark_sync(OpenAIAdapter, "chat_result", "f_chat_result", "f_chat_result_done")
+        mark_sync(pipeline.Exchange, "decision_lines", "f_decision_lines")
+        mark_sync(pipeline.Exchange, "answered_by", "f_answered_by")
 
     hs._HttpConnection = Server  # type: ignore[misc]
     hc._Conn = Upstream  # type: ignore[misc]
