@@ -48,6 +48,29 @@ class LearnedScorer:
 
 # --- pii.rs ---
 
+from collections.abc import Callable
+
+class PiiScanner:
+    """The PII scan's word-list recognizers (switchman_sidecar.pii.native)."""
+
+    def __init__(
+        self,
+        first_names: frozenset[str],
+        last_names: frozenset[str],
+        common_words: frozenset[str],
+        english: frozenset[str],
+        street_words: frozenset[str],
+        places: frozenset[str],
+        place_first_words: frozenset[str],
+        common_names: frozenset[str],
+        flags: bytes,
+        lower: bytes,
+        astral: Callable[[str], tuple[int, str]],
+    ) -> None: ...
+    def find_persons(
+        self, text: str, skip: list[tuple[int, int]]
+    ) -> list[tuple[int, int]] | None: ...
+
 # --- request.rs ---
 
 def parse_request(

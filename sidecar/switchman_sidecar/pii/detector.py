@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from switchman_sidecar.pii.address import find_addresses, find_locations
 from switchman_sidecar.pii.gazetteer import Gazetteer, load_gazetteer
 from switchman_sidecar.pii.names import find_persons
+from switchman_sidecar.pii.native import NativeScanner, native_scanner
 from switchman_sidecar.pii.patterns import find_structured, has_context
 from switchman_sidecar.pii.spans import Finding, resolve_overlaps
 from switchman_sidecar.pii.validators import VALIDATORS
@@ -83,13 +84,25 @@ class Detector:
         *,
         names: bool = True,
         addresses: bool = True,
+        native: bool = True,
     ) -> None:
+        """``native``: use the compiled scanner when ``switchman_native`` is
+        installed (same findings, faster; False: the Python reference)."""
         self.custom = tuple(custom)
         self.names = names
         self.addresses = addresses
         self.gaz = (
             gazetteer if gazetteer is not None or not (names or addresses) else load_gazetteer()
         )
+        self.native = native
+        self._scanner: NativeScanner | None = None
+
+    def _compiled(self, gaz: Gazetteer) -> NativeScanner | None:
+        if not self.native:
+            return None
+        if self._scanner is None:
+            self._scanner = native_scanner(gaz)
+        return self._scanner
 
     def scan(self, text: str) -> list[Finding]:
         if len(text) < 2:
@@ -106,7 +119,9 @@ class Detector:
             if self.names:
                 # what outranks a name: runs of capitals inside it are skipped
                 chosen = [(f.start, f.end) for f in resolve_overlaps(found)]
-                found.extend(find_persons(text, gaz, chosen))
+                compiled = self._compiled(gaz)
+                persons = compiled.find_persons(text, chosen) if compiled is not None else None
+                found.extend(persons if persons is not None else find_persons(text, gaz, chosen))
             if self.addresses:
                 taken = [(f.start, f.end) for f in found]
                 found.extend(find_locations(text, gaz, taken))

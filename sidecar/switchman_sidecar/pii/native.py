@@ -1,0 +1,122 @@
+"""The compiled word-list recognizers (``switchman_native``, Rust), when installed.
+
+The Python modules (``names``, ``address``) are the reference: the compiled
+scanner gives the same findings for every text (tests/pii/test_native.py) and
+only makes them faster (docs/pii.md, "Speed"). Without ``switchman_native``
+(``pip install`` without cargo) everything runs in Python.
+
+The scanner needs the interpreter's own character properties (``str.isalpha``,
+``isupper``, ``lower`` ...), not Rust's: the two follow different Unicode
+versions. They are read once per process for the Basic Multilingual Plane
+(~50 ms) and asked for per code point above it (rare in prompts).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import unicodedata
+from array import array
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from switchman_sidecar.pii.gazetteer import Gazetteer
+from switchman_sidecar.pii.spans import Finding
+
+__all__ = ["NativeScanner", "native_scanner"]
+
+try:
+    from switchman_native._native import PiiScanner
+except ImportError:  # pragma: no cover - exercised by the fallback test's subprocess
+    PiiScanner = None  # type: ignore[assignment,misc]
+
+_PREDICATES: tuple[Callable[[str], bool], ...] = (
+    str.isalpha,
+    str.isdecimal,
+    str.isdigit,
+    str.isnumeric,
+    str.isspace,
+    str.isupper,
+    str.islower,
+    lambda c: unicodedata.category(c) == "Lt",
+)
+"""Bit k of a code point's flags (native/src/pii/text.rs: ALPHA .. TITLE)."""
+_LOWER_PY = 0xFFFFFFFF
+_SIGMA = "\u03a3"
+
+
+def _flags(c: str) -> int:
+    return sum(1 << k for k, pred in enumerate(_PREDICATES) if pred(c))
+
+
+def _astral(c: str) -> tuple[int, str]:
+    return _flags(c), c.lower()
+
+
+@functools.cache
+def _bmp_tables() -> tuple[bytes, bytes]:
+    """Flags (one byte per code point) and simple lower-case mappings (u32
+    little-endian; ``_LOWER_PY`` where Python's ``lower`` gives several code
+    points or depends on the context, as the final sigma does)."""
+    chars = "".join(map(chr, range(0x10000)))
+    # each predicate as 0/1 bytes; shifting the whole number by k < 8 moves
+    # each byte's bit 0 to its bit k, so the sum sets the bits per byte
+    total = sum(
+        int.from_bytes(bytes(map(pred, chars)), "little") << k for k, pred in enumerate(_PREDICATES)
+    )
+    flags = total.to_bytes(0x10000, "little")
+    lower = array("I", (ord(lc) if len(lc) == 1 else _LOWER_PY for lc in map(str.lower, chars)))
+    lower[ord(_SIGMA)] = _LOWER_PY
+    if sys.byteorder == "big":  # pragma: no cover
+        lower.byteswap()
+    return flags, lower.tobytes()
+
+
+class NativeScanner:
+    """The compiled scanner for one gazetteer; methods return None when the
+    text has to be scanned in Python (lone surrogates, no UTF-8 form)."""
+
+    def __init__(self, gaz: Gazetteer) -> None:
+        flags, lower = _bmp_tables()
+        assert PiiScanner is not None
+        self._scanner: Any = PiiScanner(
+            gaz.first_names,
+            gaz.last_names,
+            gaz.common_words,
+            gaz.english,
+            gaz.street_words,
+            gaz.places,
+            gaz.place_first_words,
+            gaz.common_names,
+            flags,
+            lower,
+            _astral,
+        )
+
+    def find_persons(self, text: str, skip: Sequence[tuple[int, int]]) -> list[Finding] | None:
+        spans = self._scanner.find_persons(text, list(skip))
+        if spans is None:
+            return None
+        return [Finding(s, e, "PERSON", 40) for s, e in spans]
+
+
+_LOCK = threading.Lock()
+_SCANNERS: dict[int, tuple[Gazetteer, NativeScanner]] = {}
+
+
+def native_scanner(gaz: Gazetteer) -> NativeScanner | None:
+    """The scanner for these word lists (built once per lists, ~0.1 s; kept
+    with the lists, so their id is not reused while cached), or None without
+    ``switchman_native``."""
+    if PiiScanner is None:
+        return None
+    entry = _SCANNERS.get(id(gaz))
+    if entry is None:
+        with _LOCK:
+            entry = _SCANNERS.get(id(gaz))
+            if entry is None:
+                if len(_SCANNERS) > 8:
+                    _SCANNERS.clear()
+                entry = _SCANNERS[id(gaz)] = (gaz, NativeScanner(gaz))
+    return entry[1]

@@ -1,0 +1,197 @@
+"""The compiled scanner (switchman_native) against the Python reference: the
+same findings for every text of the shared data, the 4 KB bench prompts,
+ordinary LLM queries and generated texts (random Unicode, names beside
+punctuation, cased and uncased, huge, empty). The test venv must have the
+compiled module: these tests fail, not skip, without it. The Python fallback
+(no switchman_native) is run in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from switchman_sidecar.pii.detector import Detector
+from switchman_sidecar.pii.gazetteer import Gazetteer, load_gazetteer
+from switchman_sidecar.pii.names import find_persons
+from switchman_sidecar.pii.native import NativeScanner, native_scanner
+from switchman_sidecar.pii.spans import resolve_overlaps
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PII_DATA = SHARED / "pii"
+QUERIES = SHARED / "routing" / "llmrouter" / "default_query_train.jsonl"
+
+
+def test_the_compiled_module_is_installed() -> None:
+    from switchman_native._native import PiiScanner  # noqa: F401  (no skip: must be there)
+
+    assert native_scanner(load_gazetteer()) is not None
+
+
+@cache
+def _gaz() -> Gazetteer:
+    return load_gazetteer()
+
+
+@cache
+def _scanner() -> NativeScanner:
+    scanner = native_scanner(_gaz())
+    assert scanner is not None, "switchman_native is not installed in the test venv"
+    return scanner
+
+
+@cache
+def _shared_texts() -> tuple[str, ...]:
+    files = sorted(PII_DATA.glob("*.json"))
+    assert files, f"no labelled data in {PII_DATA}"
+    texts = [s["full_text"] for f in files for s in json.loads(f.read_text("utf-8"))]
+    # the bench's 4 KB prompts: the samples joined
+    prompts, cur = [], ""
+    for t in texts:
+        if len(cur) + len(t) > 4096:
+            prompts.append(cur)
+            cur = ""
+        cur += t + "\n\n"
+    return tuple(texts + prompts)
+
+
+@cache
+def _queries() -> tuple[str, ...]:
+    lines = QUERIES.read_text("utf-8").split("\n")
+    queries = [json.loads(line)["query"] for line in lines if line]
+    return tuple(queries[:3000])
+
+
+#: Characters that meet the scan's edge cases: case mappings Python and Rust
+#: disagree on or that change length (İ, final sigma, Kelvin sign, long s,
+#: dotless i), apostrophes, particles' neighbours, digits of other scripts,
+#: characters above the BMP, separators, "@".
+_ODD = (
+    "\u0130\u0131\u017f\u212aK\u03a3\u03c3\u03c2\xc5\u1e9e\xdf\u01c5\u1f88\u2019\u201c\"'-.@,:;"
+    "!?()*> \x09\x0a\xa0\u2028\x1c\u0301\u0663\xb2\xbd\u216b\u24b6\U0001d400\U0001d41a"
+    "\U0001f600\U00010400\U00010428\xd6\xc9\xf1\xe7\u0141\u0391\u0392\u0393\u0414\u0416"
+    "\u042f\u0430\u0431\u0432"
+)
+_WORDS = (
+    "Anna", "Kowalski", "van", "der", "Berg", "de", "la", "Mr", "Dr.", "Mrs", "O'Neil", "McDonald",
+    "RoutingPolicy", "iPhone", "Smith's", "Jones\u2019s", "The", "It's", "Don't", "I", "A",
+    "Street",
+    "Crown", "Paris", "London", "New", "York", "Ltd", "Inc", "my", "name", "is", "dear", "said",
+    "and", "were", "told", "with", "hi", "thanks", "Mark", "Kaylee", "Brandi", "Grace", "Will",
+    "ANNA", "SMITH", "anna", "smith", "ÖZİL", "Σοφία", "ΣΟΦΊΑΣ", "Иван", "Kelvin", "Ştefan",
+    "patient", "contact", "Hello", "Unfortunately", "PhD", "John-Paul", "Jean-de", "Wiśniewski",
+    "email", "anna.kowalski@example.com", "12", "Apt.", "his", "her", "address", "wife", "Paul!",
+)  # fmt: skip
+
+
+def _generated() -> list[str]:
+    rng = random.Random(7)
+    out = ["", "A", "Anna", " ", "@", "Σ", "İ", "Mr. Smith", "anna smith", "ANNA SMITH"]
+    for _ in range(3000):
+        n = rng.randint(1, 14)
+        parts = []
+        for _ in range(n):
+            r = rng.random()
+            if r < 0.6:
+                w = rng.choice(_WORDS)
+            elif r < 0.85:
+                w = "".join(rng.choice(_ODD) for _ in range(rng.randint(1, 4)))
+            else:
+                w = "".join(chr(rng.randint(0x20, 0x2FFF)) for _ in range(rng.randint(1, 5)))
+            parts.append(w)
+            parts.append(rng.choice((" ", " ", " ", ", ", ". ", "-", "\n", ": ", "'s ", "")))
+        text = "".join(parts)
+        if rng.random() < 0.1:
+            text = text.lower()
+        elif rng.random() < 0.1:
+            text = text.upper()
+        out.append(text)
+    # fully random code points (lone surrogates excluded: those stay in Python)
+    for _ in range(300):
+        out.append(
+            "".join(
+                chr(c) if not 0xD800 <= (c := rng.randint(0, 0x10FFFF)) <= 0xDFFF else " "
+                for _ in range(rng.randint(0, 60))
+            )
+        )
+    return out
+
+
+def _huge() -> str:
+    rng = random.Random(3)
+    return " ".join(rng.choice(_WORDS) for _ in range(60_000))
+
+
+def _persons_equal(texts: list[str] | tuple[str, ...]) -> None:
+    gaz, scanner = _gaz(), _scanner()
+    reference = Detector(gazetteer=gaz, native=False)
+    for text in texts:
+        # with nothing to skip, and with what the detector skips
+        skips: list[list[tuple[int, int]]] = [[]]
+        if len(text) >= 2:
+            found = reference.scan(text)
+            skips.append([(f.start, f.end) for f in resolve_overlaps(found) if f.rank < 40])
+        for skip in skips:
+            want = find_persons(text, gaz, skip)
+            got = scanner.find_persons(text, skip)
+            assert got == want, text
+
+
+def test_persons_on_the_shared_data() -> None:
+    _persons_equal(_shared_texts())
+
+
+def test_persons_on_ordinary_queries() -> None:
+    _persons_equal(_queries())
+
+
+def test_persons_on_generated_texts() -> None:
+    _persons_equal(_generated())
+
+
+def test_persons_on_a_huge_text() -> None:
+    _persons_equal([_huge()])
+
+
+def test_lone_surrogates_are_left_to_python() -> None:
+    assert _scanner().find_persons("Anna \ud800 Smith", []) is None
+    text = "Dear Anna Kowalski \udc00, thanks"
+    assert Detector(gazetteer=_gaz()).scan(text) == Detector(gazetteer=_gaz(), native=False).scan(
+        text
+    )
+
+
+@pytest.mark.parametrize("part", ["shared", "queries", "generated"])
+def test_detector_findings_are_the_same(part: str) -> None:
+    texts = {"shared": _shared_texts(), "queries": _queries(), "generated": _generated()}[part]
+    native = Detector(gazetteer=_gaz())
+    reference = Detector(gazetteer=_gaz(), native=False)
+    assert native._compiled(_gaz()) is not None
+    for text in texts:
+        assert native.scan(text) == reference.scan(text), text
+
+
+def test_the_python_fallback_without_the_compiled_module() -> None:
+    """``pip install`` without cargo: no switchman_native, the Python scan."""
+    code = (
+        "import sys; sys.modules['switchman_native'] = None\n"
+        "from switchman_sidecar.pii import native\n"
+        "from switchman_sidecar.pii.detector import Detector\n"
+        "from switchman_sidecar.pii.gazetteer import load_gazetteer\n"
+        "assert native.PiiScanner is None and native.native_scanner(load_gazetteer()) is None\n"
+        "d = Detector()\n"
+        "print([tuple(f) for f in d.scan('Dear Anna Kowalski, I live at 12 Crown Street.')])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    want = Detector(gazetteer=_gaz(), native=False).scan(
+        "Dear Anna Kowalski, I live at 12 Crown Street."
+    )
+    assert out.strip() == str([tuple(f) for f in want])
+    assert any(f.entity == "PERSON" for f in want)
