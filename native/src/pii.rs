@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+mod address;
 mod cues;
 mod names;
 mod text;
@@ -80,6 +81,24 @@ impl PiiScanner {
         let t = Text::new(py, s, &self.props)?;
         let _ = &self.words.place_first;
         Ok(Some(names::Names::new(py, &t, &self.words).find(&skip)))
+    }
+
+    /// address.find_addresses: (start, end) of each STREET_ADDRESS finding,
+    /// or None (as ``find_persons``).
+    #[pyo3(signature = (text, barriers))]
+    fn find_addresses(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyString>,
+        barriers: Vec<(usize, usize)>,
+    ) -> PyResult<Option<Vec<(usize, usize)>>> {
+        let Ok(s) = text.to_str() else {
+            return Ok(None);
+        };
+        let t = Text::new(py, s, &self.props)?;
+        Ok(Some(
+            address::Addresses::new(py, &t, &self.words).find(&barriers),
+        ))
     }
 }
 

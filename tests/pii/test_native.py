@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from switchman_sidecar.pii.address import find_addresses
 from switchman_sidecar.pii.detector import Detector
 from switchman_sidecar.pii.gazetteer import Gazetteer, load_gazetteer
 from switchman_sidecar.pii.names import find_persons
 from switchman_sidecar.pii.native import NativeScanner, native_scanner
+from switchman_sidecar.pii.patterns import find_structured
 from switchman_sidecar.pii.spans import resolve_overlaps
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -86,6 +88,11 @@ _WORDS = (
     "ANNA", "SMITH", "anna", "smith", "ÖZİL", "Σοφία", "ΣΟΦΊΑΣ", "Иван", "Kelvin", "Ştefan",
     "patient", "contact", "Hello", "Unfortunately", "PhD", "John-Paul", "Jean-de", "Wiśniewski",
     "email", "anna.kowalski@example.com", "12", "Apt.", "his", "her", "address", "wife", "Paul!",
+    "12B", "4/7", "221b", "98547", "90210-1234", "SW1A", "1AA", "K1A", "0B1", "Suite", "P.O.",
+    "Box", "PSC", "Rue", "ul.", "Lubartowska", "Bahnhofstrasse", "Koskikatu", "Crown Street",
+    "lives at", "my address is", "zip code", "postal code:", "shipped to", "corner of",
+    "\u0663\u0664", "Road.", "Ave.", "floor", "the", "of", "Berlin", "Texas", "CA", "NY",
+    "+1 555 0100", "4111 1111 1111 1111", "078-05-1121", "10.0.0.1", "!", "?", ";",
 )  # fmt: skip
 
 
@@ -125,6 +132,29 @@ def _generated() -> list[str]:
 def _huge() -> str:
     rng = random.Random(3)
     return " ".join(rng.choice(_WORDS) for _ in range(60_000))
+
+
+def _addresses_equal(texts: list[str] | tuple[str, ...]) -> None:
+    gaz, scanner = _gaz(), _scanner()
+    for text in texts:
+        # no barriers, and the structured findings the detector passes
+        for hard in ([], [(f.start, f.end) for f in find_structured(text)]):
+            assert scanner.find_addresses(text, hard) == find_addresses(text, gaz, hard), text
+
+
+@pytest.mark.parametrize("part", ["shared", "queries", "generated", "huge"])
+def test_addresses(part: str) -> None:
+    _addresses_equal(_texts(part))
+
+
+def _texts(part: str) -> list[str] | tuple[str, ...]:
+    if part == "shared":
+        return _shared_texts()
+    if part == "queries":
+        return _queries()
+    if part == "generated":
+        return _generated()
+    return [_huge()]
 
 
 def _persons_equal(texts: list[str] | tuple[str, ...]) -> None:

@@ -70,6 +70,9 @@ class PiiScanner:
     def find_persons(
         self, text: str, skip: list[tuple[int, int]]
     ) -> list[tuple[int, int]] | None: ...
+    def find_addresses(
+        self, text: str, barriers: list[tuple[int, int]]
+    ) -> list[tuple[int, int]] | None: ...
 
 # --- request.rs ---
 

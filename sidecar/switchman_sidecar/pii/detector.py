@@ -114,12 +114,13 @@ class Detector:
         gaz = self.gaz
         if gaz is not None and _LETTER.search(text):
             hard = [(f.start, f.end) for f in found]
+            compiled = self._compiled(gaz)
             if self.addresses:
-                found.extend(find_addresses(text, gaz, hard))
+                addrs = compiled.find_addresses(text, hard) if compiled is not None else None
+                found.extend(addrs if addrs is not None else find_addresses(text, gaz, hard))
             if self.names:
                 # what outranks a name: runs of capitals inside it are skipped
                 chosen = [(f.start, f.end) for f in resolve_overlaps(found)]
-                compiled = self._compiled(gaz)
                 persons = compiled.find_persons(text, chosen) if compiled is not None else None
                 found.extend(persons if persons is not None else find_persons(text, gaz, chosen))
             if self.addresses:

@@ -100,6 +100,12 @@ class NativeScanner:
             return None
         return [Finding(s, e, "PERSON", 40) for s, e in spans]
 
+    def find_addresses(self, text: str, barriers: list[tuple[int, int]]) -> list[Finding] | None:
+        spans = self._scanner.find_addresses(text, barriers)
+        if spans is None:
+            return None
+        return [Finding(s, e, "STREET_ADDRESS", 30) for s, e in spans]
+
 
 _LOCK = threading.Lock()
 _SCANNERS: dict[int, tuple[Gazetteer, NativeScanner]] = {}
