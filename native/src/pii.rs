@@ -8,6 +8,7 @@ use pyo3::types::PyString;
 
 mod address;
 mod cues;
+mod locations;
 mod names;
 mod text;
 
@@ -79,7 +80,6 @@ impl PiiScanner {
             return Ok(None);
         };
         let t = Text::new(py, s, &self.props)?;
-        let _ = &self.words.place_first;
         Ok(Some(names::Names::new(py, &t, &self.words).find(&skip)))
     }
 
@@ -99,6 +99,22 @@ impl PiiScanner {
         Ok(Some(
             address::Addresses::new(py, &t, &self.words).find(&barriers),
         ))
+    }
+
+    /// address.find_locations: (start, end) of each LOCATION finding, or
+    /// None (as ``find_persons``).
+    #[pyo3(signature = (text, taken))]
+    fn find_locations(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyString>,
+        taken: Vec<(usize, usize)>,
+    ) -> PyResult<Option<Vec<(usize, usize)>>> {
+        let Ok(s) = text.to_str() else {
+            return Ok(None);
+        };
+        let t = Text::new(py, s, &self.props)?;
+        Ok(Some(locations::find_locations(py, &t, &self.words, &taken)))
     }
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from switchman_sidecar.pii.address import find_addresses
+from switchman_sidecar.pii.address import find_addresses, find_locations
 from switchman_sidecar.pii.detector import Detector
 from switchman_sidecar.pii.gazetteer import Gazetteer, load_gazetteer
 from switchman_sidecar.pii.names import find_persons
@@ -93,6 +93,8 @@ _WORDS = (
     "lives at", "my address is", "zip code", "postal code:", "shipped to", "corner of",
     "\u0663\u0664", "Road.", "Ave.", "floor", "the", "of", "Berlin", "Texas", "CA", "NY",
     "+1 555 0100", "4111 1111 1111 1111", "078-05-1121", "10.0.0.1", "!", "?", ";",
+    "in", "from", "near", "visiting", "city of", "Where:", "via", "San", "Jose", "Rio de Janeiro",
+    "Kalatsova", "Fala", "Dornberk", "Buenos Aires", "Costa Rica", "United States", "UK",
 )  # fmt: skip
 
 
@@ -145,6 +147,21 @@ def _addresses_equal(texts: list[str] | tuple[str, ...]) -> None:
 @pytest.mark.parametrize("part", ["shared", "queries", "generated", "huge"])
 def test_addresses(part: str) -> None:
     _addresses_equal(_texts(part))
+
+
+def _locations_equal(texts: list[str] | tuple[str, ...]) -> None:
+    gaz, scanner = _gaz(), _scanner()
+    reference = Detector(gazetteer=gaz, native=False)
+    for text in texts:
+        # nothing taken, and what the detector has found before places
+        taken = [(f.start, f.end) for f in reference.scan(text) if f.entity != "LOCATION"]
+        for spans in ([], taken):
+            assert scanner.find_locations(text, spans) == find_locations(text, gaz, spans), text
+
+
+@pytest.mark.parametrize("part", ["shared", "queries", "generated", "huge"])
+def test_locations(part: str) -> None:
+    _locations_equal(_texts(part))
 
 
 def _texts(part: str) -> list[str] | tuple[str, ...]:

@@ -73,6 +73,9 @@ class PiiScanner:
     def find_addresses(
         self, text: str, barriers: list[tuple[int, int]]
     ) -> list[tuple[int, int]] | None: ...
+    def find_locations(
+        self, text: str, taken: list[tuple[int, int]]
+    ) -> list[tuple[int, int]] | None: ...
 
 # --- request.rs ---
 

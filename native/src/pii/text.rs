@@ -152,6 +152,11 @@ impl<'p> Text<'p> {
         out
     }
 
+    /// Python's `str.isspace()` of one code point (all white space is in the BMP).
+    pub fn is_space_char(&self, c: char) -> bool {
+        (c as u32) < 0x10000 && self.props.flags[c as usize] & SPACE != 0
+    }
+
     /// Python's `str.isupper()` of `text[a:b]`.
     pub fn isupper(&self, a: usize, b: usize) -> bool {
         let mut cased = false;
@@ -181,8 +186,14 @@ impl<'p> Text<'p> {
     }
 
     pub fn ends_with(&self, a: usize, b: usize, tail: &str) -> bool {
-        let t: Vec<char> = tail.chars().collect();
-        b - a >= t.len() && self.c[b - t.len()..b] == t[..]
+        let mut i = b;
+        for ch in tail.chars().rev() {
+            if i == a || self.c[i - 1] != ch {
+                return false;
+            }
+            i -= 1;
+        }
+        true
     }
 
     /// A one-byte rendering of `text[a:b]` for the case-insensitive cue

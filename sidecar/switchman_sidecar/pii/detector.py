@@ -125,5 +125,6 @@ class Detector:
                 found.extend(persons if persons is not None else find_persons(text, gaz, chosen))
             if self.addresses:
                 taken = [(f.start, f.end) for f in found]
-                found.extend(find_locations(text, gaz, taken))
+                places = compiled.find_locations(text, taken) if compiled is not None else None
+                found.extend(places if places is not None else find_locations(text, gaz, taken))
         return resolve_overlaps(found)

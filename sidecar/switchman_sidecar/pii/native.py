@@ -106,6 +106,12 @@ class NativeScanner:
             return None
         return [Finding(s, e, "STREET_ADDRESS", 30) for s, e in spans]
 
+    def find_locations(self, text: str, taken: list[tuple[int, int]]) -> list[Finding] | None:
+        spans = self._scanner.find_locations(text, taken)
+        if spans is None:
+            return None
+        return [Finding(s, e, "LOCATION", 45) for s, e in spans]
+
 
 _LOCK = threading.Lock()
 _SCANNERS: dict[int, tuple[Gazetteer, NativeScanner]] = {}
