@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+use rustc_hash::FxHashSet;
 
 mod address;
 mod cues;
@@ -16,14 +17,57 @@ use text::{Props, Text};
 
 /// The gazetteer's lists (gazetteer.Gazetteer), lower case.
 pub struct Words {
-    pub first: HashSet<String>,
-    pub last: HashSet<String>,
-    pub common: HashSet<String>,
-    pub english: HashSet<String>,
-    pub street: HashSet<String>,
-    pub places: HashSet<String>,
-    pub place_first: HashSet<String>,
-    pub common_names: HashSet<String>,
+    pub first: FxHashSet<String>,
+    pub last: FxHashSet<String>,
+    pub common: FxHashSet<String>,
+    pub english: FxHashSet<String>,
+    pub street: FxHashSet<String>,
+    pub places: FxHashSet<String>,
+    pub place_first: FxHashSet<String>,
+    pub common_names: FxHashSet<String>,
+}
+
+fn fx(words: HashSet<String>) -> FxHashSet<String> {
+    words.into_iter().collect()
+}
+
+/// (start, end, rank, code): a finding of `scan`.
+type Scanned = (usize, usize, i64, i64);
+
+/// Codes of the findings `scan` adds (an input finding is its index, >= 0).
+const STREET_ADDRESS: i64 = -1;
+const PERSON: i64 = -2;
+const LOCATION: i64 = -3;
+
+/// spans.resolve_overlaps: indices of the findings kept (best rank first,
+/// then the longer span, then the earlier; ties in input order), in the
+/// order chosen.
+fn resolve_overlaps(found: &[Scanned]) -> Vec<usize> {
+    if found.len() < 2 {
+        return (0..found.len()).collect();
+    }
+    let mut order: Vec<usize> = (0..found.len()).collect();
+    order.sort_by_key(|&i| {
+        let (s, e, rank, _) = found[i];
+        (rank, s as i64 - e as i64, s)
+    });
+    let mut starts: Vec<usize> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
+    let mut chosen = Vec::new();
+    for i in order {
+        let (s, e, _, _) = found[i];
+        let k = starts.partition_point(|&x| x < s);
+        if k < starts.len() && starts[k] < e {
+            continue;
+        }
+        if k > 0 && ends[k - 1] > s {
+            continue;
+        }
+        starts.insert(k, s);
+        ends.insert(k, e);
+        chosen.push(i);
+    }
+    chosen
 }
 
 /// Word lists and the interpreter's character tables, handed over once; a
@@ -54,17 +98,68 @@ impl PiiScanner {
     ) -> PyResult<Self> {
         Ok(PiiScanner {
             words: Words {
-                first: first_names,
-                last: last_names,
-                common: common_words,
-                english,
-                street: street_words,
-                places,
-                place_first: place_first_words,
-                common_names,
+                first: fx(first_names),
+                last: fx(last_names),
+                common: fx(common_words),
+                english: fx(english),
+                street: fx(street_words),
+                places: fx(places),
+                place_first: fx(place_first_words),
+                common_names: fx(common_names),
             },
             props: Props::new(flags, lower, astral)?,
         })
+    }
+
+    /// detector.Detector.scan after the structured and custom recognizers:
+    /// addresses (stopping at ``found``), names (outside what outranks
+    /// them), places (outside everything), then overlaps resolved. ``found``
+    /// holds (start, end, rank); the result (start, end, rank, code) with code
+    /// the index of an input finding, or -1 STREET_ADDRESS, -2 PERSON,
+    /// -3 LOCATION, in the order chosen (the caller sorts). None: scan in
+    /// Python (lone surrogates).
+    #[pyo3(signature = (text, found, names, addresses))]
+    fn scan(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyString>,
+        found: Vec<(usize, usize, i64)>,
+        names: bool,
+        addresses: bool,
+    ) -> PyResult<Option<Vec<Scanned>>> {
+        let Ok(s) = text.to_str() else {
+            return Ok(None);
+        };
+        let t = Text::new(py, s, &self.props)?;
+        let mut all: Vec<Scanned> = found
+            .iter()
+            .enumerate()
+            .map(|(i, &(s, e, r))| (s, e, r, i as i64))
+            .collect();
+        let spans =
+            |all: &[Scanned]| -> Vec<(usize, usize)> { all.iter().map(|f| (f.0, f.1)).collect() };
+        if addresses {
+            let hard = spans(&all);
+            let found = address::Addresses::new(py, &t, &self.words).find(&hard);
+            all.extend(found.into_iter().map(|(s, e)| (s, e, 30, STREET_ADDRESS)));
+        }
+        if names {
+            let mut chosen: Vec<(usize, usize)> = resolve_overlaps(&all)
+                .into_iter()
+                .map(|i| (all[i].0, all[i].1))
+                .collect();
+            chosen.sort_unstable();
+            let found = names::Names::new(py, &t, &self.words).find(&chosen);
+            all.extend(found.into_iter().map(|(s, e)| (s, e, 40, PERSON)));
+        }
+        if addresses {
+            let taken = spans(&all);
+            let found = locations::find_locations(py, &t, &self.words, &taken);
+            all.extend(found.into_iter().map(|(s, e)| (s, e, 45, LOCATION)));
+        }
+        Ok(Some(
+            resolve_overlaps(&all).into_iter().map(|i| all[i]).collect(),
+        ))
     }
 
     /// names.find_persons: (start, end) of each PERSON finding, or None when

@@ -67,6 +67,9 @@ class PiiScanner:
         lower: bytes,
         astral: Callable[[str], tuple[int, str]],
     ) -> None: ...
+    def scan(
+        self, text: str, found: list[tuple[int, int, int]], names: bool, addresses: bool
+    ) -> list[tuple[int, int, int, int]] | None: ...
     def find_persons(
         self, text: str, skip: list[tuple[int, int]]
     ) -> list[tuple[int, int]] | None: ...

@@ -48,6 +48,14 @@ pub const STREET_ENDINGS: &[&str] = &[
 const WINDOW: usize = 56;
 const MAX_GAP: usize = 3;
 
+/// `lower.endswith(STREET_ENDINGS)`, the last byte compared first.
+fn street_ending(lower: &str) -> bool {
+    let last = lower.as_bytes().last().copied();
+    STREET_ENDINGS
+        .iter()
+        .any(|s| s.as_bytes().last().copied() == last && lower.ends_with(s))
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     Num,
@@ -251,9 +259,7 @@ impl<'a, 'p> Addresses<'a, 'p> {
         if UNITS.contains(&lower.as_str()) {
             return Unit;
         }
-        if g.street.contains(&lower)
-            || (lower.chars().count() > 5 && STREET_ENDINGS.iter().any(|s| lower.ends_with(s)))
-        {
+        if g.street.contains(&lower) || (lower.chars().count() > 5 && street_ending(&lower)) {
             return Street;
         }
         if g.places.contains(&lower) {

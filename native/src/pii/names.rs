@@ -10,56 +10,6 @@ pub const PARTICLES: &[&str] = &[
     "van", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "la", "le", "von",
     "zu", "bin", "binti", "ibn", "al", "el", "ben", "ter", "ten", "mac",
 ];
-const HONORIFICS: &[&str] = &[
-    "mr",
-    "mrs",
-    "ms",
-    "miss",
-    "mx",
-    "dr",
-    "prof",
-    "professor",
-    "sir",
-    "madam",
-    "dame",
-    "lord",
-    "lady",
-    "rev",
-    "fr",
-    "sr",
-    "sra",
-    "srta",
-    "herr",
-    "frau",
-    "mme",
-    "mlle",
-    "monsieur",
-    "don",
-    "doña",
-];
-const ORG_SUFFIXES: &[&str] = &[
-    "ltd",
-    "inc",
-    "llc",
-    "corp",
-    "co",
-    "plc",
-    "gmbh",
-    "ag",
-    "sa",
-    "group",
-    "company",
-    "bank",
-    "university",
-    "school",
-    "hospital",
-    "consulting",
-    "limited",
-    "partners",
-    "associates",
-    "foundation",
-    "institute",
-];
 const STRONG_TAILS: &[&str] = &[
     "is",
     "name",
@@ -123,9 +73,6 @@ const WEAK_TAILS: &[&str] = &[
     "director",
 ];
 const CONTRACTIONS: &[&str] = &["n't", "'m", "'re", "'ll", "'ve", "'d"];
-const NAME_PREFIXES: &[&str] = &[
-    "mc", "mac", "de", "di", "da", "du", "la", "le", "van", "von", "fitz",
-];
 
 const THRESHOLD: f64 = 1.0;
 const W_KNOWN: f64 = 1.0;
@@ -146,8 +93,98 @@ const SCORE: i64 = -2;
 const ENGLISH: i64 = -3;
 const IDENT: i64 = -4;
 
-fn one_of(s: &str, list: &[&str]) -> bool {
-    list.contains(&s)
+fn is_honorific(s: &str) -> bool {
+    matches!(
+        s,
+        "mr" | "mrs"
+            | "ms"
+            | "miss"
+            | "mx"
+            | "dr"
+            | "prof"
+            | "professor"
+            | "sir"
+            | "madam"
+            | "dame"
+            | "lord"
+            | "lady"
+            | "rev"
+            | "fr"
+            | "sr"
+            | "sra"
+            | "srta"
+            | "herr"
+            | "frau"
+            | "mme"
+            | "mlle"
+            | "monsieur"
+            | "don"
+            | "doña"
+    )
+}
+
+fn is_org_suffix(s: &str) -> bool {
+    matches!(
+        s,
+        "ltd"
+            | "inc"
+            | "llc"
+            | "corp"
+            | "co"
+            | "plc"
+            | "gmbh"
+            | "ag"
+            | "sa"
+            | "group"
+            | "company"
+            | "bank"
+            | "university"
+            | "school"
+            | "hospital"
+            | "consulting"
+            | "limited"
+            | "partners"
+            | "associates"
+            | "foundation"
+            | "institute"
+    )
+}
+
+fn is_name_prefix(s: &str) -> bool {
+    matches!(
+        s,
+        "mc" | "mac" | "de" | "di" | "da" | "du" | "la" | "le" | "van" | "von" | "fitz"
+    )
+}
+
+fn is_particle(s: &str) -> bool {
+    matches!(
+        s,
+        "van"
+            | "der"
+            | "den"
+            | "de"
+            | "del"
+            | "della"
+            | "di"
+            | "da"
+            | "das"
+            | "dos"
+            | "du"
+            | "la"
+            | "le"
+            | "von"
+            | "zu"
+            | "bin"
+            | "binti"
+            | "ibn"
+            | "al"
+            | "el"
+            | "ben"
+            | "ter"
+            | "ten"
+            | "mac"
+    )
 }
 
 fn ends_with_any(s: &str, tails: &[&str]) -> bool {
@@ -404,7 +441,7 @@ impl<'a, 'p> Names<'a, 'p> {
             for (k, &(gap, w)) in words.iter().enumerate() {
                 if k > 0 && t.c.get(gap) == Some(&'.') && gap < w.0 {
                     let prev = self.lower(words[k - 1].1);
-                    if prev.chars().count() > 1 && !one_of(&prev, HONORIFICS) {
+                    if prev.chars().count() > 1 && !is_honorific(&prev) {
                         segments.push(vec![]);
                     }
                 }
@@ -443,7 +480,7 @@ impl<'a, 'p> Names<'a, 'p> {
 
     fn org_or_street(&self, w: W) -> bool {
         let lower = self.lower(w);
-        one_of(&lower, ORG_SUFFIXES)
+        is_org_suffix(&lower)
             || (w.1 > w.0 && self.t.isupper(w.0, w.0 + 1) && self.g.street.contains(&lower))
     }
 
@@ -458,7 +495,7 @@ impl<'a, 'p> Names<'a, 'p> {
         while i + 1 < w.1 {
             if is_low(t.c[i]) && is_up(t.c[i + 1]) {
                 let head = self.lower((w.0, i + 1));
-                return !one_of(&head, NAME_PREFIXES);
+                return !is_name_prefix(&head);
             }
             if t.f[i] & LETTER == 0 {
                 return false;
@@ -530,7 +567,7 @@ impl<'a, 'p> Names<'a, 'p> {
         let mut score = 0.0f64;
         let mut titled = false;
         while let Some(&w) = seg.first() {
-            if !one_of(&self.lower(w), HONORIFICS) {
+            if !is_honorific(&self.lower(w)) {
                 break;
             }
             seg = &seg[1..];
@@ -538,7 +575,7 @@ impl<'a, 'p> Names<'a, 'p> {
             titled = true;
         }
         while let Some(&w) = seg.first() {
-            if !one_of(&self.lower(w), PARTICLES) {
+            if !is_particle(&self.lower(w)) {
                 break;
             }
             seg = &seg[1..];
@@ -560,7 +597,7 @@ impl<'a, 'p> Names<'a, 'p> {
             if !(common(&lw) || (at_start && english(&lw))) {
                 break;
             }
-            if one_of(&lw, &["dear", "hi", "hello", "thanks"]) {
+            if matches!(lw.as_str(), "dear" | "hi" | "hello" | "thanks") {
                 score = score.max(W_CUE);
             }
             seg = &seg[1..];
@@ -574,13 +611,13 @@ impl<'a, 'p> Names<'a, 'p> {
             if g.street.contains(&lw) {
                 return;
             }
-            if (common(&lw) && !one_of(&lw, PARTICLES)) || self.identifier(w) {
+            if (common(&lw) && !is_particle(&lw)) || self.identifier(w) {
                 seg = &seg[..k];
                 break;
             }
         }
         while let Some(&w) = seg.last() {
-            if !one_of(&self.lower(w), PARTICLES) {
+            if !is_particle(&self.lower(w)) {
                 break;
             }
             seg = &seg[..seg.len() - 1];
@@ -595,7 +632,7 @@ impl<'a, 'p> Names<'a, 'p> {
         let mut unknown = 0usize;
         for &w in seg {
             let lw = self.lower(self.strip(w));
-            if one_of(&lw, PARTICLES) {
+            if is_particle(&lw) {
                 continue;
             }
             if w.1 - w.0 > 1 && t.isupper(w.0, w.1) {
@@ -743,7 +780,7 @@ impl<'a, 'p> Names<'a, 'p> {
                     || g.english.contains(&lower)
                     || !(g.first.contains(&lower) || g.last.contains(&lower)))
             {
-                if one_of(&lower, HONORIFICS) || self.strong_cue(me + 1) {
+                if is_honorific(&lower) || self.strong_cue(me + 1) {
                     cue_left = 2;
                 }
                 continue;

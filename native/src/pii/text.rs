@@ -43,7 +43,11 @@ impl Props {
                 "character tables must cover the BMP (65,536 flags, 65,536 u32 lower)",
             ));
         }
-        let flags = flags.iter().map(|&f| f as u16).collect();
+        let flags = flags
+            .iter()
+            .enumerate()
+            .map(|(cp, &f)| derive(char::from_u32(cp as u32).unwrap_or('\0'), f as u16))
+            .collect();
         let lower = lower
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -86,9 +90,11 @@ impl<'p> Text<'p> {
         let mut astral_flags: HashMap<char, u16> = HashMap::new();
         for &ch in &c {
             let cp = ch as u32;
-            let base = if cp < 0x10000 {
-                props.flags[cp as usize]
-            } else if let Some(&b) = astral_flags.get(&ch) {
+            if cp < 0x10000 {
+                f.push(props.flags[cp as usize]);
+                continue;
+            }
+            let base = if let Some(&b) = astral_flags.get(&ch) {
                 b
             } else {
                 let (b, low): (u16, String) = props.astral.call1(py, (ch,))?.extract(py)?;

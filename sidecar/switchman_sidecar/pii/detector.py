@@ -113,18 +113,20 @@ class Detector:
         found.extend(find_structured(text))
         gaz = self.gaz
         if gaz is not None and _LETTER.search(text):
-            hard = [(f.start, f.end) for f in found]
             compiled = self._compiled(gaz)
+            if compiled is not None:
+                # the same steps as below, compiled (switchman_native)
+                kept = compiled.scan(text, found, names=self.names, addresses=self.addresses)
+                if kept is not None:
+                    return kept
+            hard = [(f.start, f.end) for f in found]
             if self.addresses:
-                addrs = compiled.find_addresses(text, hard) if compiled is not None else None
-                found.extend(addrs if addrs is not None else find_addresses(text, gaz, hard))
+                found.extend(find_addresses(text, gaz, hard))
             if self.names:
                 # what outranks a name: runs of capitals inside it are skipped
                 chosen = [(f.start, f.end) for f in resolve_overlaps(found)]
-                persons = compiled.find_persons(text, chosen) if compiled is not None else None
-                found.extend(persons if persons is not None else find_persons(text, gaz, chosen))
+                found.extend(find_persons(text, gaz, chosen))
             if self.addresses:
                 taken = [(f.start, f.end) for f in found]
-                places = compiled.find_locations(text, taken) if compiled is not None else None
-                found.extend(places if places is not None else find_locations(text, gaz, taken))
+                found.extend(find_locations(text, gaz, taken))
         return resolve_overlaps(found)

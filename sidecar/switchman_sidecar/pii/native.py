@@ -43,6 +43,8 @@ _PREDICATES: tuple[Callable[[str], bool], ...] = (
 )
 """Bit k of a code point's flags (native/src/pii/text.rs: ALPHA .. TITLE)."""
 _LOWER_PY = 0xFFFFFFFF
+#: The entity of each code ``PiiScanner.scan`` gives a finding it added.
+_ADDED = {-1: "STREET_ADDRESS", -2: "PERSON", -3: "LOCATION"}
 _SIGMA = "\u03a3"
 
 
@@ -93,6 +95,19 @@ class NativeScanner:
             lower,
             _astral,
         )
+
+    def scan(
+        self, text: str, found: list[Finding], *, names: bool, addresses: bool
+    ) -> list[Finding] | None:
+        """``Detector.scan`` from the structured and custom findings on: the
+        word-list recognizers, then overlaps resolved (sorted, as
+        ``resolve_overlaps`` returns them)."""
+        kept = self._scanner.scan(text, [(f.start, f.end, f.rank) for f in found], names, addresses)
+        if kept is None:
+            return None
+        out = [found[c] if c >= 0 else Finding(s, e, _ADDED[c], r) for s, e, r, c in kept]
+        out.sort()
+        return out
 
     def find_persons(self, text: str, skip: Sequence[tuple[int, int]]) -> list[Finding] | None:
         spans = self._scanner.find_persons(text, list(skip))
