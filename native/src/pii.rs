@@ -11,6 +11,7 @@ mod address;
 mod cues;
 mod locations;
 mod names;
+mod numbers;
 mod text;
 
 use text::{Props, Text};
@@ -160,6 +161,22 @@ impl PiiScanner {
         Ok(Some(
             resolve_overlaps(&all).into_iter().map(|i| all[i]).collect(),
         ))
+    }
+
+    /// patterns._number_spans: per pattern (IBAN, card, IPv4, SSN, phone)
+    /// the candidate spans, or None (as ``find_persons``).
+    #[allow(clippy::type_complexity)]
+    fn number_spans(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyString>,
+    ) -> PyResult<Option<[Vec<(usize, usize)>; 5]>> {
+        let Ok(s) = text.to_str() else {
+            return Ok(None);
+        };
+        let t = Text::new(py, s, &self.props)?;
+        let n = numbers::number_spans(&t);
+        Ok(Some([n.iban, n.card, n.ip4, n.ssn, n.phone]))
     }
 
     /// names.find_persons: (start, end) of each PERSON finding, or None when

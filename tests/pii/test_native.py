@@ -21,7 +21,7 @@ from switchman_sidecar.pii.detector import CustomRecognizer, Detector
 from switchman_sidecar.pii.gazetteer import Gazetteer, load_gazetteer
 from switchman_sidecar.pii.names import find_persons
 from switchman_sidecar.pii.native import NativeScanner, native_scanner
-from switchman_sidecar.pii.patterns import find_structured
+from switchman_sidecar.pii.patterns import _number_spans, find_structured
 from switchman_sidecar.pii.spans import resolve_overlaps
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -162,6 +162,26 @@ def _locations_equal(texts: list[str] | tuple[str, ...]) -> None:
 @pytest.mark.parametrize("part", ["shared", "queries", "generated", "huge"])
 def test_locations(part: str) -> None:
     _locations_equal(_texts(part))
+
+
+def _number_texts() -> list[str]:
+    """Digits, separators and the letters of phone extensions at random:
+    every choice of the number patterns (groups, parentheses, "ext.")."""
+    rng = random.Random(5)
+    alphabet = "0123456789 +-().:/xXeEtTnNsSiIoOaAbBzZ@_\u0663\u0130\u017f\n"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80))) for _ in range(20_000)]
+
+
+@pytest.mark.parametrize("part", ["shared", "queries", "generated", "numbers", "huge"])
+def test_number_spans(part: str) -> None:
+    scanner = _scanner()
+    texts = _number_texts() if part == "numbers" else _texts(part)
+    hits = 0
+    for text in texts:
+        want = [list(map(tuple, spans)) for spans in _number_spans(text)]
+        assert scanner.number_spans(text) == want, text
+        hits += sum(map(len, want))
+    assert hits > 0
 
 
 def _texts(part: str) -> list[str] | tuple[str, ...]:

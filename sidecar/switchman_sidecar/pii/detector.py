@@ -110,10 +110,13 @@ class Detector:
         found: list[Finding] = []
         for rec in self.custom:
             found.extend(rec.find(text))
-        found.extend(find_structured(text))
         gaz = self.gaz
+        compiled = self._compiled(gaz) if gaz is not None else None
+        if compiled is not None:
+            found.extend(find_structured(text, compiled.number_spans))
+        else:
+            found.extend(find_structured(text))
         if gaz is not None and _LETTER.search(text):
-            compiled = self._compiled(gaz)
             if compiled is not None:
                 # the same steps as below, compiled (switchman_native)
                 kept = compiled.scan(text, found, names=self.names, addresses=self.addresses)

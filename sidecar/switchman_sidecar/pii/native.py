@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from switchman_sidecar.pii.gazetteer import Gazetteer
+from switchman_sidecar.pii.patterns import _number_spans
 from switchman_sidecar.pii.spans import Finding
 
 __all__ = ["NativeScanner", "native_scanner"]
@@ -108,6 +109,11 @@ class NativeScanner:
         out = [found[c] if c >= 0 else Finding(s, e, _ADDED[c], r) for s, e, r, c in kept]
         out.sort()
         return out
+
+    def number_spans(self, text: str) -> list[list[tuple[int, int]]]:
+        """``patterns._number_spans``, compiled (in Python for lone surrogates)."""
+        spans: list[list[tuple[int, int]]] | None = self._scanner.number_spans(text)
+        return _number_spans(text) if spans is None else spans
 
     def find_persons(self, text: str, skip: Sequence[tuple[int, int]]) -> list[Finding] | None:
         spans = self._scanner.find_persons(text, list(skip))
