@@ -114,6 +114,9 @@ static CUE_BODIES: LazyLock<Vec<(u8, Regex)>> = LazyLock::new(|| {
 });
 
 pub struct Addresses<'a, 'p> {
+    /// Kinds of the tokens seen, by start (end and kind): a window that
+    /// runs on is scanned again.
+    seen: std::cell::RefCell<rustc_hash::FxHashMap<usize, (usize, Kind)>>,
     py: Python<'a>,
     t: &'a Text<'p>,
     g: &'a Words,
@@ -126,7 +129,13 @@ impl<'a, 'p> Addresses<'a, 'p> {
     pub fn new(py: Python<'a>, t: &'a Text<'p>, g: &'a Words) -> Self {
         let n = t.len();
         let cased = !(t.islower(0, n) || t.isupper(0, n));
-        Addresses { py, t, g, cased }
+        Addresses {
+            seen: Default::default(),
+            py,
+            t,
+            g,
+            cased,
+        }
     }
 
     fn lower(&self, a: usize, b: usize) -> String {
@@ -224,6 +233,17 @@ impl<'a, 'p> Addresses<'a, 'p> {
             }
         }
         blank
+    }
+
+    fn kind_seen(&self, tok: Tok) -> Kind {
+        if let Some(&(end, kind)) = self.seen.borrow().get(&tok.0) {
+            if end == tok.1 {
+                return kind;
+            }
+        }
+        let kind = self.kind(tok);
+        self.seen.borrow_mut().insert(tok.0, (tok.1, kind));
+        kind
     }
 
     fn kind(&self, tok: Tok) -> Kind {
@@ -347,7 +367,7 @@ impl<'a, 'p> Addresses<'a, 'p> {
                 j += 1;
             }
         }
-        let kinds: Vec<Kind> = toks.iter().map(|&tok| self.kind(tok)).collect();
+        let kinds: Vec<Kind> = toks.iter().map(|&tok| self.kind_seen(tok)).collect();
         let mut cands: Vec<usize> = (0..n).filter(|&i| anchor_kind(kinds[i])).collect();
         let mut cued = vec![false; n];
         let mut any_cued = false;

@@ -243,8 +243,15 @@ fn letters_end(t: &Text, mut i: usize) -> usize {
 /// them is the only way on and giving one back never helps.
 fn skip_particles(t: &Text, mut z: usize) -> usize {
     'outer: loop {
+        // every particle starts with one of these (and is ASCII)
+        if !matches!(
+            t.at(z),
+            Some('a' | 'b' | 'd' | 'e' | 'i' | 'l' | 'm' | 't' | 'v' | 'z')
+        ) {
+            return z;
+        }
         for p in PARTICLES {
-            let len = p.chars().count();
+            let len = p.len();
             if z + len < t.len()
                 && t.c[z + len] == ' '
                 && t.c[z..z + len].iter().copied().eq(p.chars())
@@ -357,7 +364,10 @@ fn run_words(t: &Text, a: usize, b: usize) -> Vec<(usize, W)> {
             continue;
         }
         let part = PARTICLES.iter().find_map(|p| {
-            let len = p.chars().count();
+            let len = p.len();
+            if p.as_bytes()[0] as char != t.c[i] {
+                return None;
+            }
             (i + len < b && t.c[i + len] == ' ' && t.c[i..i + len].iter().copied().eq(p.chars()))
                 .then_some(len)
         });
