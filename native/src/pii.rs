@@ -8,6 +8,7 @@ use pyo3::types::PyString;
 use rustc_hash::FxHashSet;
 
 mod address;
+mod checks;
 mod cues;
 mod locations;
 mod names;
@@ -77,13 +78,14 @@ fn resolve_overlaps(found: &[Scanned]) -> Vec<usize> {
 pub struct PiiScanner {
     words: Words,
     props: Props,
+    checks: checks::Checks,
 }
 
 #[pymethods]
 impl PiiScanner {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (first_names, last_names, common_words, english, street_words, places, place_first_words, common_names, flags, lower, astral))]
+    #[pyo3(signature = (first_names, last_names, common_words, english, street_words, places, place_first_words, common_names, flags, lower, astral, checks))]
     fn new(
         first_names: HashSet<String>,
         last_names: HashSet<String>,
@@ -96,7 +98,9 @@ impl PiiScanner {
         flags: &[u8],
         lower: &[u8],
         astral: Py<PyAny>,
+        checks: (Py<PyAny>, Py<PyAny>, Py<PyAny>, Py<PyAny>),
     ) -> PyResult<Self> {
+        let (phone_ok, possible, iban_ok, ip_ok) = checks;
         Ok(PiiScanner {
             words: Words {
                 first: fx(first_names),
@@ -109,6 +113,12 @@ impl PiiScanner {
                 common_names: fx(common_names),
             },
             props: Props::new(flags, lower, astral)?,
+            checks: checks::Checks {
+                phone_ok,
+                possible,
+                iban_ok,
+                ip_ok,
+            },
         })
     }
 
@@ -177,6 +187,24 @@ impl PiiScanner {
         let t = Text::new(py, s, &self.props)?;
         let n = numbers::number_spans(&t);
         Ok(Some([n.iban, n.card, n.ip4, n.ssn, n.phone]))
+    }
+
+    /// patterns.find_structured's number-led findings: per entity (IBAN,
+    /// card, IPv4, SSN, phone) the validated spans, or None (as
+    /// ``find_persons``).
+    #[allow(clippy::type_complexity)]
+    fn structured(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyString>,
+    ) -> PyResult<Option<[Vec<(usize, usize)>; 5]>> {
+        let Ok(s) = text.to_str() else {
+            return Ok(None);
+        };
+        let t = Text::new(py, s, &self.props)?;
+        let spans = numbers::number_spans(&t);
+        let v = checks::validate(py, &t, &spans, &self.checks)?;
+        Ok(Some([v.iban, v.card, v.ip4, v.ssn, v.phone]))
     }
 
     /// names.find_persons: (start, end) of each PERSON finding, or None when

@@ -172,6 +172,58 @@ def _number_texts() -> list[str]:
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80))) for _ in range(20_000)]
 
 
+_NUMBER_CONTEXT = (
+    "call", "phone:", "tel.", "mobile", "cell", "fax", "whatsapp", "dial", "my number is",
+    "contact", "text me at", "order number", "licence number is", "zip code:", "account #",
+    "invoice", "id:", "Apt", "apt.", "Suite", "box", "ssn", "social security", "taxpayer",
+    "ISBN", "born", "in", "(office)", "is my mobile", ", is my home", "x", "ext.", "extension",
+    "@", "at", "\u0130", "\n", "\t", "-", "/", ":", "(", ")", "+",
+)  # fmt: skip
+_NUMBER_VALUES = (
+    "+44 20 7946 0958", "+1 (555) 010-0199", "(+30) 6955 116979", "+44(0)20 7946 0958",
+    "030/1234567", "06-43/189 8540", "555 0199", "0503204941", "61 51 81", "33 93 31",
+    "638 2229", "1200-195", "1998-2002", "(1983-1987", "3/23/1940", "2019-05-17", "1.2.3.4000",
+    "978-0-14-241050-9", "4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111",
+    "3782 822463 10005", "001-395-459-2591", "078-05-1120", "219-09-9999", "536-22-1234",
+    "536 22 1234", "536.22.1234", "666-12-3456", "GB82 WEST 1234 5698 7654 32",
+    "GB82WEST12345698765432", "DE89 3704 0044 0532 0130 00 for the rent", "10.0.0.1",
+    "192.168.001.1", "256.1.1.1", "01.2.3.4", "2001:db8::1", "fe80::1%eth0", "12:30:45",
+    "555-0100 x 12", "555 0100 ext. 1234", "(555) 0100", "12", "98547", "\u0663\u0664\u0665",
+)  # fmt: skip
+
+
+def _structured_texts() -> list[str]:
+    """Numbers of every kind with the words that decide them around them."""
+    rng = random.Random(9)
+    out = []
+    for _ in range(6000):
+        parts = []
+        for _ in range(rng.randint(1, 6)):
+            if rng.random() < 0.5:
+                parts.append(rng.choice(_NUMBER_CONTEXT))
+            else:
+                value = rng.choice(_NUMBER_VALUES)
+                if rng.random() < 0.3:  # a digit changed: checksums fail
+                    k = rng.randrange(len(value))
+                    if value[k].isdigit():
+                        value = value[:k] + str(rng.randint(0, 9)) + value[k + 1 :]
+                parts.append(value)
+        out.append("".join(p + rng.choice((" ", "", ", ", ": ", "\n", ". ")) for p in parts))
+    return out
+
+
+@pytest.mark.parametrize("part", ["shared", "queries", "generated", "numbers", "structured"])
+def test_structured(part: str) -> None:
+    scanner = _scanner()
+    texts = {"numbers": _number_texts, "structured": _structured_texts}.get(part)
+    found = 0
+    for text in texts() if texts is not None else _texts(part):
+        want = find_structured(text)
+        assert scanner.structured(text) == want, text
+        found += len(want)
+    assert found > 0
+
+
 @pytest.mark.parametrize("part", ["shared", "queries", "generated", "numbers", "huge"])
 def test_number_spans(part: str) -> None:
     scanner = _scanner()

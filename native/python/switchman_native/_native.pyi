@@ -66,11 +66,18 @@ class PiiScanner:
         flags: bytes,
         lower: bytes,
         astral: Callable[[str], tuple[int, str]],
+        checks: tuple[
+            Callable[[str, int, str], bool],
+            Callable[[str], bool],
+            Callable[[str], bool],
+            Callable[[str], bool],
+        ],
     ) -> None: ...
     def scan(
         self, text: str, found: list[tuple[int, int, int]], names: bool, addresses: bool
     ) -> list[tuple[int, int, int, int]] | None: ...
     def number_spans(self, text: str) -> list[list[tuple[int, int]]] | None: ...
+    def structured(self, text: str) -> list[list[tuple[int, int]]] | None: ...
     def find_persons(
         self, text: str, skip: list[tuple[int, int]]
     ) -> list[tuple[int, int]] | None: ...

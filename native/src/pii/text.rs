@@ -158,6 +158,20 @@ impl<'p> Text<'p> {
         out
     }
 
+    /// The flags of a code point of the BMP (0 above it).
+    pub fn char_flags(&self, c: char) -> u16 {
+        if (c as u32) < 0x10000 {
+            self.props.flags[c as usize]
+        } else {
+            0
+        }
+    }
+
+    /// The text of `text[a:b]`.
+    pub fn string(&self, a: usize, b: usize) -> String {
+        self.c[a..b].iter().collect()
+    }
+
     /// Python's `str.isspace()` of one code point (all white space is in the BMP).
     pub fn is_space_char(&self, c: char) -> bool {
         (c as u32) < 0x10000 && self.props.flags[c as usize] & SPACE != 0

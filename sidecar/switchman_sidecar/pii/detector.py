@@ -112,10 +112,8 @@ class Detector:
             found.extend(rec.find(text))
         gaz = self.gaz
         compiled = self._compiled(gaz) if gaz is not None else None
-        if compiled is not None:
-            found.extend(find_structured(text, compiled.number_spans))
-        else:
-            found.extend(find_structured(text))
+        structured = compiled.structured(text) if compiled is not None else None
+        found.extend(structured if structured is not None else find_structured(text))
         if gaz is not None and _LETTER.search(text):
             if compiled is not None:
                 # the same steps as below, compiled (switchman_native)

@@ -22,8 +22,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from switchman_sidecar.pii.gazetteer import Gazetteer
-from switchman_sidecar.pii.patterns import _number_spans
+from switchman_sidecar.pii.patterns import (
+    DIGIT_RE,
+    _emails,
+    _ip6s,
+    _number_spans,
+    _phone_ok,
+    _possible_number,
+)
 from switchman_sidecar.pii.spans import Finding
+from switchman_sidecar.pii.validators import iban_ok, ip_ok
 
 __all__ = ["NativeScanner", "native_scanner"]
 
@@ -95,6 +103,7 @@ class NativeScanner:
             flags,
             lower,
             _astral,
+            (_phone_ok, _possible_number, iban_ok, ip_ok),
         )
 
     def scan(
@@ -108,6 +117,26 @@ class NativeScanner:
             return None
         out = [found[c] if c >= 0 else Finding(s, e, _ADDED[c], r) for s, e, r, c in kept]
         out.sort()
+        return out
+
+    def structured(self, text: str) -> list[Finding] | None:
+        """``patterns.find_structured`` with the number-led candidates found
+        and validated in Rust (e-mail and IPv6 stay in Python)."""
+        out: list[Finding] = []
+        if "@" in text:
+            out.extend(_emails(text))
+        if DIGIT_RE.search(text) is None:
+            return out
+        spans = self._scanner.structured(text)
+        if spans is None:
+            return None
+        ibans, cards, ip4s, ssns, phones = spans
+        out.extend([Finding(s, e, "IBAN_CODE", 12) for s, e in ibans])
+        out.extend([Finding(s, e, "CREDIT_CARD", 14) for s, e in cards])
+        out.extend([Finding(s, e, "IP_ADDRESS", 16) for s, e in ip4s])
+        out.extend(_ip6s(text))
+        out.extend([Finding(s, e, "US_SSN", 18) for s, e in ssns])
+        out.extend([Finding(s, e, "PHONE_NUMBER", 20) for s, e in phones])
         return out
 
     def number_spans(self, text: str) -> list[list[tuple[int, int]]]:

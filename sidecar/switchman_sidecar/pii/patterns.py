@@ -152,6 +152,10 @@ def _ips(text: str, spans: list[tuple[int, int]]) -> Iterator[Finding]:
     for s, e in spans:
         if ip_ok(text[s:e]):
             yield Finding(s, e, "IP_ADDRESS", 16)
+    yield from _ip6s(text)
+
+
+def _ip6s(text: str) -> Iterator[Finding]:
     # the IPv6 regex starts on any hex letter, so run it only when a "::" or a
     # ":hex:" group (a literal-led search, fast) says there may be one
     if "::" in text or IPV6_HINT_RE.search(text):
@@ -202,10 +206,7 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
     if "/" in core and not _slash_ok(core):
         return False
     if core.startswith(("+", "(+")):
-        try:
-            return phonenumbers.is_possible_number(phonenumbers.parse(core, None))
-        except phonenumbers.NumberParseException:
-            return False
+        return _possible_number(core)
     groups = [g for g in re.split(r"[ ./()-]+", core) if g]
     if digits == 6:
         # six digits (numbering plans of small countries, "61 51 81"): only
@@ -236,6 +237,14 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
     if not any(c in core for c in " -()") and min(len(g) for g in groups) < 2:
         return False  # "1.2.3.4000": a version, not a number to dial
     return max(len(g) for g in groups) <= 8
+
+
+def _possible_number(core: str) -> bool:
+    """An international number by Google's metadata (phonenumbers)."""
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse(core, None))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 def _other_number(text: str, start: int) -> bool:
