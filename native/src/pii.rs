@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 
 mod address;
 mod checks;
@@ -17,20 +17,26 @@ mod text;
 
 use text::{Props, Text};
 
-/// The gazetteer's lists (gazetteer.Gazetteer), lower case.
+/// The gazetteer's lists (gazetteer.Gazetteer), lower case, as one map from
+/// a word to the lists that hold it (one lookup answers every list).
 pub struct Words {
-    pub first: FxHashSet<String>,
-    pub last: FxHashSet<String>,
-    pub common: FxHashSet<String>,
-    pub english: FxHashSet<String>,
-    pub street: FxHashSet<String>,
-    pub places: FxHashSet<String>,
-    pub place_first: FxHashSet<String>,
-    pub common_names: FxHashSet<String>,
+    bits: FxHashMap<String, u8>,
 }
 
-fn fx(words: HashSet<String>) -> FxHashSet<String> {
-    words.into_iter().collect()
+pub const FIRST: u8 = 1;
+pub const LAST: u8 = 1 << 1;
+pub const COMMON: u8 = 1 << 2;
+pub const ENGLISH: u8 = 1 << 3;
+pub const STREET: u8 = 1 << 4;
+pub const PLACES: u8 = 1 << 5;
+pub const PLACE_FIRST: u8 = 1 << 6;
+pub const COMMON_NAMES: u8 = 1 << 7;
+
+impl Words {
+    /// The lists that hold `word`.
+    pub fn of(&self, word: &str) -> u8 {
+        self.bits.get(word).copied().unwrap_or(0)
+    }
 }
 
 /// (start, end, rank, code): a finding of `scan`.
@@ -102,15 +108,23 @@ impl PiiScanner {
     ) -> PyResult<Self> {
         let (phone_ok, possible, iban_ok, ip_ok) = checks;
         Ok(PiiScanner {
-            words: Words {
-                first: fx(first_names),
-                last: fx(last_names),
-                common: fx(common_words),
-                english: fx(english),
-                street: fx(street_words),
-                places: fx(places),
-                place_first: fx(place_first_words),
-                common_names: fx(common_names),
+            words: {
+                let mut bits: FxHashMap<String, u8> = FxHashMap::default();
+                for (list, bit) in [
+                    (first_names, FIRST),
+                    (last_names, LAST),
+                    (common_words, COMMON),
+                    (english, ENGLISH),
+                    (street_words, STREET),
+                    (places, PLACES),
+                    (place_first_words, PLACE_FIRST),
+                    (common_names, COMMON_NAMES),
+                ] {
+                    for word in list {
+                        *bits.entry(word).or_default() |= bit;
+                    }
+                }
+                Words { bits }
             },
             props: Props::new(flags, lower, astral)?,
             checks: checks::Checks {

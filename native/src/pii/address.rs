@@ -6,40 +6,44 @@ use pyo3::prelude::*;
 use regex::bytes::Regex;
 
 use super::text::{Text, ALPHA, DECIMAL, DIGIT, SPACE, WORD};
-use super::Words;
+use super::{Words, COMMON, PLACES, STREET};
 
-const UNITS: &[&str] = &[
-    "apt",
-    "apt.",
-    "apartment",
-    "suite",
-    "ste",
-    "ste.",
-    "unit",
-    "box",
-    "p.o.",
-    "po",
-    "p.o.box",
-    "psc",
-    "uss",
-    "usns",
-    "usnv",
-    "fpo",
-    "apo",
-    "dpo",
-    "floor",
-    "fl",
-    "fl.",
-    "flat",
-    "room",
-    "rm",
-    "bldg",
-    "bldg.",
-    "building",
-    "no.",
-    "nr.",
-    "lot",
-];
+/// address.UNITS.
+fn is_unit(s: &str) -> bool {
+    matches!(
+        s,
+        "apt"
+            | "apt."
+            | "apartment"
+            | "suite"
+            | "ste"
+            | "ste."
+            | "unit"
+            | "box"
+            | "p.o."
+            | "po"
+            | "p.o.box"
+            | "psc"
+            | "uss"
+            | "usns"
+            | "usnv"
+            | "fpo"
+            | "apo"
+            | "dpo"
+            | "floor"
+            | "fl"
+            | "fl."
+            | "flat"
+            | "room"
+            | "rm"
+            | "bldg"
+            | "bldg."
+            | "building"
+            | "no."
+            | "nr."
+            | "lot"
+    )
+}
 pub const STREET_ENDINGS: &[&str] = &[
     "strasse", "straße", "stasse", "gasse", "weg", "platz", "allee", "katu", "tie", "vej", "gade",
     "gatan", "vägen", "veien", "gata", "laan", "straat", "steeg", "utca", "ulica", "weg.", "str.",
@@ -276,20 +280,21 @@ impl<'a, 'p> Addresses<'a, 'p> {
             };
         }
         let lower = self.lower(a, b);
-        if UNITS.contains(&lower.as_str()) {
+        if is_unit(&lower) {
             return Unit;
         }
-        if g.street.contains(&lower) || (lower.chars().count() > 5 && street_ending(&lower)) {
+        let lists = g.of(&lower);
+        if lists & STREET != 0 || (lower.chars().count() > 5 && street_ending(&lower)) {
             return Street;
         }
-        if g.places.contains(&lower) {
+        if lists & PLACES != 0 {
             return Place;
         }
         if c0 & ALPHA == 0 {
             return Other;
         }
         let upper0 = t.isupper(a, a + 1);
-        if g.common.contains(&lower) && (!self.cased || !upper0) {
+        if lists & COMMON != 0 && (!self.cased || !upper0) {
             return Common;
         }
         if upper0 {
@@ -415,7 +420,7 @@ impl<'a, 'p> Addresses<'a, 'p> {
             let last = toks[hi_t];
             if end > start
                 && t.c[end - 1] == '.'
-                && !UNITS.contains(&self.lower(last.0, last.1).as_str())
+                && !is_unit(&self.lower(last.0, last.1))
                 && last.1 - last.0 > 3
             {
                 end -= 1;

@@ -2,7 +2,7 @@
 use pyo3::prelude::*;
 
 use super::text::{Text, CAP, LETTER};
-use super::Words;
+use super::{Words, ENGLISH, FIRST, LAST, PLACES, PLACE_FIRST};
 
 /// address.PLACE_CUES: what precedes an unlisted place.
 const PLACE_CUES: &[&str] = &[
@@ -77,7 +77,7 @@ pub fn find_locations(
     let lowers: Vec<String> = words.iter().map(|&(a, b)| t.lower(py, a, b)).collect();
     let mut cand = vec![false; n];
     for k in 0..n {
-        cand[k] = g.places.contains(&lowers[k]) || g.place_first.contains(&lowers[k]);
+        cand[k] = g.of(&lowers[k]) & (PLACES | PLACE_FIRST) != 0;
     }
     let mut cued = vec![false; n];
     if cased {
@@ -86,6 +86,24 @@ pub fn find_locations(
             if s >= 1
                 && t.c[s - 1] == ' '
                 && t.f[s] & CAP != 0
+                && s >= 2
+                && matches!(
+                    t.c[s - 2],
+                    'n' | 'N'
+                        | 'm'
+                        | 'M'
+                        | 'r'
+                        | 'R'
+                        | 'g'
+                        | 'G'
+                        | 't'
+                        | 'T'
+                        | 'f'
+                        | 'F'
+                        | ':'
+                        | 'a'
+                        | 'A'
+                )
                 && PLACE_CUES.iter().any(|cue| t.ends_with(0, s - 1, cue))
             {
                 cued[k] = true;
@@ -104,27 +122,23 @@ pub fn find_locations(
         }
         let (s, e) = words[c];
         let lower = &lowers[c];
+        let lists = g.of(lower);
         let mut span: Option<(usize, usize, usize)> = None;
-        if g.place_first.contains(lower) {
+        if lists & PLACE_FIRST != 0 {
             for width in [3, 2] {
                 if c + width <= n {
                     let stop = words[c + width - 1].1;
-                    if g.places.contains(&collapse(py, t, s, stop)) {
+                    if g.of(&collapse(py, t, s, stop)) & PLACES != 0 {
                         span = Some((s, stop, width));
                         break;
                     }
                 }
             }
         }
-        if span.is_none() && g.places.contains(lower) {
+        if span.is_none() && lists & PLACES != 0 {
             span = Some((s, e, 1));
         }
-        if span.is_none()
-            && cued[c]
-            && !t.isupper(s, e)
-            && !g.english.contains(lower)
-            && !(g.first.contains(lower) || g.last.contains(lower))
-        {
+        if span.is_none() && cued[c] && !t.isupper(s, e) && lists & (ENGLISH | FIRST | LAST) == 0 {
             let mut j = c;
             while j + 1 < n
                 && j < c + 2

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 
 use super::cues;
 use super::text::{Text, CAP, LETTER, SPACE, WORD};
-use super::Words;
+use super::{Words, COMMON, COMMON_NAMES, ENGLISH as IN_ENGLISH, FIRST, LAST, PLACES, STREET};
 
 pub const PARTICLES: &[&str] = &[
     "van", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "la", "le", "von",
@@ -491,7 +491,7 @@ impl<'a, 'p> Names<'a, 'p> {
     fn org_or_street(&self, w: W) -> bool {
         let lower = self.lower(w);
         is_org_suffix(&lower)
-            || (w.1 > w.0 && self.t.isupper(w.0, w.0 + 1) && self.g.street.contains(&lower))
+            || (w.1 > w.0 && self.t.isupper(w.0, w.0 + 1) && self.g.of(&lower) & STREET != 0)
     }
 
     fn identifier(&self, w: W) -> bool {
@@ -533,21 +533,24 @@ impl<'a, 'p> Names<'a, 'p> {
             return SKIP;
         }
         let head = lower.split('\'').next().unwrap_or("");
-        if g.common.contains(head)
-            || g.street.contains(&lower)
-            || (g.places.contains(&lower) && !g.first.contains(&lower) && !g.last.contains(&lower))
+        let head_lists = g.of(head);
+        let lists = g.of(&lower);
+        if head_lists & COMMON != 0
+            || lists & STREET != 0
+            || (lists & PLACES != 0 && lists & (FIRST | LAST) == 0)
         {
-            return if g.common_names.contains(head) {
+            return if head_lists & COMMON_NAMES != 0 {
                 CUED
             } else {
                 SKIP
             };
         }
         let name = lower.strip_suffix("'s").unwrap_or(&lower);
-        if !g.english.contains(name) && (g.first.contains(name) || g.last.contains(name)) {
+        let name_lists = g.of(name);
+        if name_lists & IN_ENGLISH == 0 && name_lists & (FIRST | LAST) != 0 {
             return name.chars().count() as i64;
         }
-        if g.english.contains(&plain) {
+        if g.of(&plain) & IN_ENGLISH != 0 {
             ENGLISH
         } else {
             SCORE
@@ -600,8 +603,8 @@ impl<'a, 'p> Names<'a, 'p> {
             score = W_CUE;
             lists = false;
         }
-        let common = |s: &str| lists && g.common.contains(s);
-        let english = |s: &str| lists && g.english.contains(s);
+        let common = |s: &str| lists && g.of(s) & COMMON != 0;
+        let english = |s: &str| lists && g.of(s) & IN_ENGLISH != 0;
         while let (false, Some(&w)) = (titled, seg.first()) {
             let lw = self.lower(w);
             if !(common(&lw) || (at_start && english(&lw))) {
@@ -618,10 +621,11 @@ impl<'a, 'p> Names<'a, 'p> {
                 continue;
             }
             let lw = self.lower(self.strip(w));
-            if g.street.contains(&lw) {
+            let found = g.of(&lw);
+            if found & STREET != 0 {
                 return;
             }
-            if (common(&lw) && !is_particle(&lw)) || self.identifier(w) {
+            if (lists && found & COMMON != 0 && !is_particle(&lw)) || self.identifier(w) {
                 seg = &seg[..k];
                 break;
             }
@@ -648,11 +652,12 @@ impl<'a, 'p> Names<'a, 'p> {
             if w.1 - w.0 > 1 && t.isupper(w.0, w.1) {
                 return;
             }
-            if g.first.contains(&lw) || g.last.contains(&lw) {
+            let found = g.of(&lw);
+            if found & (FIRST | LAST) != 0 {
                 known += 1;
             } else {
                 unknown += 1;
-                if english(&lw) || g.places.contains(&lw) {
+                if (lists && found & IN_ENGLISH != 0) || found & PLACES != 0 {
                     unknown += 1;
                 }
             }
@@ -783,13 +788,10 @@ impl<'a, 'p> Names<'a, 'p> {
             let word = self.strip((ms, me));
             let lower = self.lower(word);
             let len = lower.chars().count();
-            let cued = cue_left > 0 && !g.english.contains(&lower) && len > 2;
+            let found = g.of(&lower);
+            let cued = cue_left > 0 && found & IN_ENGLISH == 0 && len > 2;
             cue_left -= 1;
-            if !cued
-                && (len < 3
-                    || g.english.contains(&lower)
-                    || !(g.first.contains(&lower) || g.last.contains(&lower)))
-            {
+            if !cued && (len < 3 || found & IN_ENGLISH != 0 || found & (FIRST | LAST) == 0) {
                 if is_honorific(&lower) || self.strong_cue(me + 1) {
                     cue_left = 2;
                 }
