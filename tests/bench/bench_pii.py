@@ -11,6 +11,13 @@ the previous commit) in the same process, interleaved prompt by prompt with
 ours, and reports both and the CPU-time ratio: on a machine shared with other
 jobs, absolute figures drift between runs, an interleaved ratio much less.
 
+``native`` says whether the detector used the compiled scanner
+(``switchman_native``); the Python reference of the same checkout
+(``Detector(native=False)``, the same findings) is timed beside it as
+``python_reference``, interleaved prompt by prompt; ``ours_alone`` is the
+compiled detector timed by itself first (interleaved, each scan starts with
+caches the other one filled).
+
 ``host_loop_1m_ms`` is a fixed pure-Python loop (one million iterations)
 timed in the same run: the host's speed drifts over days (the same code and
 Presidio have taken 3x longer on one day than on another), so absolute
@@ -140,6 +147,20 @@ def interleaved(new: Detect, old: Callable[[str], Any], prompts: list[str]) -> d
     return out
 
 
+def _python_reference() -> Callable[[str], Any] | None:
+    """This checkout's detector without the compiled scanner, or None when the
+    compiled scanner is not installed (then ``ours`` is the Python one)."""
+    from switchman_sidecar.pii.detector import Detector
+    from switchman_sidecar.pii.gazetteer import load_gazetteer
+    from switchman_sidecar.pii.native import native_scanner
+
+    gaz = load_gazetteer()
+    if native_scanner(gaz) is None:
+        return None
+    scan: Callable[[str], Any] = Detector(gazetteer=gaz, native=False).scan
+    return scan
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, help="another checkout to time alongside")
@@ -166,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline is not None:
         result["baseline_checkout"] = str(args.baseline)
     other = None if args.no_presidio else presidio()
+    reference = _python_reference()
+    result["native"] = reference is not None
     for key, texts in (("", prompts), ("ordinary_text", ordinary)):
         if not texts:
             continue
@@ -175,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
                 old(p)
                 ours_detect(p)
             part.update(interleaved(ours_detect, old, texts))
+        elif reference is not None:
+            # alone first (the interleaved run shares the caches with Python's)
+            part["ours_alone"] = timings(ours_detect, texts)
+            both = interleaved(ours_detect, reference, texts)
+            part["ours"], part["python_reference"] = both["ours"], both["baseline"]
+            part["cpu_ratio_ours_to_python_reference"] = both["cpu_ratio_ours_to_baseline"]
         else:
             part["ours"] = timings(ours_detect, texts)
         if not args.no_presidio:
