@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use pyo3::prelude::*;
 use regex::bytes::Regex;
 
-use super::text::{Text, ALPHA, DECIMAL, DIGIT, SPACE, WORD};
+use super::text::{Lowered, Text, ALPHA, DECIMAL, DIGIT, SPACE, WORD};
 use super::{Words, COMMON, PLACES, STREET};
 
 /// address.UNITS.
@@ -142,7 +142,7 @@ impl<'a, 'p> Addresses<'a, 'p> {
         }
     }
 
-    fn lower(&self, a: usize, b: usize) -> String {
+    fn lower(&self, a: usize, b: usize) -> Lowered {
         self.t.lower(self.py, a, b)
     }
 
@@ -411,7 +411,7 @@ impl<'a, 'p> Addresses<'a, 'p> {
             reached_end = hi_t + 2 >= n;
             while hi_t > lo_t {
                 let w = self.lower(toks[hi_t].0, toks[hi_t].1);
-                if !matches!(w.as_str(), "and" | "the" | "of") {
+                if !matches!(&*w, "and" | "the" | "of") {
                     break;
                 }
                 hi_t -= 1;

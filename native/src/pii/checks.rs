@@ -418,7 +418,7 @@ struct V<'a, 'p> {
 impl V<'_, '_> {
     fn before_lower(&self, start: usize, window: usize) -> String {
         let (a, b) = self.t.span(start.saturating_sub(window), start);
-        self.t.lower(self.py, a, b)
+        self.t.lower(self.py, a, b).to_string()
     }
 
     /// patterns.has_context.

@@ -1,7 +1,7 @@
 //! LOCATION: address.py's `find_locations` step by step over a `Text`.
 use pyo3::prelude::*;
 
-use super::text::{Text, CAP, LETTER};
+use super::text::{Lowered, Text, CAP, LETTER};
 use super::{Words, ENGLISH, FIRST, LAST, PLACES, PLACE_FIRST};
 
 /// address.PLACE_CUES: what precedes an unlisted place.
@@ -74,7 +74,7 @@ pub fn find_locations(
     if n == 0 {
         return out;
     }
-    let lowers: Vec<String> = words.iter().map(|&(a, b)| t.lower(py, a, b)).collect();
+    let lowers: Vec<Lowered> = words.iter().map(|&(a, b)| t.lower(py, a, b)).collect();
     let mut cand = vec![false; n];
     for k in 0..n {
         cand[k] = g.of(&lowers[k]) & (PLACES | PLACE_FIRST) != 0;

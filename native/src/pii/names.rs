@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 
 use super::cues;
-use super::text::{Text, CAP, LETTER, SPACE, WORD};
+use super::text::{Lowered, Text, CAP, LETTER, SPACE, WORD};
 use super::{Words, COMMON, COMMON_NAMES, ENGLISH as IN_ENGLISH, FIRST, LAST, PLACES, STREET};
 
 pub const PARTICLES: &[&str] = &[
@@ -393,7 +393,7 @@ impl<'a, 'p> Names<'a, 'p> {
         }
     }
 
-    fn lower(&self, w: W) -> String {
+    fn lower(&self, w: W) -> Lowered {
         self.t.lower(self.py, w.0, w.1)
     }
 
@@ -610,7 +610,7 @@ impl<'a, 'p> Names<'a, 'p> {
             if !(common(&lw) || (at_start && english(&lw))) {
                 break;
             }
-            if matches!(lw.as_str(), "dear" | "hi" | "hello" | "thanks") {
+            if matches!(&*lw, "dear" | "hi" | "hello" | "thanks") {
                 score = score.max(W_CUE);
             }
             seg = &seg[1..];
@@ -729,7 +729,7 @@ impl<'a, 'p> Names<'a, 'p> {
             let emails = self.emails.as_deref().unwrap_or("");
             if seg
                 .iter()
-                .any(|&w| w.1 - w.0 > 2 && emails.contains(self.lower(w).as_str()))
+                .any(|&w| w.1 - w.0 > 2 && emails.contains(&*self.lower(w)))
             {
                 score += W_EMAIL;
             }

@@ -133,8 +133,20 @@ impl<'p> Text<'p> {
         (a.min(b), b)
     }
 
-    /// Python's `str.lower()` of `text[a:b]`.
-    pub fn lower(&self, py: Python<'_>, a: usize, b: usize) -> String {
+    /// Python's `str.lower()` of `text[a:b]`; a short ASCII slice (most
+    /// words) is lower-cased on the stack.
+    pub fn lower(&self, py: Python<'_>, a: usize, b: usize) -> Lowered {
+        if b - a <= INLINE && self.c[a..b].iter().all(char::is_ascii) {
+            let mut buf = [0u8; INLINE];
+            for (k, &ch) in self.c[a..b].iter().enumerate() {
+                buf[k] = (ch as u8).to_ascii_lowercase();
+            }
+            return Lowered::Inline(buf, (b - a) as u8);
+        }
+        Lowered::Heap(self.lower_string(py, a, b))
+    }
+
+    fn lower_string(&self, py: Python<'_>, a: usize, b: usize) -> String {
         let mut out = String::with_capacity(b - a);
         for &ch in &self.c[a..b] {
             let cp = ch as u32;
@@ -267,6 +279,25 @@ impl<'p> Text<'p> {
                 }
             })
             .collect()
+    }
+}
+
+const INLINE: usize = 30;
+
+/// A lower-cased slice: on the stack when short and ASCII.
+pub enum Lowered {
+    Inline([u8; INLINE], u8),
+    Heap(String),
+}
+
+impl std::ops::Deref for Lowered {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            // only ASCII bytes are written inline
+            Lowered::Inline(buf, len) => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
+            Lowered::Heap(s) => s,
+        }
     }
 }
 
