@@ -3,7 +3,7 @@
 # --- router.rs ---
 # The hash-v1 featurizer (switchman_protocol.featurize) and the learned router's
 # scorer (switchman_sidecar.routing.learned); ``mask`` is ``dim - 1``.
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 MAX_FEATURES: int
 
@@ -47,8 +47,6 @@ class LearnedScorer:
     def predict_list(self, indices: Collection[int], task: str) -> list[float]: ...
 
 # --- pii.rs ---
-
-from collections.abc import Callable
 
 class PiiScanner:
     """The PII scan's word-list recognizers (switchman_sidecar.pii.native)."""
