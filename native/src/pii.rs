@@ -141,7 +141,7 @@ impl PiiScanner {
     /// them), places (outside everything), then overlaps resolved. ``found``
     /// holds (start, end, rank); the result (start, end, rank, code) with code
     /// the index of an input finding, or -1 STREET_ADDRESS, -2 PERSON,
-    /// -3 LOCATION, in the order chosen (the caller sorts). None: scan in
+    /// -3 LOCATION, by start (the caller sorts as Python does). None: scan in
     /// Python (lone surrogates).
     #[pyo3(signature = (text, found, names, addresses))]
     fn scan(
@@ -182,9 +182,11 @@ impl PiiScanner {
             let found = locations::find_locations(py, &t, &self.words, &taken);
             all.extend(found.into_iter().map(|(s, e)| (s, e, 45, LOCATION)));
         }
-        Ok(Some(
-            resolve_overlaps(&all).into_iter().map(|i| all[i]).collect(),
-        ))
+        let mut kept: Vec<Scanned> = resolve_overlaps(&all).into_iter().map(|i| all[i]).collect();
+        // by start (chosen spans do not overlap): the caller's sort finds
+        // them in order
+        kept.sort_by_key(|f| (f.0, f.1));
+        Ok(Some(kept))
     }
 
     /// patterns._number_spans: per pattern (IBAN, card, IPv4, SSN, phone)

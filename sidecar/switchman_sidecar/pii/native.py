@@ -52,6 +52,9 @@ _PREDICATES: tuple[Callable[[str], bool], ...] = (
 )
 """Bit k of a code point's flags (native/src/pii/text.rs: ALPHA .. TITLE)."""
 _LOWER_PY = 0xFFFFFFFF
+#: ``Finding`` from a 4-tuple without NamedTuple's Python-level ``__new__``
+#: (which only calls this).
+_finding: Callable[[tuple[int, int, str, int]], Finding] = functools.partial(tuple.__new__, Finding)
 #: The entity of each code ``PiiScanner.scan`` gives a finding it added.
 _ADDED = {-1: "STREET_ADDRESS", -2: "PERSON", -3: "LOCATION"}
 _SIGMA = "\u03a3"
@@ -115,8 +118,8 @@ class NativeScanner:
         kept = self._scanner.scan(text, [(f.start, f.end, f.rank) for f in found], names, addresses)
         if kept is None:
             return None
-        out = [found[c] if c >= 0 else Finding(s, e, _ADDED[c], r) for s, e, r, c in kept]
-        out.sort()
+        out = [found[c] if c >= 0 else _finding((s, e, _ADDED[c], r)) for s, e, r, c in kept]
+        out.sort()  # already by start: one pass
         return out
 
     def structured(self, text: str) -> list[Finding] | None:
@@ -131,12 +134,12 @@ class NativeScanner:
         if spans is None:
             return None
         ibans, cards, ip4s, ssns, phones = spans
-        out.extend([Finding(s, e, "IBAN_CODE", 12) for s, e in ibans])
-        out.extend([Finding(s, e, "CREDIT_CARD", 14) for s, e in cards])
-        out.extend([Finding(s, e, "IP_ADDRESS", 16) for s, e in ip4s])
+        out.extend([_finding((s, e, "IBAN_CODE", 12)) for s, e in ibans])
+        out.extend([_finding((s, e, "CREDIT_CARD", 14)) for s, e in cards])
+        out.extend([_finding((s, e, "IP_ADDRESS", 16)) for s, e in ip4s])
         out.extend(_ip6s(text))
-        out.extend([Finding(s, e, "US_SSN", 18) for s, e in ssns])
-        out.extend([Finding(s, e, "PHONE_NUMBER", 20) for s, e in phones])
+        out.extend([_finding((s, e, "US_SSN", 18)) for s, e in ssns])
+        out.extend([_finding((s, e, "PHONE_NUMBER", 20)) for s, e in phones])
         return out
 
     def number_spans(self, text: str) -> list[list[tuple[int, int]]]:
