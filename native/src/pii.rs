@@ -274,7 +274,38 @@ impl PiiScanner {
     }
 }
 
+/// The fixed word lists this port carries, each named by its Python original
+/// (module.NAME): tests/pii/test_native.py compares them, so editing one side
+/// alone fails a test even where no test text holds the word.
+#[pyfunction]
+fn pii_word_lists() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![
+        ("address.STREET_ENDINGS", address::STREET_ENDINGS.to_vec()),
+        ("address.PLACE_CUES", locations::PLACE_CUES.to_vec()),
+        ("patterns.SSN_CONTEXT", checks::SSN_CONTEXT.to_vec()),
+        ("patterns.PHONE_CONTEXT", checks::PHONE_CONTEXT.to_vec()),
+        (
+            "patterns.NOT_PHONE_CONTEXT",
+            checks::NOT_PHONE_CONTEXT.to_vec(),
+        ),
+        (
+            "patterns.STRONG_PHONE_CONTEXT",
+            checks::STRONG_PHONE_CONTEXT.to_vec(),
+        ),
+        (
+            "patterns._OTHER_NUMBER_STEMS",
+            checks::OTHER_NUMBER_STEMS.to_vec(),
+        ),
+        ("patterns.UNIT_BEFORE", checks::UNIT_BEFORE.to_vec()),
+        ("names.PARTICLES", names::PARTICLES.to_vec()),
+        ("names.STRONG_TAILS", names::STRONG_TAILS.to_vec()),
+        ("names.WEAK_TAILS", names::WEAK_TAILS.to_vec()),
+        ("names._CONTRACTIONS", names::CONTRACTIONS.to_vec()),
+    ]
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PiiScanner>()?;
+    m.add_function(wrap_pyfunction!(pii_word_lists, m)?)?;
     Ok(())
 }

@@ -25,10 +25,18 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(featurize_batch, m)?)?;
     m.add_function(wrap_pyfunction!(rank_order, m)?)?;
+    m.add_function(wrap_pyfunction!(featurizer_word_lists, m)?)?;
     m.add_class::<Features>()?;
     m.add_class::<LearnedScorer>()?;
     m.add("MAX_FEATURES", MAX_FEATURES)?;
     Ok(())
+}
+
+/// The task classifier's word lists, named by their Python originals: a test
+/// compares them, so editing one side alone fails it.
+#[pyfunction]
+fn featurizer_word_lists() -> Vec<(String, Vec<&'static str>)> {
+    featurize::word_lists()
 }
 
 /// The task kinds' names as interned Python strings (one allocation per process).

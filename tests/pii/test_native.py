@@ -329,3 +329,21 @@ def test_the_python_fallback_without_the_compiled_module() -> None:
     )
     assert out.strip() == str([tuple(f) for f in want])
     assert any(f.entity == "PERSON" for f in want)
+
+
+def test_the_compiled_word_lists_are_the_python_ones() -> None:
+    """The port carries copies of the recognizers' fixed word lists; an edit of
+    one side alone must fail here, even for a word no test text holds."""
+    import importlib
+
+    from switchman_native._native import pii_word_lists
+
+    lists = pii_word_lists()
+    assert len(lists) >= 12
+    for name, words in lists:
+        module, _, attr = name.partition(".")
+        original = getattr(importlib.import_module(f"switchman_sidecar.pii.{module}"), attr)
+        if isinstance(original, frozenset | set):
+            assert set(words) == original, name
+        else:
+            assert tuple(words) == tuple(original), name

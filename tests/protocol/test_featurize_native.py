@@ -233,3 +233,15 @@ def test_the_python_code_serves_when_the_compiled_package_is_missing() -> None:
     expect = featurize.analyze(t, 256)
     assert out.stdout.split(" ", 1)[0] == expect[0] == "translation"
     assert out.stdout.strip() == f"{expect[0]} {expect[1]} {[expect[1]]}"
+
+
+def test_the_compiled_word_lists_are_the_python_ones() -> None:
+    """hash-v1's task classifier carries copies of its word lists in Rust; an
+    edit of one side alone must fail here, even for a word no prompt holds."""
+    lists = dict(_native.featurizer_word_lists())
+    expected: dict[str, set[bytes]] = {
+        **{f"keywords:{k}": set(v) for k, v in featurize._KEYWORDS.items()},
+        **{f"strong:{k}": set(v) for k, v in featurize._STRONG.items()},
+        "question": set(featurize._QUESTION_WORDS),
+    }
+    assert {name: {w.encode() for w in words} for name, words in lists.items()} == expected

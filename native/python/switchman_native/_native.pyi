@@ -18,6 +18,7 @@ def rank_order(
     bar: float = 0.0,
     cost_weight: float = 0.0,
 ) -> list[int] | None: ...
+def featurizer_word_lists() -> list[tuple[str, list[str]]]: ...
 
 class Features:
     """A prompt's unique feature indices, kept in Rust for one scorer."""
@@ -47,6 +48,8 @@ class LearnedScorer:
     def predict_list(self, indices: Collection[int], task: str) -> list[float]: ...
 
 # --- pii.rs ---
+
+def pii_word_lists() -> list[tuple[str, list[str]]]: ...
 
 class PiiScanner:
     """The PII scan's word-list recognizers (switchman_sidecar.pii.native)."""

@@ -200,7 +200,7 @@ fn ip4_ok_ascii(value: &str) -> bool {
         })
 }
 
-const SSN_CONTEXT: &[&str] = &[
+pub(super) const SSN_CONTEXT: &[&str] = &[
     "ssn",
     "social security",
     "social-security",
@@ -208,7 +208,7 @@ const SSN_CONTEXT: &[&str] = &[
     "ss #",
     "taxpayer",
 ];
-const NOT_PHONE_CONTEXT: &[&str] = &[
+pub(super) const NOT_PHONE_CONTEXT: &[&str] = &[
     "licen",
     "account",
     "order",
@@ -227,7 +227,7 @@ const NOT_PHONE_CONTEXT: &[&str] = &[
     "zip",
     "postal",
 ];
-const PHONE_CONTEXT: &[&str] = &[
+pub(super) const PHONE_CONTEXT: &[&str] = &[
     "phone",
     "tel",
     "call",
@@ -245,10 +245,10 @@ const PHONE_CONTEXT: &[&str] = &[
     "landline",
     "answering",
 ];
-const STRONG_PHONE_CONTEXT: &[&str] = &[
+pub(super) const STRONG_PHONE_CONTEXT: &[&str] = &[
     "phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "dial", "landline",
 ];
-const OTHER_NUMBER_STEMS: &[&str] = &[
+pub(super) const OTHER_NUMBER_STEMS: &[&str] = &[
     "licen",
     "acc",
     "order",
@@ -276,7 +276,8 @@ const OTHER_NUMBER_STEMS: &[&str] = &[
     "pin",
     "otp",
 ];
-const UNIT_BEFORE: &[&str] = &["apt", "apt.", "suite", "box", "unit", "ste", "flat", "room"];
+pub(super) const UNIT_BEFORE: &[&str] =
+    &["apt", "apt.", "suite", "box", "unit", "ste", "flat", "room"];
 
 fn re(p: &str) -> Regex {
     Regex::new(p).expect("a valid check pattern")

@@ -5,7 +5,7 @@ use super::text::{Lowered, Text, CAP, LETTER};
 use super::{Words, ENGLISH, FIRST, LAST, PLACES, PLACE_FIRST};
 
 /// address.PLACE_CUES: what precedes an unlisted place.
-const PLACE_CUES: &[&str] = &[
+pub(super) const PLACE_CUES: &[&str] = &[
     " in",
     " In",
     " IN",

@@ -10,7 +10,7 @@ pub const PARTICLES: &[&str] = &[
     "van", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "la", "le", "von",
     "zu", "bin", "binti", "ibn", "al", "el", "ben", "ter", "ten", "mac",
 ];
-const STRONG_TAILS: &[&str] = &[
+pub(super) const STRONG_TAILS: &[&str] = &[
     "is",
     "name",
     "name?",
@@ -48,7 +48,7 @@ const STRONG_TAILS: &[&str] = &[
     "for",
     "with",
 ];
-const WEAK_TAILS: &[&str] = &[
+pub(super) const WEAK_TAILS: &[&str] = &[
     "by",
     "with",
     "and",
@@ -72,7 +72,7 @@ const WEAK_TAILS: &[&str] = &[
     "manager",
     "director",
 ];
-const CONTRACTIONS: &[&str] = &["n't", "'m", "'re", "'ll", "'ve", "'d"];
+pub(super) const CONTRACTIONS: &[&str] = &["n't", "'m", "'re", "'ll", "'ve", "'d"];
 
 const THRESHOLD: f64 = 1.0;
 const W_KNOWN: f64 = 1.0;

@@ -164,6 +164,30 @@ const STRONG: [(Kind, &str); 4] = [
 ];
 const QUESTION_WORDS: &str = "who what when where which why how";
 
+/// The classifier's word lists by the names of their Python originals
+/// (`keywords:<kind>` for `_KEYWORDS`, `strong:<kind>` for `_STRONG`,
+/// `question` for `_QUESTION_WORDS`), for the test that compares them.
+pub fn word_lists() -> Vec<(String, Vec<&'static str>)> {
+    let mut out = Vec::new();
+    for (kind, list) in KEYWORDS {
+        out.push((
+            format!("keywords:{}", kind.name()),
+            list.split_whitespace().collect(),
+        ));
+    }
+    for (kind, list) in STRONG {
+        out.push((
+            format!("strong:{}", kind.name()),
+            list.split_whitespace().collect(),
+        ));
+    }
+    out.push((
+        "question".to_string(),
+        QUESTION_WORDS.split_whitespace().collect(),
+    ));
+    out
+}
+
 /// Flag bits of a lexicon word: bit `i` keyword of `ORDER[i]`, bit `8 + i` strong
 /// word of `STRONG_ORDER[i]`, `QUESTION` a question word.
 const STRONG_SHIFT: u32 = 8;
