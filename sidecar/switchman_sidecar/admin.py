@@ -15,9 +15,19 @@ from switchman_sidecar.http.server import Request, ResponseWriter
 from switchman_sidecar.pipeline import Pipeline
 from switchman_sidecar.routing import RouteRequest
 
-__all__ = ["AdminApp", "redacted_table"]
+__all__ = ["COMPILED", "AdminApp", "redacted_table"]
 
 REDACTED = "[redacted]"
+
+try:
+    from switchman_native import _native  # noqa: F401
+except ImportError:
+    COMPILED = False
+else:
+    #: Whether the compiled hot paths (native/: the learned router, the PII scan,
+    #: the HTTP heads) are installed; without them the Python reference serves,
+    #: with the same results, more slowly. Shown in /config_dump and logged at start.
+    COMPILED = True
 
 
 def redacted_table(table: routes_pb2.RouteTable) -> dict[str, Any]:
@@ -59,6 +69,7 @@ class AdminApp:
                     "admin_port": p.settings.admin_port,
                     "config": str(p.settings.config) if p.settings.config else None,
                     "operator": bool(p.settings.operator_address),
+                    "compiled_hot_paths": COMPILED,
                 },
                 "route_table": redacted_table(current.table) if current else None,
                 "applied_at": current.applied_at if current else None,

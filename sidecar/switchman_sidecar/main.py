@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import Any
 
-from switchman_sidecar.admin import AdminApp
+from switchman_sidecar.admin import COMPILED, AdminApp
 from switchman_sidecar.app import AccessLog, App
 from switchman_sidecar.budget import BudgetGate
 from switchman_sidecar.feedback import FeedbackLog
@@ -119,6 +119,11 @@ class Sidecar:
 
     async def start(self) -> Sidecar:
         s = self.settings
+        if not COMPILED:
+            log.warning(
+                "switchman_native is not installed: the router, PII scan and HTTP parsing "
+                "run their Python reference (same results, slower); build native/ with cargo"
+            )
         # PII word lists (~0.1 s from the cache file, ~1 s to build) load in a
         # worker thread now, not on the event loop at the first PII table/request
         self._loaders.append(preload_gazetteer())

@@ -172,6 +172,8 @@ async def test_admin_port(sidecar: Sidecar, sdk: Any) -> None:
         assert line in metrics
         dump = await admin.get("/config_dump")
         assert "sk-secret" not in dump.text
+        # the test venv builds native/: a sidecar without it would say so here
+        assert dump.json()["settings"]["compiled_hot_paths"] is True
         models = dump.json()["route_table"]["models"]
         assert models[0]["credential"] == {
             "api_key": "[redacted]",
