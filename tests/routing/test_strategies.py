@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from switchman_protocol.v1 import routes_pb2 as pb
 from switchman_sidecar.routing import Router, RouteRequest
-from switchman_sidecar.routing.selection import plan_budget_lists, rank_order, strategy_order
+from switchman_sidecar.routing.selection import (
+    DEFAULT_OUTPUT_TOKENS,
+    BudgetPlanner,
+    _budget_curve,
+    rank_order,
+    strategy_order,
+)
 
 
 def decide(table: pb.RouteTable, prompt: str = "hello there", **kw: object) -> list[str]:
@@ -128,7 +134,7 @@ def _reference_strategy(options: list[Option], strategy: str, bar: float) -> lis
 
 
 def test_list_rankings_equal_the_reference_definitions() -> None:
-    """rank_order / strategy_order / plan_budget_lists (the request path) against
+    """rank_order / strategy_order / BudgetPlanner (the request path) against
     definitions written on candidate objects, on random pools with ties, zero costs
     and budgets."""
     import random
@@ -160,7 +166,7 @@ def test_list_rankings_equal_the_reference_definitions() -> None:
         mean = {o.model: rng.choice([50.0, 300.0]) for o in options}
         price = {o.model: rng.random() for o in options}
         cap = rng.choice([None, 300])
-        lists = plan_budget_lists(models, qs, cs, mean, price, choices, cap)
+        lists = BudgetPlanner(mean, price, choices).plan(models, qs, cs, cap)
         if lists is None:
             planned = options
         else:
@@ -187,12 +193,44 @@ def test_list_rankings_equal_the_reference_definitions() -> None:
         assert planned == expected
 
 
+def plan_budget_lists(
+    models: Sequence[str],
+    qualities: Sequence[float],
+    costs: Sequence[float],
+    mean_output: dict[str, float],
+    out_price: dict[str, float],
+    choices: Sequence[int],
+    cap: int | None,
+) -> tuple[list[str], list[float], list[float], list[int]] | None:
+    """The per-request definition of the output-budget pairs (the model is in
+    ``BudgetPlanner``'s doc): parallel lists (model, quality, cost, budget per
+    pair), or None when no budget applies. The planner must give the same lists,
+    float for float."""
+    budgets = tuple(sorted({min(b, cap) if cap else b for b in choices if b > 0}))
+    if not budgets:
+        return None
+    out_models: list[str] = []
+    out_qualities: list[float] = []
+    out_costs: list[float] = []
+    out_budgets: list[int] = []
+    for model, quality, cost in zip(models, qualities, costs, strict=True):
+        length = max(1.0, mean_output.get(model, DEFAULT_OUTPUT_TOKENS))
+        price = out_price.get(model, 0.0) / 1e6
+        base = cost - length * price  # ``cost`` assumed a full answer of ``length`` tokens
+        curve = _budget_curve(length, budgets)
+        out_models += [model] * len(curve)
+        out_qualities += [quality * fits for _, fits, _ in curve]
+        out_costs += [base + billed * price for _, _, billed in curve]
+        out_budgets += budgets
+    return out_models, out_qualities, out_costs, out_budgets
+
+
 def test_budget_planner_equals_plan_budget_lists() -> None:
     """The per-table planner of the request path gives plan_budget_lists' lists,
     float for float, for any candidates, qualities, costs and client cap."""
     import random
 
-    from switchman_sidecar.routing.selection import MAX_LAYOUTS, BudgetPlanner
+    from switchman_sidecar.routing.selection import MAX_LAYOUTS
 
     rng = random.Random(21)
     for _ in range(40):

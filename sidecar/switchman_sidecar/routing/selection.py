@@ -35,7 +35,6 @@ except ImportError:  # built without cargo (`pip install .`): the Python code be
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
     "BudgetPlanner",
-    "plan_budget_lists",
     "rank_order",
     "strategy_order",
     "weighted_pick",
@@ -146,15 +145,11 @@ def weighted_pick(names: Sequence[str], weights: Sequence[int], rng: random.Rand
     return [chosen, *[n for n in names if n != chosen]]
 
 
-def plan_budget_lists(
-    models: Sequence[str],
-    qualities: Sequence[float],
-    costs: Sequence[float],
-    mean_output: dict[str, float],
-    out_price: dict[str, float],
-    choices: Sequence[int],
-    cap: int | None,
-) -> tuple[list[str], list[float], list[float], list[int]] | None:
+#: Layouts a BudgetPlanner keeps (one per client cap and candidate list seen).
+MAX_LAYOUTS = 256
+
+
+class BudgetPlanner:
     """Expand each candidate into (model, max-output budget) pairs (R2-Router).
 
     Output lengths are modelled as exponential with the model's mean output
@@ -163,38 +158,15 @@ def plan_budget_lists(
     expected output tokens billed are ``L * (1 - exp(-b / L))``. So a strong
     model on a tight budget competes with a weak one on a loose budget, and
     the selection rule picks the pair. ``cap`` (the client's own limit)
-    bounds every budget.
+    bounds every budget. A candidate's ``cost`` assumes a full answer of ``L``
+    tokens; a pair's cost replaces that with the billed tokens.
 
-    Returns parallel lists (model, quality, cost, budget per pair, every
-    budget of a model in a row), or None when no budget applies."""
-    budgets = tuple(sorted({min(b, cap) if cap else b for b in choices if b > 0}))
-    if not budgets:
-        return None
-    out_models: list[str] = []
-    out_qualities: list[float] = []
-    out_costs: list[float] = []
-    out_budgets: list[int] = []
-    for model, quality, cost in zip(models, qualities, costs, strict=True):
-        length = max(1.0, mean_output.get(model, DEFAULT_OUTPUT_TOKENS))
-        price = out_price.get(model, 0.0) / 1e6
-        base = cost - length * price  # ``cost`` assumed a full answer of ``length`` tokens
-        curve = _budget_curve(length, budgets)
-        out_models += [model] * len(curve)
-        out_qualities += [quality * fits for _, fits, _ in curve]
-        out_costs += [base + billed * price for _, _, billed in curve]
-        out_budgets += budgets
-    return out_models, out_qualities, out_costs, out_budgets
-
-
-#: Layouts a BudgetPlanner keeps (one per client cap and candidate list seen).
-MAX_LAYOUTS = 256
-
-
-class BudgetPlanner:
-    """:func:`plan_budget_lists` for one route table, with what depends only on the
-    table, the client's cap and the candidates computed once: per request only the
-    products and sums that involve this prompt's qualities and costs remain (the
-    same float operations in the same order, so the same lists)."""
+    One planner per route table: what depends only on the table, the client's
+    cap and the candidates is computed once per such layout; per request only
+    the products and sums that involve this prompt's qualities and costs remain
+    (tests/routing/test_strategies.py compares it float for float with the
+    per-request definition).
+    """
 
     def __init__(
         self, mean_output: dict[str, float], out_price: dict[str, float], choices: Sequence[int]
@@ -214,6 +186,8 @@ class BudgetPlanner:
         costs: Sequence[float],
         cap: int | None,
     ) -> tuple[list[str], list[float], list[float], list[int]] | None:
+        """Parallel lists (model, quality, cost, budget per pair, every budget of a
+        model in a row), or None when no budget applies."""
         key = (cap, tuple(models))
         if key in self._layouts:
             layout = self._layouts[key]
