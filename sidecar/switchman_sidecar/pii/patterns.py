@@ -9,7 +9,7 @@ whole recognizers on texts that cannot contain their entity.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import phonenumbers
 
@@ -333,18 +333,14 @@ def _number_spans(text: str) -> list[list[tuple[int, int]]]:
     return out
 
 
-NumberSpans = Callable[[str], list[list[tuple[int, int]]]]
-"""``_number_spans`` or the compiled equivalent (``native.NativeScanner``)."""
-
-
-def find_structured(text: str, number_spans: NumberSpans = _number_spans) -> list[Finding]:
+def find_structured(text: str) -> list[Finding]:
     """All structured candidates in ``text`` (overlaps resolved by the caller)."""
     out: list[Finding] = []
     if "@" in text:
         out.extend(_emails(text))
     if DIGIT_RE.search(text) is None:
         return out
-    ibans, cards, ip4s, ssns, phones = number_spans(text)
+    ibans, cards, ip4s, ssns, phones = _number_spans(text)
     out.extend(_ibans(text, ibans))
     out.extend(_cards(text, cards))
     out.extend(_ips(text, ip4s))
