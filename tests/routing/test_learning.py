@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from switchman_operator.learning import (
@@ -18,8 +19,9 @@ from switchman_operator.learning import (
     train,
     update_router,
 )
+from switchman_operator.learning.curves import choices
 from switchman_operator.learning.dataset import DatasetError, from_llmrouter
-from switchman_operator.learning.evaluate import evaluate, hull_cost_at
+from switchman_operator.learning.evaluate import EvalSettings, bootstrap, evaluate, hull_cost_at
 from switchman_protocol.v1 import routes_pb2 as pb
 from switchman_protocol.v1 import usage_pb2
 from switchman_sidecar.routing import Router, RouteRequest
@@ -118,6 +120,46 @@ def test_eval_beats_baselines_on_held_out_synthetic(params: pb.RouterParams) -> 
     assert router["cost_at_95pct"] < 0.6 * result["strongest_cost"]
     assert router["cost_at_95pct"] < result["baselines"]["random_matched_cost"]["cost_at_95pct"]
     assert json.loads(json.dumps(result)) == result  # one JSON document
+
+
+def test_eval_bootstrap_counts_strict_wins_on_paired_resamples(params: pb.RouterParams) -> None:
+    held_out = parse_examples(synthetic(200, seed=9))
+    settings = EvalSettings(bootstrap=200, bootstrap_seed=4)
+    result = evaluate(params, held_out, parse_examples(synthetic(400)), settings)
+    boot = result["bootstrap"]
+    assert boot["resamples"] == 200 and boot["seed"] == 4
+    shares = boot["router_better_share"]
+    # The synthetic router sends the chat half to the cheap model on any resample.
+    assert shares["random_matched_cost"]["cost_at_95pct"] == 1.0
+    assert shares["always_strongest"]["cost_at_95pct"] == 1.0
+    assert all(0.0 <= v <= 1.0 for tally in shares.values() for v in tally.values())
+    assert (
+        evaluate(params, held_out, None, settings)["bootstrap"]
+        == evaluate(params, held_out, None, settings)["bootstrap"]
+    )  # seeded
+    assert "bootstrap" not in evaluate(params, held_out, None, EvalSettings(bootstrap=0))
+
+    # Identical choices are never strictly better; choices that always take the strongest
+    # model only tie always-strongest; the cheapest everywhere never reaches 95%.
+    rng = np.random.default_rng(0)
+    costs = np.tile([1.0, 10.0], (300, 1))
+    scores = np.stack([rng.random(300) < 0.5, rng.random(300) < 0.9], axis=1).astype(float)
+    p = np.stack([rng.random(300), rng.random(300)], axis=1)
+    weights = (0.0, 0.3, 0.6, 1.0)
+    chosen = choices(p, costs, weights)
+    same = bootstrap(chosen, chosen, costs, scores, EvalSettings(bootstrap=50))
+    assert set(same["router_better_share"]["nearest_neighbour"].values()) == {0.0}
+    strong = np.ones_like(chosen)
+    vs_strong = bootstrap(strong, chosen, costs, scores, EvalSettings(bootstrap=50))
+    assert vs_strong["router_better_share"]["always_strongest"]["all_targets"] == 0.0
+    cheap = np.zeros_like(chosen)
+    vs_cheap = bootstrap(cheap, chosen, costs, scores, EvalSettings(bootstrap=50))
+    assert set(vs_cheap["router_better_share"]["random_matched_cost"].values()) == {0.0}
+    # The oracle (strong only where cheap fails) beats every baseline on every resample.
+    oracle = np.tile(((scores[:, 0] < 1) & (scores[:, 1] > 0)).astype(np.int64), (4, 1))
+    best = bootstrap(oracle, chosen, costs, scores, EvalSettings(bootstrap=50))
+    assert best["router_better_share"]["always_strongest"]["all_targets"] == 1.0
+    assert best["router_better_share"]["random_matched_cost"]["all_targets"] == 1.0
 
 
 def test_random_hull_interpolates() -> None:
@@ -266,8 +308,6 @@ def test_neighbour_targets_leave_each_prompt_out_and_match_brute_force(
 ) -> None:
     import importlib
 
-    import numpy as np
-
     from switchman_operator.learning.train import neighbour_targets, sparse_rows
 
     rng = random.Random(5)
@@ -307,7 +347,6 @@ def test_neighbour_targets_leave_each_prompt_out_and_match_brute_force(
 
 
 def test_platt_recovers_a_known_scaling_and_keeps_rankings() -> None:
-    import numpy as np
 
     from switchman_operator.learning.train import platt
 
@@ -323,7 +362,6 @@ def test_platt_recovers_a_known_scaling_and_keeps_rankings() -> None:
 
 
 def test_training_records_its_choices_and_the_sidecar_agrees() -> None:
-    import numpy as np
 
     settings = TrainSettings(
         dim=256, l2_grid=(1e-3,), epochs=150, blend_grid=(0.0, 0.5), calibrate=True
@@ -352,7 +390,6 @@ def _with_prototypes(
     params: pb.RouterParams, prompts: list[str], y: list[list[float]], k: int, share: float
 ) -> pb.RouterParams:
     """``params`` plus ``k`` prototypes of ``prompts``, as ``train`` stores them."""
-    import numpy as np
 
     from switchman_operator.learning.train import (
         nearest_prototype,
@@ -385,7 +422,6 @@ def _without_prototypes(params: pb.RouterParams) -> pb.RouterParams:
 
 
 def test_prototypes_find_separate_groups_and_shrink_small_ones() -> None:
-    import numpy as np
 
     from switchman_operator.learning.train import (
         PROTOTYPE_PRIOR,
@@ -496,7 +532,6 @@ def test_training_picks_prototypes_on_validation_only_when_they_help() -> None:
 
 
 def test_sidecar_and_training_pick_the_same_prototype_on_any_weights() -> None:
-    import numpy as np
 
     from switchman_operator.learning.train import (
         PROTOTYPE_SCALE_BITS,

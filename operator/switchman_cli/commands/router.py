@@ -69,7 +69,10 @@ def _eval(args: argparse.Namespace) -> int:
         missing = set(examples[0].scores) - {h.model for h in params.learned.heads}
         if missing:
             raise ValueError(f"the model has no head for {sorted(missing)}")
-        result = evaluate(params, examples, train_examples, EvalSettings(knn_k=args.knn_k))
+        settings = EvalSettings(
+            knn_k=args.knn_k, bootstrap=args.bootstrap, bootstrap_seed=args.seed
+        )
+        result = evaluate(params, examples, train_examples, settings)
     except (OSError, ValueError) as exc:
         print(f"switchman router eval: {exc}", file=sys.stderr)
         return 1
@@ -124,6 +127,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--train", help="training dataset for the nearest-neighbour baseline")
     ev.add_argument("--prices", help="prices JSON for lines that give token counts")
     ev.add_argument("--knn-k", type=int, default=10)
+    ev.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="paired resamples of the evaluation prompts: how often the router is better "
+        "than each baseline (0 = skip)",
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seed of the resamples")
     ev.set_defaults(handler=_eval)
 
     imp = cmds.add_parser("import-llmrouter", help="convert LLMRouter data to the JSONL format")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DEFAULT_WEIGHTS", "curve_area", "sweep"]
+__all__ = ["DEFAULT_WEIGHTS", "choices", "curve_area", "sweep"]
 
 F = npt.NDArray[np.float64]
 
@@ -31,16 +31,24 @@ def _argmax_tiebreak(utility: F, costs: F) -> npt.NDArray[np.int64]:
     return out
 
 
-def sweep(p: F, costs: F, scores: F, weights: Sequence[float]) -> list[tuple[float, float]]:
-    """(mean cost, mean score) per cost weight, the per-prompt choice as in the sidecar."""
+def choices(p: F, costs: F, weights: Sequence[float]) -> npt.NDArray[np.int64]:
+    """The model chosen for each prompt (columns) at each cost weight (rows), as the sidecar
+    chooses: maximise ``(1 - w) * p - w * cost / max cost``, ties to the cheaper."""
     top = np.maximum(costs.max(axis=1, keepdims=True), 1e-12)
     norm = costs / top
+    out = np.empty((len(weights), p.shape[0]), dtype=np.int64)
+    for i, w in enumerate(weights):
+        out[i] = _argmax_tiebreak((1.0 - w) * p - w * norm, costs)
+    return out
+
+
+def sweep(p: F, costs: F, scores: F, weights: Sequence[float]) -> list[tuple[float, float]]:
+    """(mean cost, mean score) per cost weight, the per-prompt choice as in the sidecar."""
     rows = np.arange(p.shape[0])
-    points = []
-    for w in weights:
-        choice = _argmax_tiebreak((1.0 - w) * p - w * norm, costs)  # ties: cheaper
-        points.append((float(costs[rows, choice].mean()), float(scores[rows, choice].mean())))
-    return points
+    return [
+        (float(costs[rows, choice].mean()), float(scores[rows, choice].mean()))
+        for choice in choices(p, costs, weights)
+    ]
 
 
 def curve_area(points: Sequence[tuple[float, float]], low: float, high: float) -> float:

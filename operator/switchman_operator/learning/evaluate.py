@@ -15,6 +15,14 @@ Baselines:
   same features) vote each model's success, then the same knob is swept.
   Without a training set it uses leave-one-out on the evaluation data, which
   favours it.
+
+One held-out split is one draw: a difference of a few prompts at one target
+can go either way on another sample of the same data. ``bootstrap`` resamples
+the evaluation prompts (with replacement, the same resample for the router
+and every baseline, the models' choices kept) and reports, per baseline, the
+share of resamples in which the router is strictly better at each target, at
+both, and (for the curves) in area. About 0.5 means the data cannot tell the
+two apart; near 1 means the router is better whichever sample is drawn.
 """
 
 from __future__ import annotations
@@ -29,11 +37,11 @@ import numpy.typing as npt
 
 from switchman_protocol.v1 import routes_pb2
 
-from .curves import DEFAULT_WEIGHTS, curve_area, sweep
+from .curves import DEFAULT_WEIGHTS, choices, curve_area
 from .dataset import Example
 from .train import predict, sparse_rows
 
-__all__ = ["EvalSettings", "evaluate", "hull_cost_at", "knn_predict"]
+__all__ = ["EvalSettings", "bootstrap", "evaluate", "hull_cost_at", "knn_predict"]
 
 F = npt.NDArray[np.float64]
 
@@ -43,6 +51,9 @@ class EvalSettings:
     knn_k: int = 10
     weights: tuple[float, ...] = DEFAULT_WEIGHTS
     targets: tuple[float, ...] = (0.95, 1.0)
+    bootstrap: int = 1000
+    """Resamples of the evaluation prompts for ``bootstrap`` in the result (0: none)."""
+    bootstrap_seed: int = 0
 
 
 def cost_at(points: Sequence[tuple[float, float]], quality: float) -> float | None:
@@ -147,7 +158,8 @@ def evaluate(
     strongest = max(models, key=lambda m: (singles[m][1], -singles[m][0]))
     cheapest = min(models, key=lambda m: (singles[m][0], -singles[m][1]))
     strong_q = singles[strongest][1]
-    router_pts = sweep(p, costs, scores, s.weights)
+    router_choice = choices(p, costs, s.weights)
+    router_pts = _points(router_choice, costs, scores, np.arange(len(examples)))
     # Areas are the mean reachable quality between the cheapest and the strongest model's cost.
     span = (singles[cheapest][0], singles[strongest][0])
     dim = int(params.learned.feature_dim)
@@ -161,7 +173,8 @@ def evaluate(
         )
     else:
         knn = knn_predict([], scores, [e.prompt for e in examples], dim, s.knn_k, True)
-    knn_pts = sweep(knn, costs, scores, s.weights)
+    knn_choice = choices(knn, costs, s.weights)
+    knn_pts = _points(knn_choice, costs, scores, np.arange(len(examples)))
     hull_pts = list(singles.values())
     random_summary: dict[str, Any] = {}
     for t in s.targets:
@@ -191,7 +204,83 @@ def evaluate(
         },
     }
     result["beats_baselines"] = _beats(result)
+    if s.bootstrap > 0:
+        result["bootstrap"] = bootstrap(router_choice, knn_choice, costs, scores, s)
     return result
+
+
+def _points(
+    chosen: npt.NDArray[np.int64], costs: F, scores: F, rows: npt.NDArray[np.int64]
+) -> list[tuple[float, float]]:
+    """(mean cost, mean score) per cost weight over the prompts ``rows`` (repeats count).
+
+    One 1-D mean per weight, as ``curves.sweep`` and the single models' points are
+    summed: a cost weight that picks the cheapest model everywhere then gives exactly
+    that model's cost, which the curve's area starts from."""
+    return [
+        (float(costs[rows, choice[rows]].mean()), float(scores[rows, choice[rows]].mean()))
+        for choice in chosen
+    ]
+
+
+def bootstrap(
+    router_choice: npt.NDArray[np.int64],
+    knn_choice: npt.NDArray[np.int64],
+    costs: F,
+    scores: F,
+    s: EvalSettings,
+) -> dict[str, Any]:
+    """Per baseline, the share of paired resamples in which the router is strictly better.
+
+    ``router_choice`` and ``knn_choice`` are the models chosen per cost weight (rows) and
+    prompt (columns), ``curves.choices``; a resample keeps each prompt's choices."""
+    rng = np.random.default_rng(s.bootstrap_seed)
+    n, m = costs.shape
+    keys = [f"cost_at_{round(t * 100)}pct" for t in s.targets]
+    wins: dict[str, dict[str, int]] = {
+        name: dict.fromkeys([*keys, "all_targets"], 0)
+        for name in ("always_strongest", "always_cheapest", "random_matched_cost")
+    }
+    wins["nearest_neighbour"] = dict.fromkeys([*keys, "all_targets", "area"], 0)
+    for _ in range(s.bootstrap):
+        rows = rng.integers(0, n, n)
+        # Per column, 1-D means: summed as the routers' points are (see ``_points``).
+        single_cost = [float(costs[rows, j].mean()) for j in range(m)]
+        single_score = [float(scores[rows, j].mean()) for j in range(m)]
+        singles = list(zip(single_cost, single_score, strict=True))
+        strongest = max(range(m), key=lambda j: (single_score[j], -single_cost[j]))
+        cheapest = min(range(m), key=lambda j: (single_cost[j], -single_score[j]))
+        strong_q = single_score[strongest]
+        ours = _points(router_choice, costs, scores, rows)
+        theirs = _points(knn_choice, costs, scores, rows)
+        span = (single_cost[cheapest], single_cost[strongest])
+        if curve_area(ours, *span) > curve_area(theirs, *span):
+            wins["nearest_neighbour"]["area"] += 1
+        by_name: dict[str, Any] = {
+            "always_strongest": [singles[strongest]],
+            "always_cheapest": [singles[cheapest]],
+            "nearest_neighbour": theirs,
+        }
+        for name, tally in wins.items():
+            better = []
+            for key, t in zip(keys, s.targets, strict=True):
+                mine = cost_at(ours, t * strong_q)
+                if name == "random_matched_cost":
+                    other = hull_cost_at(singles, t * strong_q)
+                else:
+                    other = cost_at(by_name[name], t * strong_q)
+                ok = mine is not None and (other is None or mine < other)
+                tally[key] += ok
+                better.append(ok)
+            tally["all_targets"] += all(better)
+    return {
+        "resamples": s.bootstrap,
+        "seed": s.bootstrap_seed,
+        "router_better_share": {
+            name: {key: round(count / s.bootstrap, 3) for key, count in tally.items()}
+            for name, tally in wins.items()
+        },
+    }
 
 
 def _beats(result: dict[str, Any]) -> dict[str, bool]:
