@@ -243,7 +243,7 @@ def bootstrap(
     }
     wins["nearest_neighbour"] = dict.fromkeys([*keys, "all_targets", "area"], 0)
     for _ in range(s.bootstrap):
-        rows = rng.integers(0, n, n)
+        rows = np.asarray(rng.integers(0, n, size=n), dtype=np.int64)
         # Per column, 1-D means: summed as the routers' points are (see ``_points``).
         single_cost = [float(costs[rows, j].mean()) for j in range(m)]
         single_score = [float(scores[rows, j].mean()) for j in range(m)]
