@@ -32,10 +32,65 @@ pub const PLACES: u8 = 1 << 5;
 pub const PLACE_FIRST: u8 = 1 << 6;
 pub const COMMON_NAMES: u8 = 1 << 7;
 
+/// Each list's name (gazetteer._FIELDS) and its bit.
+const LISTS: [(&str, u8); 8] = [
+    ("first_names", FIRST),
+    ("last_names", LAST),
+    ("common_words", COMMON),
+    ("english", ENGLISH),
+    ("street_words", STREET),
+    ("places", PLACES),
+    ("place_first_words", PLACE_FIRST),
+    ("common_names", COMMON_NAMES),
+];
+
 impl Words {
     /// The lists that hold `word`.
     pub fn of(&self, word: &str) -> u8 {
         self.bits.get(word).copied().unwrap_or(0)
+    }
+
+    /// The lists in gazetteer.py's text form: a line `\t<list>` opens a list,
+    /// each following line is one word, and `\tend` closes the text. Every
+    /// list must be there once; anything else (a truncated file) is an error.
+    fn parse(data: &[u8]) -> Result<Words, String> {
+        let text = std::str::from_utf8(data).map_err(|e| format!("word lists: {e}"))?;
+        let mut bits: FxHashMap<String, u8> = FxHashMap::default();
+        let mut seen = 0u8;
+        let mut bit = 0u8;
+        let mut ended = false;
+        for line in text.split('\n') {
+            if ended {
+                if line.is_empty() {
+                    continue;
+                }
+                return Err("word lists: text after the end".into());
+            }
+            if let Some(name) = line.strip_prefix('\t') {
+                if name == "end" {
+                    ended = true;
+                    continue;
+                }
+                bit = LISTS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, b)| *b)
+                    .ok_or_else(|| format!("word lists: unknown list {name:?}"))?;
+                if seen & bit != 0 {
+                    return Err(format!("word lists: {name:?} twice"));
+                }
+                seen |= bit;
+            } else if !line.is_empty() {
+                if bit == 0 {
+                    return Err("word lists: a word before the first list".into());
+                }
+                *bits.entry(line.to_owned()).or_default() |= bit;
+            }
+        }
+        if !ended || seen != u8::MAX {
+            return Err("word lists: incomplete".into());
+        }
+        Ok(Words { bits })
     }
 }
 
@@ -106,34 +161,47 @@ impl PiiScanner {
         astral: Py<PyAny>,
         checks: (Py<PyAny>, Py<PyAny>, Py<PyAny>, Py<PyAny>),
     ) -> PyResult<Self> {
-        let (phone_ok, possible, iban_ok, ip_ok) = checks;
-        Ok(PiiScanner {
-            words: {
-                let mut bits: FxHashMap<String, u8> = FxHashMap::default();
-                for (list, bit) in [
-                    (first_names, FIRST),
-                    (last_names, LAST),
-                    (common_words, COMMON),
-                    (english, ENGLISH),
-                    (street_words, STREET),
-                    (places, PLACES),
-                    (place_first_words, PLACE_FIRST),
-                    (common_names, COMMON_NAMES),
-                ] {
-                    for word in list {
-                        *bits.entry(word).or_default() |= bit;
-                    }
-                }
-                Words { bits }
-            },
-            props: Props::new(flags, lower, astral)?,
-            checks: checks::Checks {
-                phone_ok,
-                possible,
-                iban_ok,
-                ip_ok,
-            },
-        })
+        let mut bits: FxHashMap<String, u8> = FxHashMap::default();
+        for (list, bit) in [
+            (first_names, FIRST),
+            (last_names, LAST),
+            (common_words, COMMON),
+            (english, ENGLISH),
+            (street_words, STREET),
+            (places, PLACES),
+            (place_first_words, PLACE_FIRST),
+            (common_names, COMMON_NAMES),
+        ] {
+            for word in list {
+                *bits.entry(word).or_default() |= bit;
+            }
+        }
+        Self::build(Words { bits }, flags, lower, astral, checks)
+    }
+
+    /// The same scanner from the lists' text form (gazetteer.py's cache file),
+    /// parsed here: no Python copy of the lists is made for it.
+    #[staticmethod]
+    fn from_text(
+        data: &[u8],
+        flags: &[u8],
+        lower: &[u8],
+        astral: Py<PyAny>,
+        checks: (Py<PyAny>, Py<PyAny>, Py<PyAny>, Py<PyAny>),
+    ) -> PyResult<Self> {
+        let words = Words::parse(data).map_err(pyo3::exceptions::PyValueError::new_err)?;
+        Self::build(words, flags, lower, astral, checks)
+    }
+
+    /// Per list (gazetteer._FIELDS order), how many words it holds.
+    fn list_sizes(&self) -> Vec<(&'static str, usize)> {
+        LISTS
+            .iter()
+            .map(|(name, bit)| {
+                let n = self.words.bits.values().filter(|b| *b & bit != 0).count();
+                (*name, n)
+            })
+            .collect()
     }
 
     /// detector.Detector.scan after the structured and custom recognizers:
@@ -271,6 +339,28 @@ impl PiiScanner {
         };
         let t = Text::new(py, s, &self.props)?;
         Ok(Some(locations::find_locations(py, &t, &self.words, &taken)))
+    }
+}
+
+impl PiiScanner {
+    fn build(
+        words: Words,
+        flags: &[u8],
+        lower: &[u8],
+        astral: Py<PyAny>,
+        checks: (Py<PyAny>, Py<PyAny>, Py<PyAny>, Py<PyAny>),
+    ) -> PyResult<Self> {
+        let (phone_ok, possible, iban_ok, ip_ok) = checks;
+        Ok(PiiScanner {
+            words,
+            props: Props::new(flags, lower, astral)?,
+            checks: checks::Checks {
+                phone_ok,
+                possible,
+                iban_ok,
+                ip_ok,
+            },
+        })
     }
 }
 

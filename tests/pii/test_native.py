@@ -285,12 +285,35 @@ def test_lone_surrogates_are_left_to_python() -> None:
     )
 
 
+def test_the_default_detector_keeps_one_copy_of_the_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sidecar's detectors (process-wide lists) scan with the compiled copy
+    only; the Python lists load when a text needs the Python path, and then the
+    findings are the reference's."""
+    from switchman_sidecar.pii import gazetteer, native
+
+    monkeypatch.setattr(gazetteer, "_LOADED", None)
+    monkeypatch.setattr(native, "_PROCESS", None)
+    gazetteer.preload_gazetteer().join(timeout=60)
+    assert native._PROCESS is not None and gazetteer._LOADED is None
+    detector = Detector()
+    reference = Detector(gazetteer=_gaz(), native=False)
+    monkeypatch.setattr(gazetteer, "_LOADED", None)  # _gaz() loaded them for the reference
+    for text in _shared_texts()[:200]:
+        assert detector.scan(text) == reference.scan(text), text
+    assert gazetteer._LOADED is None  # not needed so far
+    text = "Dear Anna Kowalski \udc00, I live at 12 Crown Street."
+    assert detector.scan(text) == reference.scan(text)
+    assert gazetteer._LOADED is not None  # the Python path needed them
+
+
 @pytest.mark.parametrize("part", ["shared", "queries", "generated"])
 def test_detector_findings_are_the_same(part: str) -> None:
     texts = {"shared": _shared_texts(), "queries": _queries(), "generated": _generated()}[part]
     native = Detector(gazetteer=_gaz())
     reference = Detector(gazetteer=_gaz(), native=False)
-    assert native._compiled(_gaz()) is not None
+    assert native._compiled() is not None
     for text in texts:
         assert native.scan(text) == reference.scan(text), text
 

@@ -8,12 +8,11 @@ cues, shape, e-mail addresses, lists or prepositions; the names are invented.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
 
-from switchman_sidecar.pii import gazetteer
+from switchman_sidecar.pii import gazetteer, native
 from switchman_sidecar.pii.detector import Detector
 
 
@@ -114,22 +113,30 @@ def test_word_lists_cached_per_faker_version(
     path = gazetteer.cache_path()
     assert path.is_relative_to(tmp_path) and "faker" in path.name
     assert gazetteer._from_cache() is None  # nothing cached yet
-    stale = path.with_name("pii-words-faker0.0.1-v1.json")
+    stale = path.with_name("pii-words-faker0.0.1-v3.json")
     stale.parent.mkdir(parents=True)
     stale.write_text("{}", encoding="utf-8")
     built = gazetteer.load_gazetteer()
     assert path.exists()
     assert not stale.exists()  # an older version's file is removed
     assert gazetteer._from_cache() == built  # the file holds the same lists
-    # a damaged cache is ignored and rebuilt, never trusted
-    path.write_text(json.dumps({"first_names": ["x"]}), encoding="utf-8")
-    assert gazetteer._from_cache() is None
-    monkeypatch.setattr(gazetteer, "_LOADED", None)
-    thread = gazetteer.preload_gazetteer()
-    thread.join(timeout=60)
-    assert not thread.is_alive()
+    text = path.read_bytes()
+    assert gazetteer.decode(text) == built and gazetteer.encode(built) == text
+    # a damaged cache is ignored and rebuilt, never trusted: by Python and by the
+    # compiled scanner, which parses the file itself
+    for damaged in (text[: len(text) // 2], b"\tfirst_names\nx\n\tend\n", b"\xff\n\tend"):
+        path.write_bytes(damaged)
+        assert gazetteer._from_cache() is None
+        monkeypatch.setattr(gazetteer, "_LOADED", None)
+        monkeypatch.setattr(native, "_PROCESS", None)
+        thread = gazetteer.preload_gazetteer()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        assert gazetteer._from_cache() == built  # rewritten
+        scanner = native.process_scanner()
+        assert scanner is not None
+        assert scanner.list_sizes() == {f: len(getattr(built, f)) for f in gazetteer._FIELDS}
     assert gazetteer.load_gazetteer() == built
-    assert json.loads(path.read_text(encoding="utf-8"))["first_names"] == sorted(built.first_names)
 
 
 def test_speed_caches_keep_no_request_data() -> None:

@@ -9,29 +9,44 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from switchman_fake import FakeUpstream
 from switchman_protocol import featurize
 from switchman_sidecar.main import Sidecar
-from switchman_sidecar.pii.gazetteer import load_gazetteer
+from switchman_sidecar.pii import gazetteer, native
 from switchman_sidecar.table import TableStore, parse_table
 
 from .conftest import make_table
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
 async def test_settle_freezes_the_word_lists_after_they_loaded(
     make_sidecar: Callable[..., Awaitable[Sidecar]],
+    monkeypatch: pytest.MonkeyPatch,
+    compiled: bool,
 ) -> None:
+    monkeypatch.setattr(gazetteer, "_LOADED", None)
+    monkeypatch.setattr(native, "_PROCESS", None)
+    if not compiled:
+        monkeypatch.setattr(native, "PiiScanner", None)  # a build without switchman_native
     sidecar: Sidecar = await make_sidecar()
     try:
         await sidecar.settle()
-        # The loader thread is done: the lists are there, and frozen (the
-        # collector's own list of objects, which skips frozen ones, lacks them).
         assert all(not thread.is_alive() for thread in sidecar._loaders)
-        lists = [getattr(load_gazetteer(), f.name) for f in dataclasses.fields(load_gazetteer())]
-        assert lists and all(len(words) > 0 for words in lists)
-        scanned = {id(obj) for obj in gc.get_objects()}
-        assert not [words for words in lists if id(words) in scanned]
+        if compiled:
+            # One copy of the lists, the compiled scanner's (outside the collector's
+            # reach); the Python lists are not loaded at all.
+            assert native._PROCESS is not None and gazetteer._LOADED is None
+        else:
+            # The lists are there, and frozen (the collector's own list of objects,
+            # which skips frozen ones, lacks them).
+            loaded = gazetteer._LOADED
+            assert loaded is not None
+            lists = [getattr(loaded, f.name) for f in dataclasses.fields(loaded)]
+            assert lists and all(len(words) > 0 for words in lists)
+            scanned = {id(obj) for obj in gc.get_objects()}
+            assert not [words for words in lists if id(words) in scanned]
         # Still serving afterwards.
         async with httpx.AsyncClient(base_url=sidecar.url) as client:
             answer = await client.post(

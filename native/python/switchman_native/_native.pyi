@@ -74,6 +74,20 @@ class PiiScanner:
             Callable[[str], bool],
         ],
     ) -> None: ...
+    @staticmethod
+    def from_text(
+        data: bytes,
+        flags: bytes,
+        lower: bytes,
+        astral: Callable[[str], tuple[int, str]],
+        checks: tuple[
+            Callable[[str, int, str], bool],
+            Callable[[str], bool],
+            Callable[[str], bool],
+            Callable[[str], bool],
+        ],
+    ) -> PiiScanner: ...
+    def list_sizes(self) -> list[tuple[str, int]]: ...
     def scan(
         self, text: str, found: list[tuple[int, int, int]], names: bool, addresses: bool
     ) -> list[tuple[int, int, int, int]] | None: ...

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from switchman_sidecar.pii.address import find_addresses, find_locations
 from switchman_sidecar.pii.gazetteer import Gazetteer, load_gazetteer
 from switchman_sidecar.pii.names import find_persons
-from switchman_sidecar.pii.native import NativeScanner, native_scanner
+from switchman_sidecar.pii.native import NativeScanner, native_scanner, process_scanner
 from switchman_sidecar.pii.patterns import find_structured, has_context
 from switchman_sidecar.pii.spans import Finding, resolve_overlaps
 from switchman_sidecar.pii.validators import VALIDATORS
@@ -91,17 +91,29 @@ class Detector:
         self.custom = tuple(custom)
         self.names = names
         self.addresses = addresses
-        self.gaz = (
-            gazetteer if gazetteer is not None or not (names or addresses) else load_gazetteer()
-        )
+        #: Whether the word-list recognizers run (given lists, or names/addresses on).
+        self.uses_lists = gazetteer is not None or names or addresses
+        # Given lists, or None for the process-wide ones: loaded in Python only when
+        # the Python path needs them (always without the compiled scanner; with it,
+        # for the few texts it hands back), so a sidecar keeps one copy, the compiled one.
+        self._gaz = gazetteer
         self.native = native
         self._scanner: NativeScanner | None = None
 
-    def _compiled(self, gaz: Gazetteer) -> NativeScanner | None:
+    @property
+    def gaz(self) -> Gazetteer | None:
+        """The word lists in Python (loaded on first use), None without recognizers."""
+        if self._gaz is None and self.uses_lists:
+            self._gaz = load_gazetteer()
+        return self._gaz
+
+    def _compiled(self) -> NativeScanner | None:
         if not self.native:
             return None
         if self._scanner is None:
-            self._scanner = native_scanner(gaz)
+            self._scanner = (
+                native_scanner(self._gaz) if self._gaz is not None else process_scanner()
+            )
         return self._scanner
 
     def scan(self, text: str) -> list[Finding]:
@@ -110,16 +122,17 @@ class Detector:
         found: list[Finding] = []
         for rec in self.custom:
             found.extend(rec.find(text))
-        gaz = self.gaz
-        compiled = self._compiled(gaz) if gaz is not None else None
+        compiled = self._compiled() if self.uses_lists else None
         structured = compiled.structured(text) if compiled is not None else None
         found.extend(structured if structured is not None else find_structured(text))
-        if gaz is not None and _LETTER.search(text):
+        if self.uses_lists and _LETTER.search(text):
             if compiled is not None:
                 # the same steps as below, compiled (switchman_native)
                 kept = compiled.scan(text, found, names=self.names, addresses=self.addresses)
                 if kept is not None:
                     return kept
+            gaz = self.gaz
+            assert gaz is not None
             hard = [(f.start, f.end) for f in found]
             if self.addresses:
                 found.extend(find_addresses(text, gaz, hard))

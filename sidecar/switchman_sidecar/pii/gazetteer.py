@@ -7,15 +7,15 @@ lists, plus common English words (lorem list, parts of speech, job titles,
 company phrases) that veto names which are also ordinary words ("will",
 "may", "long") and keep capitalised prose from passing for a name. Deriving
 the lists imports every locale (~1 s, more on a busy machine), so the result
-is kept in a JSON file under the user cache directory, keyed by Faker's
+is kept in a text file under the user cache directory, keyed by Faker's
 version (~60 ms to read); ``load_gazetteer`` loads once per process, and
-``preload_gazetteer`` does it in a thread."""
+``preload_gazetteer`` does it in a thread. The compiled scanner reads the same
+text itself (``word_lists_text``), so a sidecar with it keeps no Python copy."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import json
 import os
 import pkgutil
 import re
@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Gazetteer", "build_gazetteer", "cache_path", "load_gazetteer", "preload_gazetteer"]
+__all__ = [
+    "Gazetteer",
+    "build_gazetteer",
+    "cache_path",
+    "decode",
+    "encode",
+    "load_gazetteer",
+    "preload_gazetteer",
+    "word_lists_text",
+]
 
 #: Street words Faker's formats use without listing them, or that are common
 #: abbreviations in real addresses.
@@ -125,15 +134,53 @@ _FIELDS = (
     "first_names", "last_names", "common_words", "english", "street_words", "places",
     "place_first_words", "common_names",
 )  # fmt: skip
-_CACHE_VERSION = 3
-"""Bump when the derivation below changes, so stale cache files are ignored."""
+_CACHE_VERSION = 4
+"""Bump when the derivation below or the file's form changes, so stale cache files
+are ignored."""
+
+
+def encode(gaz: Gazetteer) -> bytes:
+    """The lists as text (the cache file, and what the compiled scanner parses): a
+    line ``\\t<list>`` opens each list, one word per line follows, ``\\tend`` closes.
+    A word holding a tab or a line break could not be told apart: none is written
+    (``build_gazetteer`` makes none)."""
+    lines: list[str] = []
+    for f in _FIELDS:
+        lines.append(f"\t{f}")
+        lines.extend(w for w in sorted(getattr(gaz, f)) if w and "\t" not in w and "\n" not in w)
+    lines.append("\tend\n")
+    return "\n".join(lines).encode("utf-8")
+
+
+def decode(data: bytes) -> Gazetteer:
+    """``encode``'s inverse; ``ValueError`` for anything else (a truncated file)."""
+    lists: dict[str, set[str]] = {}
+    current: set[str] | None = None
+    lines = data.decode("utf-8").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not lines or lines[-1] != "\tend":
+        raise ValueError("word lists: incomplete")
+    for line in lines[:-1]:
+        if line.startswith("\t"):
+            name = line[1:]
+            if name not in _FIELDS or name in lists:
+                raise ValueError(f"word lists: unexpected list {name!r}")
+            current = lists[name] = set()
+        elif line:
+            if current is None:
+                raise ValueError("word lists: a word before the first list")
+            current.add(line)
+    if len(lists) != len(_FIELDS):
+        raise ValueError("word lists: incomplete")
+    return Gazetteer(**{f: frozenset(lists[f]) for f in _FIELDS})
 
 
 def cache_path() -> Path:
     """Per-user cache file, keyed by Faker's version and our derivation's version."""
     root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     version = importlib.metadata.version("faker")
-    return Path(root) / "switchman" / f"pii-words-faker{version}-v{_CACHE_VERSION}.json"
+    return Path(root) / "switchman" / f"pii-words-faker{version}-v{_CACHE_VERSION}.txt"
 
 
 def load_gazetteer() -> Gazetteer:
@@ -153,6 +200,21 @@ def load_gazetteer() -> Gazetteer:
         return _LOADED
 
 
+def word_lists_text(*, rebuild: bool = False) -> bytes:
+    """The lists as ``encode`` writes them, for the compiled scanner (which parses
+    them itself): the cache file's bytes, unread by Python (``rebuild``: built,
+    cached and encoded afresh, for a cache file the scanner refused)."""
+    loaded = _LOADED
+    if loaded is not None:
+        return encode(loaded)
+    if not rebuild:
+        try:
+            return cache_path().read_bytes()
+        except OSError:
+            pass
+    return encode(_build_and_cache())
+
+
 def preload_gazetteer() -> threading.Thread:
     """Load the lists (and build the compiled scanner) in a daemon thread (call
     where a PII policy first shows up, so the event loop does not wait for
@@ -163,38 +225,38 @@ def preload_gazetteer() -> threading.Thread:
 
 
 def _load_and_compile() -> None:
-    """The lists, then the compiled scanner over them when switchman_native is
-    installed (it copies the lists and reads the interpreter's character
-    tables, ~0.1-0.3 s): neither waits for the first request."""
-    gaz = load_gazetteer()
+    """The compiled scanner when switchman_native is installed (it copies the
+    lists and reads the interpreter's character tables, ~0.1-0.3 s), else the
+    lists in Python: neither waits for the first request."""
     # here, not at the top: native imports this module
-    from switchman_sidecar.pii.native import native_scanner
+    from switchman_sidecar.pii.native import process_scanner
 
-    native_scanner(gaz)
+    if process_scanner() is None:
+        load_gazetteer()
 
 
 def _from_cache() -> Gazetteer | None:
     try:
-        data = json.loads(cache_path().read_text(encoding="utf-8"))
-        return Gazetteer(**{f: frozenset(data[f]) for f in _FIELDS})
-    except (OSError, ValueError, KeyError, TypeError):
+        return decode(cache_path().read_bytes())
+    except (OSError, ValueError):
         return None
 
 
 def _build_and_cache() -> Gazetteer:
-    gaz = build_gazetteer()
+    """Build, write the cache file, and return the lists as a read gives them."""
+    data = encode(build_gazetteer())
     try:
         path = cache_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({f: sorted(getattr(gaz, f)) for f in _FIELDS}), encoding="utf-8")
+        tmp.write_bytes(data)
         os.replace(tmp, path)
-        for stale in path.parent.glob("pii-words-*.json"):
-            if stale != path:
+        for stale in path.parent.glob("pii-words-*"):
+            if stale != path and not stale.name.endswith(".tmp"):
                 stale.unlink(missing_ok=True)  # lists of an older Faker or derivation
     except OSError:
         pass  # read-only home: the lists still work, only the next start is slower
-    return gaz
+    return decode(data)
 
 
 def _english_words(common: set[str]) -> set[str]:

@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from switchman_sidecar.pii.gazetteer import Gazetteer
+from switchman_sidecar.pii.gazetteer import Gazetteer, word_lists_text
 from switchman_sidecar.pii.patterns import (
     DIGIT_RE,
     _emails,
@@ -33,7 +33,7 @@ from switchman_sidecar.pii.patterns import (
 from switchman_sidecar.pii.spans import Finding
 from switchman_sidecar.pii.validators import iban_ok, ip_ok
 
-__all__ = ["NativeScanner", "native_scanner"]
+__all__ = ["NativeScanner", "native_scanner", "process_scanner"]
 
 try:
     from switchman_native._native import PiiScanner
@@ -91,10 +91,16 @@ class NativeScanner:
     """The compiled scanner for one gazetteer; methods return None when the
     text has to be scanned in Python (lone surrogates, no UTF-8 form)."""
 
-    def __init__(self, gaz: Gazetteer) -> None:
+    def __init__(self, gaz: Gazetteer | bytes) -> None:
+        """From the lists, or from their text form (``gazetteer.encode``: parsed in
+        Rust, no Python copy; ``ValueError`` when it is not that form)."""
         flags, lower = _bmp_tables()
         assert PiiScanner is not None
-        self._scanner: Any = PiiScanner(
+        checks = (_phone_ok, _possible_number, iban_ok, ip_ok)
+        if isinstance(gaz, bytes):
+            self._scanner: Any = PiiScanner.from_text(gaz, flags, lower, _astral, checks)
+            return
+        self._scanner = PiiScanner(
             gaz.first_names,
             gaz.last_names,
             gaz.common_words,
@@ -106,8 +112,12 @@ class NativeScanner:
             flags,
             lower,
             _astral,
-            (_phone_ok, _possible_number, iban_ok, ip_ok),
+            checks,
         )
+
+    def list_sizes(self) -> dict[str, int]:
+        """Words per list, as the compiled scanner holds them."""
+        return dict(self._scanner.list_sizes())
 
     def scan(
         self, text: str, found: list[Finding], *, names: bool, addresses: bool
@@ -185,3 +195,27 @@ def native_scanner(gaz: Gazetteer) -> NativeScanner | None:
                     _SCANNERS.clear()
                 entry = _SCANNERS[id(gaz)] = (gaz, NativeScanner(gaz))
     return entry[1]
+
+
+_PROCESS: NativeScanner | None = None
+
+
+def process_scanner() -> NativeScanner | None:
+    """The scanner over the process-wide word lists (built once, thread-safe), or
+    None without ``switchman_native``.
+
+    It parses the lists' cache file itself, so no Python copy of them is made for
+    it (~10 MiB less per sidecar, at start-up's peak too); the Python path loads
+    its own when it first needs it (``Detector.gaz``).
+    """
+    global _PROCESS
+    if PiiScanner is None:
+        return None
+    if _PROCESS is None:
+        with _LOCK:
+            if _PROCESS is None:
+                try:
+                    _PROCESS = NativeScanner(word_lists_text())
+                except ValueError:  # a damaged cache file: rebuilt, never trusted
+                    _PROCESS = NativeScanner(word_lists_text(rebuild=True))
+    return _PROCESS
