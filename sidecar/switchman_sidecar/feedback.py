@@ -28,7 +28,6 @@ import collections
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -48,11 +47,11 @@ _NOT_ANSWERS = ("cascade-check", "ensemble-judge")
 _THUMBS = {"up": 1.0, "down": 0.0}
 
 
-@dataclass(slots=True)
-class _Answer:
-    model: str
-    task_kind: str
-    rated: bool = False
+_Answer = tuple[str, str, bool]
+"""A recent answer that may be rated: (model, task kind, rated). An exact tuple of
+strings and a bool: the collector stops tracking it at its first pass, so the
+10,000 kept answers never reach the older generations' collections (a class
+instance, even with slots, would stay tracked, as tuple subclasses do)."""
 
 
 def parse_rating(body: Any) -> tuple[str, float]:
@@ -113,13 +112,13 @@ class FeedbackLog:
         answers = self._answers
         if request_id in answers:  # answered again (a client reused its request id)
             answers.move_to_end(request_id)
-        answers[request_id] = _Answer(model, task_kind)
+        answers[request_id] = (model, task_kind, False)
         while len(answers) > self.capacity:
             answers.popitem(last=False)
 
     def answer(self, request_id: str) -> tuple[str, str] | None:
         found = self._answers.get(request_id)
-        return (found.model, found.task_kind) if found is not None else None
+        return (found[0], found[1]) if found is not None else None
 
     # out ------------------------------------------------------------------
 
@@ -155,15 +154,16 @@ class FeedbackLog:
                 code="request_not_found",
                 param="request_id",
             )
-        if found.rated:
+        model, task_kind, rated = found
+        if rated:
             raise ApiError(409, f"request {rid!r} was already rated", code="already_rated")
-        found.rated = True
-        self.emit(rid, found.model, found.task_kind, score, "explicit")
+        self._answers[rid] = (model, task_kind, True)  # keeps its place in the order
+        self.emit(rid, model, task_kind, score, "explicit")
         return {
             "object": "feedback",
             "request_id": rid,
-            "model": found.model,
-            "task_kind": found.task_kind,
+            "model": model,
+            "task_kind": task_kind,
             "score": score,
         }
 

@@ -7,6 +7,7 @@ the fake upstream; ratings are posted with httpx (what the SDK itself uses).
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -158,6 +159,21 @@ async def test_lru_forgets_the_oldest_answers(fake: FakeUpstream, start_sidecar:
     assert sidecar.feedback.answer("r1") is None
     assert sidecar.feedback.answer("r3") == ("cheap", "math")
     assert (await rate(sidecar, {"request_id": "r1", "score": 1})).status_code == 404
+
+
+async def test_kept_answers_leave_the_collectors_older_generations(
+    fake: FakeUpstream, start_sidecar: Start
+) -> None:
+    """The 10,000 answers kept for rating are untracked after one collection (so a
+    full collection does not walk them); rating one keeps it so."""
+    sidecar = await start_sidecar(table(fake))
+    for rid in ("g1", "g2"):
+        await ask(sidecar, rid=rid)
+    assert (await rate(sidecar, {"request_id": "g1", "score": 1})).status_code == 200
+    gc.collect()
+    kept = list(sidecar.feedback._answers.values())
+    assert len(kept) == 2 and not any(gc.is_tracked(answer) for answer in kept)
+    assert (await rate(sidecar, {"request_id": "g1", "score": 0})).status_code == 409
 
 
 async def test_cascade_escalation_is_feedback(fake: FakeUpstream, start_sidecar: Start) -> None:
