@@ -115,6 +115,13 @@ def test_train_then_eval_prints_one_json_line(
         "nearest_neighbour",
     }
     assert result["router"]["curve"] and result["router"]["cost_at_95pct"] is not None
+    boot = result["bootstrap"]
+    assert boot["resamples"] == 1000 and set(boot["router_better_share"]) == set(
+        result["baselines"]
+    )
+    eval_args = ["--data", str(tmp_path / "test.jsonl"), "--model", str(model), *args]
+    assert main(["router", "eval", *eval_args, "--bootstrap", "0"]) == 0
+    assert "bootstrap" not in json.loads(capsys.readouterr().out)
     # A dataset with token counts but no prices is refused with a clear message.
     assert (
         main(["router", "eval", "--data", str(tmp_path / "test.jsonl"), "--model", str(model)]) == 1
