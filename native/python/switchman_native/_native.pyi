@@ -51,6 +51,14 @@ class LearnedScorer:
 
 def pii_word_lists() -> list[tuple[str, list[str]]]: ...
 
+# phone_ok, possible_number, iban_ok, ip_ok (switchman_sidecar.pii.native)
+_Checks = tuple[
+    Callable[[str, int, str], bool],
+    Callable[[str], bool],
+    Callable[[str], bool],
+    Callable[[str], bool],
+]
+
 class PiiScanner:
     """The PII scan's word-list recognizers (switchman_sidecar.pii.native)."""
 
@@ -67,12 +75,7 @@ class PiiScanner:
         flags: bytes,
         lower: bytes,
         astral: Callable[[str], tuple[int, str]],
-        checks: tuple[
-            Callable[[str, int, str], bool],
-            Callable[[str], bool],
-            Callable[[str], bool],
-            Callable[[str], bool],
-        ],
+        checks: _Checks,
     ) -> None: ...
     @staticmethod
     def from_text(
@@ -80,12 +83,7 @@ class PiiScanner:
         flags: bytes,
         lower: bytes,
         astral: Callable[[str], tuple[int, str]],
-        checks: tuple[
-            Callable[[str, int, str], bool],
-            Callable[[str], bool],
-            Callable[[str], bool],
-            Callable[[str], bool],
-        ],
+        checks: _Checks,
     ) -> PiiScanner: ...
     def list_sizes(self) -> list[tuple[str, int]]: ...
     def scan(
