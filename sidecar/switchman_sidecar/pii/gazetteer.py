@@ -157,7 +157,7 @@ def decode(data: bytes) -> Gazetteer:
     lists: dict[str, set[str]] = {}
     current: set[str] | None = None
     lines = data.decode("utf-8").split("\n")
-    if lines[-1] == "":
+    while lines and not lines[-1]:  # blank lines after the end, as the compiled parser
         lines.pop()
     if not lines or lines[-1] != "\tend":
         raise ValueError("word lists: incomplete")
