@@ -51,8 +51,9 @@ class EvalSettings:
     knn_k: int = 10
     weights: tuple[float, ...] = DEFAULT_WEIGHTS
     targets: tuple[float, ...] = (0.95, 1.0)
-    bootstrap: int = 1000
-    """Resamples of the evaluation prompts for ``bootstrap`` in the result (0: none)."""
+    bootstrap: int = 0
+    """Resamples of the evaluation prompts for ``bootstrap`` in the result (0: none;
+    ``switchman router eval`` asks for 1,000 unless told otherwise)."""
     bootstrap_seed: int = 0
 
 
