@@ -161,17 +161,18 @@ impl PiiScanner {
         astral: Py<PyAny>,
         checks: (Py<PyAny>, Py<PyAny>, Py<PyAny>, Py<PyAny>),
     ) -> PyResult<Self> {
+        let lists = [
+            first_names,
+            last_names,
+            common_words,
+            english,
+            street_words,
+            places,
+            place_first_words,
+            common_names,
+        ];
         let mut bits: FxHashMap<String, u8> = FxHashMap::default();
-        for (list, bit) in [
-            (first_names, FIRST),
-            (last_names, LAST),
-            (common_words, COMMON),
-            (english, ENGLISH),
-            (street_words, STREET),
-            (places, PLACES),
-            (place_first_words, PLACE_FIRST),
-            (common_names, COMMON_NAMES),
-        ] {
+        for (list, (_, bit)) in lists.into_iter().zip(LISTS) {
             for word in list {
                 *bits.entry(word).or_default() |= bit;
             }
@@ -220,10 +221,9 @@ impl PiiScanner {
         names: bool,
         addresses: bool,
     ) -> PyResult<Option<Vec<Scanned>>> {
-        let Ok(s) = text.to_str() else {
+        let Some(t) = self.text(py, text)? else {
             return Ok(None);
         };
-        let t = Text::new(py, s, &self.props)?;
         let mut all: Vec<Scanned> = found
             .iter()
             .enumerate()
@@ -265,10 +265,9 @@ impl PiiScanner {
         py: Python<'_>,
         text: &Bound<'_, PyString>,
     ) -> PyResult<Option<[Vec<(usize, usize)>; 5]>> {
-        let Ok(s) = text.to_str() else {
+        let Some(t) = self.text(py, text)? else {
             return Ok(None);
         };
-        let t = Text::new(py, s, &self.props)?;
         let n = numbers::number_spans(&t);
         Ok(Some([n.iban, n.card, n.ip4, n.ssn, n.phone]))
     }
@@ -282,10 +281,9 @@ impl PiiScanner {
         py: Python<'_>,
         text: &Bound<'_, PyString>,
     ) -> PyResult<Option<[Vec<(usize, usize)>; 5]>> {
-        let Ok(s) = text.to_str() else {
+        let Some(t) = self.text(py, text)? else {
             return Ok(None);
         };
-        let t = Text::new(py, s, &self.props)?;
         let spans = numbers::number_spans(&t);
         let v = checks::validate(py, &t, &spans, &self.checks)?;
         Ok(Some([v.iban, v.card, v.ip4, v.ssn, v.phone]))
@@ -300,10 +298,9 @@ impl PiiScanner {
         text: &Bound<'_, PyString>,
         skip: Vec<(usize, usize)>,
     ) -> PyResult<Option<Vec<(usize, usize)>>> {
-        let Ok(s) = text.to_str() else {
+        let Some(t) = self.text(py, text)? else {
             return Ok(None);
         };
-        let t = Text::new(py, s, &self.props)?;
         Ok(Some(names::Names::new(py, &t, &self.words).find(&skip)))
     }
 
@@ -316,10 +313,9 @@ impl PiiScanner {
         text: &Bound<'_, PyString>,
         barriers: Vec<(usize, usize)>,
     ) -> PyResult<Option<Vec<(usize, usize)>>> {
-        let Ok(s) = text.to_str() else {
+        let Some(t) = self.text(py, text)? else {
             return Ok(None);
         };
-        let t = Text::new(py, s, &self.props)?;
         Ok(Some(
             address::Addresses::new(py, &t, &self.words).find(&barriers),
         ))
@@ -334,15 +330,23 @@ impl PiiScanner {
         text: &Bound<'_, PyString>,
         taken: Vec<(usize, usize)>,
     ) -> PyResult<Option<Vec<(usize, usize)>>> {
-        let Ok(s) = text.to_str() else {
+        let Some(t) = self.text(py, text)? else {
             return Ok(None);
         };
-        let t = Text::new(py, s, &self.props)?;
         Ok(Some(locations::find_locations(py, &t, &self.words, &taken)))
     }
 }
 
 impl PiiScanner {
+    /// The text with its character properties, or None when it has no UTF-8
+    /// form (lone surrogates): the caller then scans in Python.
+    fn text(&self, py: Python<'_>, text: &Bound<'_, PyString>) -> PyResult<Option<Text<'_>>> {
+        match text.to_str() {
+            Ok(s) => Text::new(py, s, &self.props).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     fn build(
         words: Words,
         flags: &[u8],

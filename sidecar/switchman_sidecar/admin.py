@@ -11,23 +11,14 @@ import orjson
 from google.protobuf import json_format
 
 from switchman_protocol.v1 import routes_pb2
+from switchman_sidecar.compiled import COMPILED
 from switchman_sidecar.http.server import Request, ResponseWriter
 from switchman_sidecar.pipeline import Pipeline
 from switchman_sidecar.routing import RouteRequest
 
-__all__ = ["COMPILED", "AdminApp", "redacted_table"]
+__all__ = ["AdminApp", "redacted_table"]
 
 REDACTED = "[redacted]"
-
-try:
-    from switchman_native import _native  # noqa: F401
-except ImportError:
-    COMPILED = False
-else:
-    #: Whether the compiled hot paths (native/: the learned router, the PII scan,
-    #: the HTTP heads) are installed; without them the Python reference serves,
-    #: with the same results, more slowly. Shown in /config_dump and logged at start.
-    COMPILED = True
 
 
 def redacted_table(table: routes_pb2.RouteTable) -> dict[str, Any]:

@@ -15,9 +15,10 @@ import logging
 import threading
 from typing import Any
 
-from switchman_sidecar.admin import COMPILED, AdminApp
+from switchman_sidecar.admin import AdminApp
 from switchman_sidecar.app import AccessLog, App
 from switchman_sidecar.budget import BudgetGate
+from switchman_sidecar.compiled import COMPILED
 from switchman_sidecar.feedback import FeedbackLog
 from switchman_sidecar.http.client import UpstreamClient
 from switchman_sidecar.http.server import HttpServer, ServerLimits, serve

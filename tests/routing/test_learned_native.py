@@ -80,6 +80,23 @@ def params(
     return pb.RouterParams(kind="learned", learned=learned)
 
 
+def learned_table(p: pb.RouterParams, models: int, price: float) -> pb.RouteTable:
+    """A table of models ``m0..`` (model j priced (j + 1) x ``price``, output 4x) routed
+    by ``p`` with cost weight 0.3."""
+    table = pb.RouteTable(team="t", quality_bar=0.6, router=p)
+    for j in range(models):
+        table.models.append(
+            pb.Model(
+                name=f"m{j}",
+                provider=pb.PROVIDER_OPENAI,
+                endpoint="http://127.0.0.1:1/v1",
+                price=pb.Price(input_per_mtok=price * (j + 1), output_per_mtok=4 * price * (j + 1)),
+            )
+        )
+    table.router.cost_weight = 0.3
+    return table
+
+
 def pair(p: pb.RouterParams) -> tuple[LearnedScorer, LearnedScorer]:
     names = {h.model for h in p.learned.heads}
     compiled, python = LearnedScorer(p, names), LearnedScorer(p, names, native=False)
@@ -172,17 +189,7 @@ def test_routers_with_either_scorer_decide_the_same() -> None:
     rng = random.Random(9)
     for case in ({}, {"prototypes": 16, "offsets": True}):
         p = params(rng, 4096, 9, **case)  # type: ignore[arg-type]
-        table = pb.RouteTable(team="t", quality_bar=0.6, router=p)
-        for j in range(9):
-            table.models.append(
-                pb.Model(
-                    name=f"m{j}",
-                    provider=pb.PROVIDER_OPENAI,
-                    endpoint="http://127.0.0.1:1/v1",
-                    price=pb.Price(input_per_mtok=0.1 * (j + 1), output_per_mtok=0.4 * (j + 1)),
-                )
-            )
-        table.router.cost_weight = 0.3
+        table = learned_table(p, 9, price=0.1)
         compiled, python = Router(table, seed=1), Router(table, seed=1)
         python._scorer = LearnedScorer(p, {f"m{j}" for j in range(9)}, native=False)
         assert compiled._scorer is not None and compiled._scorer.native
@@ -242,17 +249,7 @@ def test_a_router_without_the_compiled_package_decides_the_same(tmp_path: Path) 
     switchman_native cannot be imported: the same decisions, field for field."""
     rng = random.Random(10)
     p = params(rng, 1024, 4, prototypes=3, offsets=True)
-    table = pb.RouteTable(team="t", quality_bar=0.6, router=p)
-    for j in range(4):
-        table.models.append(
-            pb.Model(
-                name=f"m{j}",
-                provider=pb.PROVIDER_OPENAI,
-                endpoint="http://127.0.0.1:1/v1",
-                price=pb.Price(input_per_mtok=0.2 * (j + 1), output_per_mtok=0.8 * (j + 1)),
-            )
-        )
-    table.router.cost_weight = 0.3
+    table = learned_table(p, 4, price=0.2)
     table.output_budget.enabled = True
     table.output_budget.choices.extend([256, 2048])
     (tmp_path / "table.pb").write_bytes(table.SerializeToString())

@@ -20,14 +20,11 @@ from urllib.parse import urlsplit
 
 import httptools
 
-_Parse = Callable[[bytes, int], tuple[int, list[tuple[bytes, bytes]], bytes, bool] | None]
-_parse_response: _Parse | None
-try:  # the compiled answer parser (native/src/request.rs); httptools alone without it
-    from switchman_native import _native
+from switchman_sidecar.compiled import native
 
-    _parse_response = _native.parse_response
-except ImportError:  # pragma: no cover - a build without cargo
-    _parse_response = None
+_Parse = Callable[[bytes, int], tuple[int, list[tuple[bytes, bytes]], bytes, bool] | None]
+#: The compiled answer parser (native/src/request.rs); httptools alone without it.
+_parse_response: _Parse | None = native.parse_response if native is not None else None
 
 __all__ = ["Origin", "UpstreamClient", "UpstreamConnectError", "UpstreamError", "UpstreamResponse"]
 

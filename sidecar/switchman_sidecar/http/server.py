@@ -21,14 +21,11 @@ from typing import Any, cast
 import httptools
 import orjson
 
-_Parse = Callable[[bytes, int], tuple[str, str, str, dict[str, str], bytes, bool] | None]
-_parse_request: _Parse | None
-try:  # the compiled request parser (native/src/request.rs); httptools alone without it
-    from switchman_native import _native
+from switchman_sidecar.compiled import native
 
-    _parse_request = _native.parse_request
-except ImportError:  # pragma: no cover - a build without cargo
-    _parse_request = None
+_Parse = Callable[[bytes, int], tuple[str, str, str, dict[str, str], bytes, bool] | None]
+#: The compiled request parser (native/src/request.rs); httptools alone without it.
+_parse_request: _Parse | None = native.parse_request if native is not None else None
 
 __all__ = ["Handler", "HttpServer", "Request", "ResponseWriter", "ServerLimits", "serve"]
 

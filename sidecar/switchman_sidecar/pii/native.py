@@ -21,6 +21,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from switchman_sidecar.compiled import native as _compiled
 from switchman_sidecar.pii.gazetteer import Gazetteer, word_lists_text
 from switchman_sidecar.pii.patterns import (
     DIGIT_RE,
@@ -35,10 +36,7 @@ from switchman_sidecar.pii.validators import iban_ok, ip_ok
 
 __all__ = ["NativeScanner", "native_scanner", "process_scanner"]
 
-try:
-    from switchman_native._native import PiiScanner
-except ImportError:  # pragma: no cover - exercised by the fallback test's subprocess
-    PiiScanner = None  # type: ignore[assignment,misc]
+PiiScanner = _compiled.PiiScanner if _compiled is not None else None
 
 _PREDICATES: tuple[Callable[[str], bool], ...] = (
     str.isalpha,

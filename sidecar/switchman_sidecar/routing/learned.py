@@ -43,11 +43,7 @@ from operator import itemgetter
 from switchman_protocol import featurize
 from switchman_protocol.router_model import prototypes
 from switchman_protocol.v1 import routes_pb2
-
-try:
-    from switchman_native import _native
-except ImportError:  # built without cargo (`pip install .`): the Python code below
-    _native = None  # type: ignore[assignment]
+from switchman_sidecar.compiled import native as _native
 
 __all__ = ["LearnedScorer", "adjustments", "sigmoid"]
 

@@ -27,10 +27,7 @@ import math
 import random
 from collections.abc import Sequence
 
-try:
-    from switchman_native import _native
-except ImportError:  # built without cargo (`pip install .`): the Python code below
-    _native = None  # type: ignore[assignment]
+from switchman_sidecar.compiled import native as _native
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
