@@ -127,6 +127,16 @@ def test_train_then_eval_prints_one_json_line(
         main(["router", "eval", "--data", str(tmp_path / "test.jsonl"), "--model", str(model)]) == 1
     )
     assert "no price" in capsys.readouterr().err
+    # Cross-validated: no model file, a router per fold, every prompt predicted once.
+    cv_args = ["--data", str(tmp_path / "train.jsonl"), "--dim", "256", "--bootstrap", "0"]
+    assert main(["router", "eval", *cv_args, *args, "--folds", "3", "--prototypes", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 300 and result["folds"] == 3 and "model" not in result
+    assert sum(fold["examples"] for fold in result["per_fold"]) == 300
+    assert main(["router", "eval", *eval_args, "--folds", "3"]) == 2  # --model or --folds
+    assert "give --model, or --folds" in capsys.readouterr().err
+    assert main(["router", "eval", *cv_args, *args, "--folds", "1"]) == 1
+    assert "folds must be between 2" in capsys.readouterr().err
 
     # route explain with the trained model as the table's router.
     table = tmp_path / "table.yaml"

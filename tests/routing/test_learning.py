@@ -21,7 +21,14 @@ from switchman_operator.learning import (
 )
 from switchman_operator.learning.curves import choices
 from switchman_operator.learning.dataset import DatasetError, from_llmrouter
-from switchman_operator.learning.evaluate import EvalSettings, bootstrap, evaluate, hull_cost_at
+from switchman_operator.learning.evaluate import (
+    EvalSettings,
+    bootstrap,
+    cross_validate,
+    evaluate,
+    fold_ids,
+    hull_cost_at,
+)
 from switchman_protocol.v1 import routes_pb2 as pb
 from switchman_protocol.v1 import usage_pb2
 from switchman_sidecar.routing import Router, RouteRequest
@@ -160,6 +167,33 @@ def test_eval_bootstrap_counts_strict_wins_on_paired_resamples(params: pb.Router
     best = bootstrap(oracle, chosen, costs, scores, EvalSettings(bootstrap=50))
     assert best["router_better_share"]["always_strongest"]["all_targets"] == 1.0
     assert best["router_better_share"]["random_matched_cost"]["all_targets"] == 1.0
+
+
+def test_cross_validation_predicts_each_prompt_by_the_fold_that_left_it_out() -> None:
+    examples = parse_examples(synthetic(240, seed=5))
+    parts = fold_ids(len(examples), 3, seed=2)
+    assert sorted(i for part in parts for i in part) == list(range(240))
+    assert fold_ids(len(examples), 3, seed=2) == parts != fold_ids(len(examples), 3, seed=3)
+    with pytest.raises(ValueError, match="folds must be"):
+        fold_ids(5, 6, 0)
+    result = cross_validate(examples, 3, SMALL, EvalSettings(bootstrap=20), seed=2)
+    assert result["examples"] == 240 and result["folds"] == 3 and result["fold_seed"] == 2
+    assert result["bootstrap"]["resamples"] == 20
+    # Each fold's figures are those of a router trained on the other two folds alone,
+    # evaluated on that fold with the other two as the neighbours' votes: no leakage.
+    for part, fold in zip(parts, result["per_fold"], strict=True):
+        held_out = [examples[i] for i in part]
+        fit = [e for i, e in enumerate(examples) if i not in set(part)]
+        alone = evaluate(train(fit, SMALL), held_out, fit)
+        assert fold["examples"] == len(part)
+        assert fold["router"]["cost_at_95pct"] == alone["router"]["cost_at_95pct"]
+        assert fold["router"]["area"] == alone["router"]["area"]
+        assert fold["nearest_neighbour"]["area"] == alone["baselines"]["nearest_neighbour"]["area"]
+        assert fold["beats_baselines"] == alone["beats_baselines"]
+    # Pooled over all prompts, the synthetic router still sends the chat half cheap.
+    assert result["router"]["cost_at_95pct"] < 0.6 * result["strongest_cost"]
+    # Trained in worker processes, the folds give the same document.
+    assert cross_validate(examples, 3, SMALL, EvalSettings(bootstrap=20), seed=2, jobs=2) == result
 
 
 def test_random_hull_interpolates() -> None:

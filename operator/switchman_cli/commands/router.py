@@ -3,8 +3,9 @@
 ``train`` fits the router on a dataset in the documented JSONL format
 (docs/routing.md) and writes the model file a ConfigMap holds; ``eval`` prints
 one JSON line comparing its cost-quality curve with the baselines on held-out
-data; ``import-llmrouter`` converts the LLMRouter reference data into the
-format (with an optional seeded held-out split).
+data (or, with ``--folds``, cross-validated over a whole dataset);
+``import-llmrouter`` converts the LLMRouter reference data into the format
+(with an optional seeded held-out split).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from switchman_operator.learning import TrainSettings
 
 __all__ = ["register"]
 
@@ -24,17 +29,22 @@ def _prices(args: argparse.Namespace) -> dict[str, tuple[float, float]] | None:
     return load_prices(Path(args.prices)) if args.prices else None
 
 
+def _train_settings(args: argparse.Namespace) -> TrainSettings:
+    from switchman_operator.learning import TrainSettings
+
+    grid = tuple(int(k) for k in args.prototypes.split(",") if k.strip())
+    return TrainSettings(
+        dim=args.dim, seed=args.train_seed, calibrate=args.calibrate, prototype_grid=grid
+    )
+
+
 def _train(args: argparse.Namespace) -> int:
-    from switchman_operator.learning import TrainSettings, dump_model, load_examples, train
+    from switchman_operator.learning import dump_model, load_examples, train
 
     try:
         examples = load_examples(Path(args.data), _prices(args))
         started = time.monotonic()
-        grid = tuple(int(k) for k in args.prototypes.split(",") if k.strip())
-        settings = TrainSettings(
-            dim=args.dim, seed=args.seed, calibrate=args.calibrate, prototype_grid=grid
-        )
-        params = train(examples, settings)
+        params = train(examples, _train_settings(args))
     except (OSError, ValueError) as exc:
         print(f"switchman router train: {exc}", file=sys.stderr)
         return 1
@@ -59,26 +69,61 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from switchman_operator.learning import load_examples, load_model
-    from switchman_operator.learning.evaluate import EvalSettings, evaluate
+    from switchman_operator.learning.evaluate import EvalSettings, cross_validate, evaluate
 
+    if (args.model is None) == (args.folds is None):
+        print(
+            "switchman router eval: give --model, or --folds K to train one per fold",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        params = load_model(Path(args.model).read_text())
         prices = _prices(args)
         examples = load_examples(Path(args.data), prices)
-        train_examples = load_examples(Path(args.train), prices) if args.train else None
-        missing = set(examples[0].scores) - {h.model for h in params.learned.heads}
-        if missing:
-            raise ValueError(f"the model has no head for {sorted(missing)}")
         settings = EvalSettings(
             knn_k=args.knn_k, bootstrap=args.bootstrap, bootstrap_seed=args.seed
         )
-        result = evaluate(params, examples, train_examples, settings)
+        if args.folds is not None:
+            if args.train:
+                raise ValueError("--train is for --model; with --folds the other folds train")
+            result = cross_validate(
+                examples,
+                args.folds,
+                _train_settings(args),
+                settings,
+                seed=args.seed,
+                jobs=args.jobs,
+                progress=lambda line: print(f"switchman router eval: {line}", file=sys.stderr),
+            )
+            source = {"data": args.data}
+        else:
+            params = load_model(Path(args.model).read_text())
+            train_examples = load_examples(Path(args.train), prices) if args.train else None
+            missing = set(examples[0].scores) - {h.model for h in params.learned.heads}
+            if missing:
+                raise ValueError(f"the model has no head for {sorted(missing)}")
+            result = evaluate(params, examples, train_examples, settings)
+            source = {"data": args.data, "model": args.model}
     except (OSError, ValueError) as exc:
         print(f"switchman router eval: {exc}", file=sys.stderr)
         return 1
-    result = {"data": args.data, "model": args.model, **result}
-    print(json.dumps(result, separators=(",", ":")))
+    print(json.dumps({**source, **result}, separators=(",", ":")))
     return 0
+
+
+def _train_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dim", type=int, default=4096, help="hashed feature buckets")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="per-model Platt scaling fitted on the validation split (off by default)",
+    )
+    parser.add_argument(
+        "--prototypes",
+        default="16,32",
+        help="candidate prototype counts, chosen on the validation split with their share "
+        "(comma-separated; 0 = none: the sidecar's cheapest decision)",
+    )
 
 
 def _import_llmrouter(args: argparse.Namespace) -> int:
@@ -106,25 +151,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train.add_argument("--data", required=True, help="dataset (JSONL, docs/routing.md)")
     train.add_argument("--out", required=True, help="model file to write (JSON)")
     train.add_argument("--prices", help="prices JSON for lines that give token counts")
-    train.add_argument("--dim", type=int, default=4096, help="hashed feature buckets")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument(
-        "--calibrate",
-        action="store_true",
-        help="per-model Platt scaling fitted on the validation split (off by default)",
-    )
-    train.add_argument(
-        "--prototypes",
-        default="16,32",
-        help="candidate prototype counts, chosen on the validation split with their share "
-        "(comma-separated; 0 = none: the sidecar's cheapest decision)",
-    )
+    train.add_argument("--seed", type=int, default=0, dest="train_seed")
+    _train_options(train)
     train.set_defaults(handler=_train)
 
     ev = cmds.add_parser("eval", help="cost-quality curve vs baselines, one JSON line")
-    ev.add_argument("--data", required=True, help="held-out dataset (JSONL)")
-    ev.add_argument("--model", required=True, help="model file from `router train`")
+    ev.add_argument(
+        "--data", required=True, help="held-out dataset (JSONL); with --folds, all of it"
+    )
+    ev.add_argument("--model", help="model file from `router train`")
     ev.add_argument("--train", help="training dataset for the nearest-neighbour baseline")
+    ev.add_argument(
+        "--folds",
+        type=int,
+        help="cross-validate instead: train a router on each K-1 folds of --data (with the "
+        "training options below) and evaluate every prompt by the one that left it out",
+    )
+    ev.add_argument("--jobs", type=int, default=1, help="folds trained at once (--folds)")
     ev.add_argument("--prices", help="prices JSON for lines that give token counts")
     ev.add_argument("--knn-k", type=int, default=10)
     ev.add_argument(
@@ -134,7 +177,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="paired resamples of the evaluation prompts: how often the router is better "
         "than each baseline (0 = skip)",
     )
-    ev.add_argument("--seed", type=int, default=0, help="seed of the resamples")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the resamples and the folds")
+    ev.add_argument(
+        "--train-seed", type=int, default=0, help="seed of each fold's training (--folds)"
+    )
+    _train_options(ev)
     ev.set_defaults(handler=_eval)
 
     imp = cmds.add_parser("import-llmrouter", help="convert LLMRouter data to the JSONL format")

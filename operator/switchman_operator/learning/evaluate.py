@@ -23,13 +23,19 @@ and every baseline, the models' choices kept) and reports, per baseline, the
 share of resamples in which the router is strictly better at each target, at
 both, and (for the curves) in area. About 0.5 means the data cannot tell the
 two apart; near 1 means the router is better whichever sample is drawn.
+
+``cross_validate`` does the same over all of a dataset: a router per fold,
+trained on the other folds, predicts the fold it never saw, and the curves
+pool every prompt.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,9 +45,17 @@ from switchman_protocol.v1 import routes_pb2
 
 from .curves import DEFAULT_WEIGHTS, choices, curve_area
 from .dataset import Example
-from .train import predict, sparse_rows
+from .train import TrainSettings, predict, sparse_rows, train
 
-__all__ = ["EvalSettings", "bootstrap", "evaluate", "hull_cost_at", "knn_predict"]
+__all__ = [
+    "EvalSettings",
+    "bootstrap",
+    "cross_validate",
+    "evaluate",
+    "fold_ids",
+    "hull_cost_at",
+    "knn_predict",
+]
 
 F = npt.NDArray[np.float64]
 
@@ -149,8 +163,31 @@ def evaluate(
     s = settings or EvalSettings()
     head_models, p = predict(params, [e.prompt for e in examples])
     models = [m for m in head_models if m in examples[0].scores]
-    cols = [head_models.index(m) for m in models]
-    p = p[:, cols]
+    p = p[:, [head_models.index(m) for m in models]]
+    knn = _knn(examples, train_examples, models, int(params.learned.feature_dim), s)
+    return _result(models, p, knn, examples, s)
+
+
+def _knn(
+    examples: Sequence[Example],
+    train_examples: Sequence[Example] | None,
+    models: Sequence[str],
+    dim: int,
+    s: EvalSettings,
+) -> F:
+    prompts = [e.prompt for e in examples]
+    if train_examples:
+        scores = np.array([[e.scores[m] for m in models] for e in train_examples])
+        return knn_predict([e.prompt for e in train_examples], scores, prompts, dim, s.knn_k)
+    scores = np.array([[e.scores[m] for m in models] for e in examples])
+    return knn_predict([], scores, prompts, dim, s.knn_k, True)
+
+
+def _result(
+    models: Sequence[str], p: F, knn: F, examples: Sequence[Example], s: EvalSettings
+) -> dict[str, Any]:
+    """The eval document from the router's and nearest-neighbour's predictions
+    (a row per prompt, a column per model of ``models``)."""
     scores = np.array([[e.scores[m] for m in models] for e in examples])
     costs = np.array([[e.costs[m] for m in models] for e in examples])
     singles = {
@@ -163,17 +200,6 @@ def evaluate(
     router_pts = _points(router_choice, costs, scores, np.arange(len(examples)))
     # Areas are the mean reachable quality between the cheapest and the strongest model's cost.
     span = (singles[cheapest][0], singles[strongest][0])
-    dim = int(params.learned.feature_dim)
-    if train_examples:
-        knn = knn_predict(
-            [e.prompt for e in train_examples],
-            np.array([[e.scores[m] for m in models] for e in train_examples]),
-            [e.prompt for e in examples],
-            dim,
-            s.knn_k,
-        )
-    else:
-        knn = knn_predict([], scores, [e.prompt for e in examples], dim, s.knn_k, True)
     knn_choice = choices(knn, costs, s.weights)
     knn_pts = _points(knn_choice, costs, scores, np.arange(len(examples)))
     hull_pts = list(singles.values())
@@ -207,6 +233,84 @@ def evaluate(
     result["beats_baselines"] = _beats(result)
     if s.bootstrap > 0:
         result["bootstrap"] = bootstrap(router_choice, knn_choice, costs, scores, s)
+    return result
+
+
+def fold_ids(n: int, folds: int, seed: int) -> list[list[int]]:
+    """``folds`` disjoint, seeded, near-equal sets of row ids covering ``range(n)``."""
+    if folds < 2 or folds > n:
+        raise ValueError(f"folds must be between 2 and the number of examples ({n}), not {folds}")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return [sorted(order[k::folds]) for k in range(folds)]
+
+
+def _train_fold(args: tuple[Sequence[Example], TrainSettings]) -> bytes:
+    return bytes(train(*args).SerializeToString())
+
+
+def cross_validate(
+    examples: Sequence[Example],
+    folds: int = 5,
+    train_settings: TrainSettings | None = None,
+    settings: EvalSettings | None = None,
+    seed: int = 0,
+    jobs: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """K-fold evaluation: a router trained on each K-1 folds predicts the fold left out.
+
+    Every prompt is predicted once, by a model that never saw it, and the curves and
+    the bootstrap run over all of them together: K times the prompts of one held-out
+    split, hence a tighter answer, from data that has no separate test set. The
+    nearest-neighbour baseline votes from the same training folds. ``per_fold`` gives
+    each fold's own targets, to show how much one split moves them."""
+    s = settings or EvalSettings()
+    ts = train_settings or TrainSettings()
+    parts = fold_ids(len(examples), folds, seed)
+    held = [set(part) for part in parts]
+    tasks = [([e for i, e in enumerate(examples) if i not in out], ts) for out in held]
+    blobs: list[bytes] = []
+    if jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(min(jobs, folds)) as pool:
+            futures = [pool.submit(_train_fold, task) for task in tasks]
+            for done, _ in enumerate(concurrent.futures.as_completed(futures), 1):
+                if progress:
+                    progress(f"{done}/{folds} folds trained")
+            blobs = [f.result() for f in futures]
+    else:
+        for done, task in enumerate(tasks, 1):
+            blobs.append(_train_fold(task))
+            if progress:
+                progress(f"{done}/{folds} folds trained")
+    models = sorted(examples[0].scores)
+    p = np.zeros((len(examples), len(models)))
+    knn = np.zeros_like(p)
+    per_fold = []
+    for part, blob, (fit, _) in zip(parts, blobs, tasks, strict=True):
+        params = routes_pb2.RouterParams.FromString(blob)
+        fold = [examples[i] for i in part]
+        head_models, fold_p = predict(params, [e.prompt for e in fold])
+        missing = set(models) - set(head_models)
+        if missing:
+            raise ValueError(f"a fold's model has no head for {sorted(missing)}")
+        p[part] = fold_p[:, [head_models.index(m) for m in models]]
+        knn[part] = _knn(fold, fit, models, int(params.learned.feature_dim), s)
+        one = _result(models, p[part], knn[part], fold, replace(s, bootstrap=0))
+        per_fold.append(
+            {
+                "examples": len(fold),
+                "router": {k: v for k, v in one["router"].items() if k != "curve"},
+                "nearest_neighbour": {
+                    k: v for k, v in one["baselines"]["nearest_neighbour"].items() if k != "curve"
+                },
+                "beats_baselines": one["beats_baselines"],
+            }
+        )
+    result = _result(models, p, knn, examples, s)
+    result["folds"] = folds
+    result["fold_seed"] = seed
+    result["per_fold"] = per_fold
     return result
 
 
