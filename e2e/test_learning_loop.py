@@ -9,6 +9,7 @@ provider; the app is the official openai SDK, ratings are POSTed with httpx.
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 from collections.abc import Iterator
@@ -160,13 +161,20 @@ def test_feedback_moves_a_task_kind_away_from_a_failing_model(world: World) -> N
         "RouterModelNotFound condition",
     )
     assert cond["status"] == "False" and "router" in cond["message"]
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "router", "namespace": world.namespace},
-        "data": {"model.json": router_model()},
-    }
-    world.cluster.kubectl("apply", "-f", "-", input=json.dumps(configmap))
+    # Gzipped, as `router train --out router.json.gz` writes a model with many heads:
+    # kubectl puts the file under binaryData, which the operator reads too.
+    model_file = world.tmp / "router.json.gz"
+    model_file.write_bytes(gzip.compress(router_model().encode(), mtime=0))
+    world.cluster.kubectl(
+        "create", "configmap", "router", "-n", world.namespace,
+        f"--from-file=model.json={model_file}",
+    )  # fmt: skip
+    stored = json.loads(
+        world.cluster.kubectl(
+            "get", "configmap", "router", "-n", world.namespace, "-o", "json"
+        ).stdout
+    )
+    assert set(stored["binaryData"]) == {"model.json"} and "data" not in stored
     wait_until(lambda: policy_ready(world).get("status") == "True", 30, "policy Ready")
 
     token = world.pod("web-1", {"app": "web"})

@@ -141,5 +141,8 @@ def decode_secret(body: Mapping[str, Any]) -> dict[str, str]:
 
 
 def configmap_data(body: Mapping[str, Any]) -> dict[str, str]:
-    """``data`` of a ConfigMap as text (``binaryData`` is not used by Switchman)."""
-    return {str(k): str(v) for k, v in (body.get("data") or {}).items()}
+    """``data`` of a ConfigMap as text, and ``binaryData`` as the API gives it (base64:
+    a gzipped router model lands there, decoded only when a policy reads it)."""
+    out = {str(k): str(v) for k, v in (body.get("binaryData") or {}).items()}
+    out.update((str(k), str(v)) for k, v in (body.get("data") or {}).items())
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib
 import json
 import random
 from pathlib import Path
@@ -58,7 +60,7 @@ def write_dataset(path: Path, n: int, seed: int) -> None:
 
 
 def test_train_then_eval_prints_one_json_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(
@@ -89,10 +91,27 @@ def test_train_then_eval_prints_one_json_line(
         )
         == 0
     )
-    assert json.loads(capsys.readouterr().out)["examples"] == 300
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["examples"] == 300 and summary["bytes"] == model.stat().st_size
+    # Gzipped when the name says so; eval and route explain read either.
+    packed = tmp_path / "router.json.gz"
+    train_args = ["--data", str(tmp_path / "train.jsonl"), "--dim", "256", *args]
+    assert main(["router", "train", *train_args, "--out", str(packed)]) == 0
+    assert json.loads(capsys.readouterr().out)["bytes"] == packed.stat().st_size
+    assert packed.read_bytes()[:2] == b"\x1f\x8b" and gzip.decompress(packed.read_bytes()) == (
+        model.read_bytes()
+    )
+    # Over what a ConfigMap holds: written all the same, with a warning naming the way out.
+    train_module = importlib.import_module("switchman_operator.learning.train")
+    monkeypatch.setattr(train_module, "CONFIGMAP_LIMIT", 1000)
+    big = tmp_path / "big.json"
+    assert main(["router", "train", *train_args, "--out", str(big)]) == 0
+    assert "use --out NAME.json.gz" in capsys.readouterr().err and big.exists()
+    assert main(["router", "train", *train_args, "--out", str(big) + ".gz"]) == 0
+    assert "use a smaller --dim" in capsys.readouterr().err
+    monkeypatch.undo()
     # --prototypes 0: a model without prototypes (the cheapest decision in the sidecar).
     plain = tmp_path / "plain.json"
-    train_args = ["--data", str(tmp_path / "train.jsonl"), "--dim", "256", *args]
     assert main(["router", "train", *train_args, "--out", str(plain), "--prototypes", "0"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["prototypes"] == 0 and summary["prototype_share"] == 0.0
@@ -121,7 +140,13 @@ def test_train_then_eval_prints_one_json_line(
     )
     eval_args = ["--data", str(tmp_path / "test.jsonl"), "--model", str(model), *args]
     assert main(["router", "eval", *eval_args, "--bootstrap", "0"]) == 0
-    assert "bootstrap" not in json.loads(capsys.readouterr().out)
+    from_plain = json.loads(capsys.readouterr().out)
+    assert "bootstrap" not in from_plain
+    gz_args = ["--data", str(tmp_path / "test.jsonl"), "--model", str(packed), *args]
+    assert main(["router", "eval", *gz_args, "--bootstrap", "0"]) == 0
+    from_gz = json.loads(capsys.readouterr().out)
+    assert from_gz.pop("model") == str(packed) and from_plain.pop("model") == str(model)
+    assert from_gz == from_plain
     # A dataset with token counts but no prices is refused with a clear message.
     assert (
         main(["router", "eval", "--data", str(tmp_path / "test.jsonl"), "--model", str(model)]) == 1

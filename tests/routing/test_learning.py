@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import importlib
 import json
 import random
 from pathlib import Path
@@ -116,6 +118,46 @@ def test_model_file_round_trip_and_errors(params: pb.RouterParams) -> None:
     bad.learned.featurizer = "hash-v99"
     with pytest.raises(ValueError, match="featurizer"):
         Router(learned_table(bad))
+
+
+def test_gzipped_model_files_and_configmap_binary_data(
+    params: pb.RouterParams, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from switchman_operator.learning import model_bytes, read_model_file
+
+    train_module = importlib.import_module("switchman_operator.learning.train")
+    from switchman_operator.learning.policy import model_from_configmaps
+    from switchman_operator.resources import configmap_data
+
+    plain, packed = model_bytes(params, gzipped=False), model_bytes(params, gzipped=True)
+    assert plain == dump_model(params).encode() and packed[:2] == b"\x1f\x8b"
+    assert len(packed) < len(plain) / 2 and packed == model_bytes(params, gzipped=True)
+    for name, blob in (("m.json", plain), ("m.json.gz", packed)):
+        (tmp_path / name).write_bytes(blob)
+        assert read_model_file(tmp_path / name) == params
+    # A ConfigMap as the API returns it: text under data, a gzipped file under binaryData.
+    body = {
+        "data": {"plain.json": plain.decode()},
+        "binaryData": {
+            "model.json": base64.b64encode(packed).decode(),
+            "raw.json": base64.b64encode(plain).decode(),
+            "junk": base64.b64encode(b"\x1f\x8b not gzip").decode(),
+        },
+    }
+    maps = {"router": configmap_data(body)}
+    for key in ("plain.json", "model.json", "raw.json"):
+        assert model_from_configmaps(maps, "router", key) == params
+    assert "damaged gzip" in str(model_from_configmaps(maps, "router", "junk"))
+    # Damaged, not UTF-8, or a bomb: refused with a reason, never inflated.
+    (tmp_path / "cut.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(ValueError, match="damaged gzip"):
+        read_model_file(tmp_path / "cut.gz")
+    (tmp_path / "latin1.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ValueError, match="neither UTF-8 JSON nor gzip"):
+        read_model_file(tmp_path / "latin1.json")
+    monkeypatch.setattr(train_module, "MAX_MODEL_TEXT", len(plain) - 1)
+    with pytest.raises(ValueError, match="expands to more than"):
+        read_model_file(tmp_path / "m.json.gz")
 
 
 def test_eval_beats_baselines_on_held_out_synthetic(params: pb.RouterParams) -> None:

@@ -33,9 +33,9 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
 
     table = load_table_file(Path(args.table))
     if args.router_model:
-        from switchman_operator.learning import load_model
+        from switchman_operator.learning import read_model_file
 
-        params = load_model(Path(args.router_model).read_text())
+        params = read_model_file(Path(args.router_model))
         params.cost_weight = table.router.cost_weight or params.cost_weight
         table.router.CopyFrom(params)
     prompt = args.prompt or ""

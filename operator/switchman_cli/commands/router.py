@@ -39,7 +39,8 @@ def _train_settings(args: argparse.Namespace) -> TrainSettings:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from switchman_operator.learning import dump_model, load_examples, train
+    from switchman_operator.learning import load_examples, model_bytes, train
+    from switchman_operator.learning.train import CONFIGMAP_LIMIT
 
     try:
         examples = load_examples(Path(args.data), _prices(args))
@@ -49,7 +50,15 @@ def _train(args: argparse.Namespace) -> int:
         print(f"switchman router train: {exc}", file=sys.stderr)
         return 1
     params.source = f"file {Path(args.data).name}"
-    Path(args.out).write_text(dump_model(params))
+    blob = model_bytes(params, gzipped=args.out.endswith(".gz"))
+    Path(args.out).write_bytes(blob)
+    if len(blob) > CONFIGMAP_LIMIT:
+        hint = "a smaller --dim" if args.out.endswith(".gz") else "--out NAME.json.gz"
+        print(
+            f"switchman router train: warning: {args.out} is {len(blob)} bytes, more than "
+            f"a ConfigMap holds ({CONFIGMAP_LIMIT}); use {hint}",
+            file=sys.stderr,
+        )
     summary = {
         "model": args.out,
         "examples": len(examples),
@@ -61,6 +70,7 @@ def _train(args: argparse.Namespace) -> int:
             {k.split("/")[1] for k in params.learned.params if k.startswith("proto/")}
         ),
         "prototype_share": params.learned.params.get("prototype_share", 0.0),
+        "bytes": len(blob),
         "seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(summary))
@@ -68,7 +78,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from switchman_operator.learning import load_examples, load_model
+    from switchman_operator.learning import load_examples, read_model_file
     from switchman_operator.learning.evaluate import EvalSettings, cross_validate, evaluate
 
     if (args.model is None) == (args.folds is None):
@@ -97,7 +107,7 @@ def _eval(args: argparse.Namespace) -> int:
             )
             source = {"data": args.data}
         else:
-            params = load_model(Path(args.model).read_text())
+            params = read_model_file(Path(args.model))
             train_examples = load_examples(Path(args.train), prices) if args.train else None
             missing = set(examples[0].scores) - {h.model for h in params.learned.heads}
             if missing:
@@ -149,7 +159,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     train = cmds.add_parser("train", help="train a router model from a JSONL dataset")
     train.add_argument("--data", required=True, help="dataset (JSONL, docs/routing.md)")
-    train.add_argument("--out", required=True, help="model file to write (JSON)")
+    train.add_argument(
+        "--out", required=True, help="model file to write (JSON; gzipped when it ends in .gz)"
+    )
     train.add_argument("--prices", help="prices JSON for lines that give token counts")
     train.add_argument("--seed", type=int, default=0, dest="train_seed")
     _train_options(train)
@@ -159,7 +171,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument(
         "--data", required=True, help="held-out dataset (JSONL); with --folds, all of it"
     )
-    ev.add_argument("--model", help="model file from `router train`")
+    ev.add_argument("--model", help="model file from `router train` (JSON or .gz)")
     ev.add_argument("--train", help="training dataset for the nearest-neighbour baseline")
     ev.add_argument(
         "--folds",

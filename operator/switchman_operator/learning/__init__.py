@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from .dataset import Example, from_llmrouter, load_examples, load_prices, parse_examples, split
 from .online import update_router
-from .train import TrainSettings, dump_model, load_model, predict, train
+from .train import (
+    TrainSettings,
+    dump_model,
+    load_model,
+    model_bytes,
+    predict,
+    read_model_file,
+    train,
+)
 
 __all__ = [
     "Example",
@@ -19,8 +27,10 @@ __all__ = [
     "load_examples",
     "load_model",
     "load_prices",
+    "model_bytes",
     "parse_examples",
     "predict",
+    "read_model_file",
     "split",
     "train",
     "update_router",

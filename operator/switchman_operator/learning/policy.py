@@ -9,6 +9,10 @@ Two ConfigMaps feed a policy's learned router:
   (``learning/feedback.py``), so what was learned survives restarts and is
   shared by every replica.
 
+The model may be gzipped (``router train --out NAME.json.gz``; a ConfigMap holds
+1 MiB in all, about 20 models' heads as plain JSON): ``kubectl create configmap
+--from-file`` then puts it under ``binaryData``, which is read too.
+
 The compiler merges both into ``RouteTable.router``. A 430 KB model is parsed
 once per distinct text (the route table is recompiled on every budget write),
 hence the cache keyed by the text itself.
@@ -16,13 +20,15 @@ hence the cache keyed by the text itself.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Mapping
 
 from switchman_protocol.v1 import routes_pb2
 
-from .train import load_model
+from .train import load_model, model_text
 
 __all__ = [
     "OFFSETS_FORMAT",
@@ -41,8 +47,17 @@ STATE_PREFIXES = ("fb_n/", "fb_s/", "adj/")
 
 @functools.lru_cache(maxsize=32)
 def _parse(text: str) -> routes_pb2.RouterParams | str:
+    """A model from a ConfigMap value: the JSON text under ``data``, or under
+    ``binaryData`` (base64, as the API gives it) the file's bytes, plain or gzipped
+    (``kubectl create configmap --from-file`` puts a gzipped file there)."""
     try:
-        return load_model(text)
+        if text.lstrip()[:1] in ("{", ""):
+            return load_model(text)
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            return load_model(text)  # neither JSON nor base64: load_model says why
+        return load_model(model_text(raw))
     except ValueError as exc:
         return str(exc)
 

@@ -27,10 +27,13 @@ into the JSON text a ConfigMap holds (``RoutingPolicy.router.modelRef``).
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -45,11 +48,14 @@ from .curves import DEFAULT_WEIGHTS, curve_area, sweep
 from .dataset import Example
 
 __all__ = [
+    "CONFIGMAP_LIMIT",
     "MODEL_FORMAT",
     "SparseRows",
     "TrainSettings",
     "dump_model",
     "load_model",
+    "model_bytes",
+    "model_text",
     "nearest_prototype",
     "neighbour_targets",
     "platt",
@@ -57,6 +63,7 @@ __all__ = [
     "prototype_means",
     "prototypes",
     "quantise_prototypes",
+    "read_model_file",
     "read_prototypes",
     "sparse_rows",
     "train",
@@ -484,6 +491,46 @@ def dump_model(params: routes_pb2.RouterParams) -> str:
     return json.dumps(
         {"format": MODEL_FORMAT, "params": json_format.MessageToDict(params)}, separators=(",", ":")
     )
+
+
+#: What a ConfigMap may hold in all (``data`` and ``binaryData``): the API server's limit.
+CONFIGMAP_LIMIT = 1024 * 1024
+#: Most bytes a gzipped model may expand to (a bomb is refused, not inflated).
+MAX_MODEL_TEXT = 64 * 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def model_bytes(params: routes_pb2.RouterParams, gzipped: bool) -> bytes:
+    """The model file's bytes; gzipped (no timestamp: the same model, the same bytes) for
+    models with many heads, which outgrow a ConfigMap as plain JSON (~48 KB per model at
+    4096 features; gzip keeps ~40% of it)."""
+    text = dump_model(params).encode()
+    return gzip.compress(text, mtime=0) if gzipped else text
+
+
+def model_text(raw: bytes) -> str:
+    """A model file's JSON text from its bytes, gunzipping a gzipped one (bounded)."""
+    if raw[:2] != GZIP_MAGIC:
+        try:
+            return raw.decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError("router model is neither UTF-8 JSON nor gzip") from exc
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+            text = fh.read(MAX_MODEL_TEXT + 1)
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"router model is a damaged gzip file: {exc}") from exc
+    if len(text) > MAX_MODEL_TEXT:
+        raise ValueError(f"router model expands to more than {MAX_MODEL_TEXT} bytes")
+    try:
+        return text.decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError("router model (gunzipped) is not UTF-8 JSON") from exc
+
+
+def read_model_file(path: Path) -> routes_pb2.RouterParams:
+    """A model file from disk, plain JSON or gzipped."""
+    return load_model(model_text(path.read_bytes()))
 
 
 def load_model(text: str) -> routes_pb2.RouterParams:
