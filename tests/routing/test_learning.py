@@ -25,6 +25,7 @@ from switchman_operator.learning.curves import choices
 from switchman_operator.learning.dataset import DatasetError, from_llmrouter
 from switchman_operator.learning.evaluate import (
     EvalSettings,
+    _beats,
     bootstrap,
     cross_validate,
     evaluate,
@@ -169,6 +170,29 @@ def test_eval_beats_baselines_on_held_out_synthetic(params: pb.RouterParams) -> 
     assert router["cost_at_95pct"] < 0.6 * result["strongest_cost"]
     assert router["cost_at_95pct"] < result["baselines"]["random_matched_cost"]["cost_at_95pct"]
     assert json.loads(json.dumps(result)) == result  # one JSON document
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "beats"),
+    [
+        ((1.0, 2.0), (1.0, 3.0), True),  # tie at 95% (both at the floor), cheaper at 100%
+        ((1.0, 3.0), (1.0, 3.0), False),  # ties only
+        ((0.9, 3.1), (1.0, 3.0), False),  # cheaper at one target, dearer at the other
+        ((0.9, None), (1.0, None), True),  # neither reaches 100%
+        ((0.9, None), (1.0, 5.0), False),  # only the baseline reaches 100%
+        ((0.9, 4.0), (1.0, None), True),  # only the router does
+    ],
+)
+def test_beating_a_baseline_means_nowhere_worse_and_somewhere_better(
+    ours: tuple[float | None, float | None],
+    theirs: tuple[float | None, float | None],
+    beats: bool,
+) -> None:
+    def at(costs: tuple[float | None, float | None]) -> dict[str, float | None]:
+        return {"cost_at_95pct": costs[0], "cost_at_100pct": costs[1]}
+
+    result = {"router": at(ours), "baselines": {"b": at(theirs)}}
+    assert _beats(result) == {"b": beats}
 
 
 def test_eval_bootstrap_counts_strict_wins_on_paired_resamples(params: pb.RouterParams) -> None:

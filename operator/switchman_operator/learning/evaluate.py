@@ -389,14 +389,23 @@ def bootstrap(
 
 
 def _beats(result: dict[str, Any]) -> dict[str, bool]:
-    """Per baseline: the router reaches each target at a lower cost (or reaches it at all)."""
+    """Per baseline: the router is nowhere worse and somewhere better at the targets.
+
+    Worse: it reaches a target only at a higher cost, or not at all where the baseline
+    does. A tie (the same cost, e.g. both at the cheapest model when that model alone
+    already reaches 95%: no router can be cheaper) is not a loss, but beating needs one
+    target reached cheaper (or reached at all)."""
     router = result["router"]
     out = {}
     for name, base in result["baselines"].items():
-        ok = True
+        worse = better = False
         for key in ("cost_at_95pct", "cost_at_100pct"):
             ours, theirs = router.get(key), base.get(key)
-            if ours is None or (theirs is not None and ours >= theirs):
-                ok = False
-        out[name] = ok
+            if ours is None:
+                worse = worse or theirs is not None
+            elif theirs is None or ours < theirs:
+                better = True
+            elif ours > theirs:
+                worse = True
+        out[name] = better and not worse
     return out
