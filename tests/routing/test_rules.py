@@ -149,3 +149,109 @@ def test_cached_rule_contexts_follow_the_values_down_to_their_type(
     assert all(len(c.contexts) <= 3 for c in router._rules)
     # ``p`` (bound by exists) is not a cacheable variable: that rule resolves per request.
     assert [bool(c.cached) for c in router._rules] == [True, True, True, False, True]
+
+
+def test_rules_read_only_the_request_parts_they_name_and_answer_as_with_all_of_it() -> None:
+    """A rule that only selects ``request.<field>`` and indexes ``headers``/``metadata``
+    with literals gets a context with just those parts, kept per their values; any other
+    use of ``request`` keeps the full map. Either way each rule must answer (match, no
+    match, or the same note) exactly as it does with every field and every header."""
+    import datetime as dt
+    import random
+
+    from switchman_sidecar.routing._cel import cel
+    from switchman_sidecar.routing.rules import compile_rules, match_rule
+
+    rng = random.Random(11)
+    keys = ["x-tier", "x-team", "authorization", "a.b", "x_y", "k"]
+    values = ["premium", "free", "", "Bearer sk-1"]
+    narrow_atoms = [
+        lambda: f'request.headers["{rng.choice(keys)}"] == "{rng.choice(values)}"',
+        lambda: f"'{rng.choice(keys)}' in request.headers",
+        lambda: f'request.metadata["{rng.choice(keys)}"] == "{rng.choice(values)}"',
+        lambda: f'"{rng.choice(keys)}" in request.metadata',
+        lambda: f'request.model == "{rng.choice(["big", "small"])}"',
+        lambda: f"request.inputTokens > {rng.randint(0, 50)}",
+        lambda: f'request.task == "{rng.choice(["chat", "code"])}"',
+        lambda: f"budget.percentUsed > {rng.randint(0, 100)}.0",
+        lambda: f'"US_SSN" in pii && task == "{rng.choice(["chat", "code"])}"',
+    ]
+    wide_atoms = [
+        lambda: f"request.headers.size() > {rng.randint(0, 4)}",
+        lambda: 'request.headers.exists(h, h.startsWith("x-"))',
+        lambda: f"has(request.headers.{rng.choice(['k', 'x_y'])})",
+        lambda: "size(request) > 3",
+        lambda: '"headers" in request',
+        lambda: f'request.headers["x-" + "{rng.choice(["tier", "team"])}"] == "free"',
+        lambda: '"""x-tier""" in request.headers',
+    ]
+
+    def expression(atoms: list[Callable[[], str]]) -> str:
+        parts = [rng.choice(atoms)() for _ in range(rng.randint(1, 3))]
+        out = parts[0]
+        for part in parts[1:]:
+            out = f"({out}) {rng.choice(['&&', '||'])} {'!' if rng.random() < 0.3 else ''}({part})"
+        return out
+
+    sources = [expression(narrow_atoms) for _ in range(60)]
+    sources += [expression(narrow_atoms + wide_atoms) for _ in range(60)]
+    rules = compile_rules([pb.Rule(name=f"r{i}", when=src) for i, src in enumerate(sources)])
+    shaped = sum(r.shape is not None for r in rules)
+    assert 60 <= shaped < len(rules)  # every narrow rule, and the wide ones fall back
+
+    def reference(src: str, request: RouteRequest, task: str) -> tuple[str, object]:
+        when = dt.datetime.fromtimestamp(request.now or 0.0, dt.UTC)
+        ctx = cel.Context(
+            {
+                "request": {
+                    "model": request.model,
+                    "api": request.api,
+                    "headers": dict(request.headers),
+                    "metadata": dict(request.metadata),
+                    "inputTokens": request.input_tokens,
+                    "maxOutputTokens": request.max_output_tokens or 0,
+                    "needs": sorted(request.needs),
+                    "pii": sorted(request.pii_types),
+                    "task": task,
+                },
+                "budget": {
+                    "state": request.budget.state,
+                    "percentUsed": request.budget.percent_used,
+                },
+                "pii": sorted(request.pii_types),
+                "task": task,
+                "now": when,
+                "time": {"hour": when.hour, "minute": when.minute, "weekday": when.weekday()},
+            }
+        )
+        try:
+            result = cel.compile(src).execute(ctx)
+        except Exception as exc:
+            return ("error", type(exc).__name__)
+        return ("value", result)
+
+    for _ in range(150):
+        headers = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 4))}
+        headers.update({f"x-stainless-{i}": "v" for i in range(rng.randint(0, 8))})
+        metadata = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 3))}
+        request = RouteRequest(
+            model=rng.choice(["big", "small"]),
+            headers=headers,
+            metadata=metadata,
+            input_tokens=rng.randint(0, 60),
+            pii_types=frozenset(rng.sample(["US_SSN", "EMAIL_ADDRESS"], rng.randint(0, 2))),
+            budget=BudgetView("Ok", float(rng.randint(0, 100))),
+            now=1764676800.0,
+        )
+        task = rng.choice(["chat", "code"])
+        for compiled, src in zip(rules, sources, strict=True):
+            got = match_rule([compiled], request, lambda task=task: task)
+            kind, want = reference(src, request, task)
+            if kind == "error":
+                assert got.rule is None and "not evaluated" in got.notes[0], src
+            elif want is True:
+                assert got.rule is compiled.rule and not got.notes, src
+            elif want is False:
+                assert got.rule is None and not got.notes, src
+            else:
+                assert got.rule is None and "is not a bool" in got.notes[0], src
