@@ -14,6 +14,7 @@ figure to quote.
     .venv/bin/python tests/bench/bench_sidecar_python.py                 # this checkout
     .venv/bin/python tests/bench/bench_sidecar_python.py --baseline DIR  # A/B (DIR: a sidecar/)
     .venv/bin/python tests/bench/bench_sidecar_python.py --stream        # streamed requests
+    .venv/bin/python tests/bench/bench_sidecar_python.py --realistic     # rules, PII, strategy
 
 Prints one JSON line. ``critical_us`` splits the non-streamed request: until
 the upstream write, from the upstream answer to the client write (both on the
@@ -80,6 +81,53 @@ models:
 """
 
 
+#: ``--realistic``: a table as a platform team runs it (two models, an alias the
+#: strategy resolves, CEL rules, PII redaction on), a ~700-character prompt with a
+#: name and an e-mail address, and the headers the OpenAI SDK sends.
+REALISTIC_ROUTES = """team: bench
+models:
+- name: gpt-4o
+  provider: PROVIDER_OPENAI
+  upstream_model: gpt-4o
+  endpoint: http://127.0.0.1:9/v1
+  credential: {api_key: sk-bench}
+  price: {input_per_mtok: 2.5, output_per_mtok: 10}
+  quality: {overall: 0.9}
+- name: gpt-4o-mini
+  provider: PROVIDER_OPENAI
+  upstream_model: gpt-4o
+  endpoint: http://127.0.0.1:9/v1
+  credential: {api_key: sk-bench}
+  price: {input_per_mtok: 0.15, output_per_mtok: 0.6}
+  quality: {overall: 0.75}
+aliases: {smart: auto}
+default_strategy: STRATEGY_BALANCED
+quality_bar: 0.7
+rules:
+- {name: premium, when: 'request.headers["x-tier"] == "premium"', route_to: gpt-4o}
+- {name: budget, when: 'budget.percentUsed > 90.0', strategy: STRATEGY_COST}
+- {name: code, when: 'task == "code"', strategy: STRATEGY_QUALITY}
+pii:
+  enabled: true
+  default_action: PII_ACTION_REDACT
+"""
+_PROMPT = (
+    "Hi, I am Maria Gonzalez and my email is maria.gonzalez@example.com. "
+    + "Please summarise the attached meeting notes about the quarterly roadmap "
+    "and the hiring plan for the data team. " * 5
+)
+REALISTIC_BODY = (
+    b'{"model":"smart","messages":[{"role":"system","content":"You are a helpful '
+    b'assistant."},{"role":"user","content":"%s"}]}' % _PROMPT.encode()
+)
+SDK_HEADERS = (
+    b"accept: application/json\r\nuser-agent: OpenAI/Python 1.60.0\r\n"
+    b"x-stainless-lang: python\r\nx-stainless-package-version: 1.60.0\r\n"
+    b"x-stainless-os: Linux\r\nx-stainless-arch: x64\r\nx-stainless-runtime: CPython\r\n"
+    b"x-stainless-runtime-version: 3.11.7\r\nx-stainless-retry-count: 0\r\n"
+)
+
+
 class _Upstream:
     """The pooled upstream connection's transport: answers on the next loop turn."""
 
@@ -138,7 +186,7 @@ class _Client:
     def close(self) -> None: ...
 
 
-async def _serve(stream: bool) -> None:
+async def _serve(stream: bool, realistic: bool = False) -> None:
     """Child: reads batch sizes on stdin, answers with Python µs per request."""
     from switchman_sidecar.app import App
     from switchman_sidecar.http import client as upstream_client
@@ -147,7 +195,7 @@ async def _serve(stream: bool) -> None:
     from switchman_sidecar.settings import SidecarSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="switchman-pybench-"))
-    (tmp / "routes.yaml").write_text(ROUTES)
+    (tmp / "routes.yaml").write_text(REALISTIC_ROUTES if realistic else ROUTES)
     sys.stderr = (tmp / "log").open("w")  # the sidecar's log lines (access log on)
     sidecar = Sidecar(SidecarSettings.from_env(config=tmp / "routes.yaml"))
     assert sidecar.load_config()
@@ -167,10 +215,18 @@ async def _serve(stream: bool) -> None:
     )
     server.connection_made(client)  # type: ignore[arg-type]
     body = STREAM_BODY if stream else BODY
+    extra = b""
+    if realistic:
+        body = (
+            REALISTIC_BODY.replace(b'{"model"', b'{"stream":true,"model"')
+            if stream
+            else (REALISTIC_BODY)
+        )
+        extra = SDK_HEADERS
     request = (
         b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:4000\r\n"
-        b"content-type: application/json\r\nauthorization: Bearer sk-x\r\n"
-        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        b"content-type: application/json\r\nauthorization: Bearer sk-x\r\n%s"
+        b"content-length: %d\r\n\r\n%s" % (extra, len(body), body)
     )
 
     async def one() -> None:
@@ -210,10 +266,13 @@ async def _serve(stream: bool) -> None:
     sidecar.log_lines.flush()
 
 
-def _spawn(source: Path, stream: bool, cpu: int | None) -> subprocess.Popen[str]:
+def _spawn(
+    source: Path, stream: bool, cpu: int | None, realistic: bool = False
+) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(source), str(source.parent / "protos")])
     cmd = [sys.executable, str(HERE), "--child", str(source)] + (["--stream"] if stream else [])
+    cmd += ["--realistic"] if realistic else []
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     return subprocess.Popen(
@@ -238,6 +297,11 @@ def main() -> None:
     )
     parser.add_argument("--baseline", type=Path, help="another checkout's sidecar/ dir (A/B)")
     parser.add_argument("--stream", action="store_true", help="streamed chat requests")
+    parser.add_argument(
+        "--realistic",
+        action="store_true",
+        help="a production-like table: CEL rules, PII redaction, a strategy, SDK headers",
+    )
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch", type=int, default=300, help="requests per batch")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -245,13 +309,13 @@ def main() -> None:
     if args.child is not None:
         import uvloop
 
-        uvloop.run(_serve(args.stream))
+        uvloop.run(_serve(args.stream, args.realistic))
         return
     cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     sources = {"sidecar": REPO / "sidecar"}
     if args.baseline is not None:
         sources = {"baseline": args.baseline.resolve(), **sources}
-    procs = {name: _spawn(src, args.stream, cpu) for name, src in sources.items()}
+    procs = {name: _spawn(src, args.stream, cpu, args.realistic) for name, src in sources.items()}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in procs}
     try:
         for _ in range(3):
@@ -270,6 +334,7 @@ def main() -> None:
     summary: dict[str, Any] = {
         "bench": "sidecar_python",
         "stream": args.stream,
+        "realistic": args.realistic,
         "batches": args.batches,
         "batch": args.batch,
     }
