@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -160,6 +161,7 @@ class Metrics:
             ["entity"],
             registry=self.registry,
         )
+        self._pii_children: dict[str, Any] = {}
 
     def attempt(
         self, model: str, kind: str, tokens: tuple[int, int, int, int], cost: float
@@ -178,8 +180,14 @@ class Metrics:
         s.cost += cost
 
     def pii(self, counts: dict[str, int]) -> None:
+        # The labelled child is looked up once per entity type (``labels`` takes a lock
+        # and validates the label each call); entity types are the table's closed set.
+        children = self._pii_children
         for entity, n in counts.items():
-            self.pii_entities.labels(entity).inc(n)
+            child = children.get(entity)
+            if child is None:
+                child = children.setdefault(entity, self.pii_entities.labels(entity))
+            child.inc(n)
 
     def observe(
         self,

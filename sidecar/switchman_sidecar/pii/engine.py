@@ -196,14 +196,18 @@ class _Run:
         output (usually not: one substring search per value over the joined
         texts); if so, prepares the second pass's pattern for those values."""
         blob = "\n".join(self.outputs)
+        # Usually no value is left at all: one substring search each (C speed) says
+        # so, without tokenising the blob (~10-20 µs for a 1 KB prompt).
+        found = [v for v in self.rewritten if v in blob]
+        if not found:
+            return False
         # A whole-word occurrence of a value that starts with a word character
-        # starts with a whole word of the blob: a set lookup rules most out
-        # before the substring search.
+        # starts with a whole word of the blob: the others cannot be rewritten.
         words = set(_WORD.findall(blob))
         missed = []
-        for v in self.rewritten:
+        for v in found:
             head = _WORD.match(v)
-            if (head is None or head.group() in words) and v in blob:
+            if head is None or head.group() in words:
                 missed.append(v)
         if not missed:
             return False
