@@ -70,37 +70,25 @@ STREAM_PARTS = [
     _sse(b"", b'{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}'),
     b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n",
 ]
-ROUTES = """team: bench
-models:
-- name: gpt-4o
+_MODEL = """- name: {name}
   provider: PROVIDER_OPENAI
   upstream_model: gpt-4o
   endpoint: http://127.0.0.1:9/v1
-  credential: {api_key: sk-bench}
-  price: {input_per_mtok: 2.5, output_per_mtok: 10}
+  credential: {{api_key: sk-bench}}
+  price: {{input_per_mtok: {input}, output_per_mtok: {output}}}
 """
+ROUTES = "team: bench\nmodels:\n" + _MODEL.format(name="gpt-4o", input=2.5, output=10)
 
 
 #: ``--realistic``: a table as a platform team runs it (two models, an alias the
 #: strategy resolves, CEL rules, PII redaction on), a ~700-character prompt with a
 #: name and an e-mail address, and the headers the OpenAI SDK sends.
-REALISTIC_ROUTES = """team: bench
-models:
-- name: gpt-4o
-  provider: PROVIDER_OPENAI
-  upstream_model: gpt-4o
-  endpoint: http://127.0.0.1:9/v1
-  credential: {api_key: sk-bench}
-  price: {input_per_mtok: 2.5, output_per_mtok: 10}
-  quality: {overall: 0.9}
-- name: gpt-4o-mini
-  provider: PROVIDER_OPENAI
-  upstream_model: gpt-4o
-  endpoint: http://127.0.0.1:9/v1
-  credential: {api_key: sk-bench}
-  price: {input_per_mtok: 0.15, output_per_mtok: 0.6}
-  quality: {overall: 0.75}
-aliases: {smart: auto}
+REALISTIC_ROUTES = (
+    ROUTES
+    + "  quality: {overall: 0.9}\n"
+    + _MODEL.format(name="gpt-4o-mini", input=0.15, output=0.6)
+    + "  quality: {overall: 0.75}\n"
+    + """aliases: {smart: auto}
 default_strategy: STRATEGY_BALANCED
 quality_bar: 0.7
 rules:
@@ -111,6 +99,7 @@ pii:
   enabled: true
   default_action: PII_ACTION_REDACT
 """
+)
 _PROMPT = (
     "Hi, I am Maria Gonzalez and my email is maria.gonzalez@example.com. "
     + "Please summarise the attached meeting notes about the quarterly roadmap "

@@ -244,19 +244,6 @@ class _Values:
         when = self._now()
         return (when.hour, when.minute, when.weekday())  # time
 
-    def request_key(self, shape: RequestShape) -> tuple[Any, ...]:
-        """A hashable stand-in for ``request_value(shape)`` (``repr`` keeps types apart)."""
-        request = self._request
-        out: list[Any] = []
-        for f in shape.fields:
-            if f == "headers":
-                out.append(tuple(request.headers.get(k) for k in shape.headers))
-            elif f == "metadata":
-                out.append(tuple(request.metadata.get(k) for k in shape.metadata))
-            else:
-                out.append(repr(_request_value(request, self._task, f)))
-        return tuple(out)
-
     def request_value(self, shape: RequestShape) -> dict[str, Any]:
         """``request`` with only what ``shape`` says the rule can read."""
         request = self._request
@@ -303,22 +290,25 @@ class _Values:
         return ctx
 
 
+def _frozen(value: dict[str, Any]) -> tuple[Any, ...]:
+    """A hashable stand-in for a shaped ``request``: equal keys, equal values, down to
+    the type (``repr``, as ``_Values.key``); a map by its items (only present keys)."""
+    return tuple(
+        (f, tuple(v.items()) if isinstance(v, dict) else repr(v)) for f, v in value.items()
+    )
+
+
 def _cached_context(compiled: CompiledRule, values: _Values) -> Any:  # cel.Context
-    shape = compiled.shape
+    # A cached rule reads ``request`` only when it has a shape (``compile_rules``).
+    request = values.request_value(compiled.shape) if compiled.shape is not None else {}
     key = tuple(
-        values.request_key(shape) if name == "request" and shape is not None else values.key(name)
-        for name in compiled.cached
+        _frozen(request) if name == "request" else values.key(name) for name in compiled.cached
     )
     contexts = compiled.contexts
     ctx = contexts.get(key)
     if ctx is None:
         ctx = cel.Context(
-            {
-                name: values.request_value(shape)
-                if name == "request" and shape is not None
-                else values.get(name)
-                for name in compiled.cached
-            }
+            {name: request if name == "request" else values.get(name) for name in compiled.cached}
         )
         if len(contexts) >= MAX_CONTEXTS:
             contexts.clear()
