@@ -18,6 +18,8 @@ import itertools
 import threading
 from types import TracebackType
 
+from switchman_sidecar import eager
+
 __all__ = ["DeadlineWatch"]
 
 
@@ -55,7 +57,7 @@ class _Scope:
             loop = watch._loop
         else:
             loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
+        task = eager.current_task(loop)
         if task is None or (watch._loop is not None and loop is not watch._loop):
             return False
         if watch._loop is None:

@@ -97,9 +97,9 @@ def _child(out: Path, config: Path, port: int) -> None:
             self._parsed()
             super().on_message_complete()
 
-        def _dispatch(self, *args: Any) -> None:  # the compiled parser's way in
+        def _dispatch(self, *args: Any, **kw: Any) -> None:  # the compiled parser's way in
             self._parsed()
-            super()._dispatch(*args)  # type: ignore[misc]
+            super()._dispatch(*args, **kw)
 
         def _parsed(self) -> None:
             if "parsed" in cur:
@@ -110,6 +110,20 @@ def _child(out: Path, config: Path, port: int) -> None:
                 state["dirty"] = True
 
     class Upstream(hc._Conn):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            parse = self.parse
+            if parse is not None:
+                # Parsed in one call (no httptools callbacks): the request may then run
+                # on to its client write inside data_received (eager.py).
+                def marked(data: bytes, limit: int) -> Any:
+                    got = parse(data, limit)
+                    if got is not None:
+                        cur.setdefault("up_done", now())
+                    return got
+
+                self.parse = marked
+
         def connection_made(self, transport: Any) -> None:
             super().connection_made(_Tx(transport, "up_w0", "up_w1"))  # type: ignore[arg-type]
 
@@ -117,8 +131,6 @@ def _child(out: Path, config: Path, port: int) -> None:
             if "up_in" not in cur:
                 cur["up_in"] = now()
             super().data_received(data)
-            if self.complete:  # parsed in one call (no httptools callbacks)
-                cur.setdefault("up_done", now())
 
         def on_message_complete(self) -> None:
             cur.setdefault("up_done", now())

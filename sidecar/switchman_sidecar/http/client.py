@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from switchman_sidecar import eager
 from switchman_sidecar.compiled import native
 
 _Parse = Callable[[bytes, int], tuple[int, list[tuple[bytes, bytes]], bytes, bool] | None]
@@ -155,6 +156,8 @@ class _Conn(asyncio.Protocol):
         self.fresh = False
         """Nothing of the current answer read yet: it may be parsed in one call."""
         self.parse = _parse_response
+        self.resumer: eager.Resumed | None = None
+        """The request coroutine that will wait for this answer, if run by ``eager``."""
 
     def reset(self) -> None:
         self.headers = []
@@ -165,6 +168,7 @@ class _Conn(asyncio.Protocol):
         self.head = self.loop.create_future()
         self.released = False
         self.fresh = True
+        self.resumer = eager.running()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -186,12 +190,18 @@ class _Conn(asyncio.Protocol):
                 parsed = self.parse(data, _PAUSE_AT)
                 if parsed is not None:
                     self.status, self.headers, body, self.keep_alive = parsed
-                    if self.head is not None and not self.head.done():
-                        self.head.set_result(None)
                     if body:
                         self.body.append(body)
                         self.buffered = len(body)
                     self.complete = True
+                    head = self.head
+                    if head is not None and not head.done():
+                        # The request that waits for it runs on now, in this callback,
+                        # up to its answer to the client (eager.py); it may release this
+                        # connection and even reuse it, so nothing here touches it after.
+                        resumer, self.resumer = self.resumer, None
+                        eager.resolve(head, resumer)
+                        return
                     self._wake()
                     return
         try:

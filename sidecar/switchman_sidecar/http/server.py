@@ -14,13 +14,14 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httptools
 import orjson
 
+from switchman_sidecar import eager
 from switchman_sidecar.compiled import native
 
 _Parse = Callable[[bytes, int], tuple[str, str, str, dict[str, str], bytes, bool] | None]
@@ -167,7 +168,7 @@ class ResponseWriter:
         self._conn.response_done(self._keep_alive)
 
 
-Handler = Callable[[Request, ResponseWriter], Awaitable[None]]
+Handler = Callable[[Request, ResponseWriter], Coroutine[Any, Any, None]]
 
 
 class _HttpConnection(asyncio.Protocol):
@@ -190,7 +191,12 @@ class _HttpConnection(asyncio.Protocol):
         self._deadline: float | None = None
         self._timeout_status = 0
         self._worker: asyncio.Task[None] | None = None
-        self._queue: collections.deque[tuple[Request, ResponseWriter]] = collections.deque()
+        self._queue: collections.deque[tuple[Request, ResponseWriter, eager.Resumed | None]] = (
+            collections.deque()
+        )
+        """Requests for the worker: to run, or (eagerly started) to finish."""
+        self._driving = False
+        """A handler runs eagerly now (inside this connection's callback)."""
         self._wake: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._client = ""
@@ -268,7 +274,7 @@ class _HttpConnection(asyncio.Protocol):
                 self._deadline = None  # what on_message_begin + on_message_complete leave
                 method, path, query, headers, body, keep_alive = parsed
                 request = Request(method, path, query, headers, body, self._client)
-                self._dispatch(request, keep_alive)
+                self._dispatch(request, keep_alive, eager_ok=True)
                 return
         try:
             self._parser.feed_data(data)
@@ -326,13 +332,35 @@ class _HttpConnection(asyncio.Protocol):
         )
         self._dispatch(request, self._parser.should_keep_alive())
 
-    def _dispatch(self, request: Request, keep_alive: bool) -> None:
-        """A whole request: queued for the connection's worker (started or woken)."""
+    def _dispatch(self, request: Request, keep_alive: bool, eager_ok: bool = False) -> None:
+        """A whole request: run eagerly when the worker is idle (``eager_ok``: not from
+        inside httptools' callbacks), else queued for the worker (started or woken)."""
         if self.closed or self._transport is None:
             return
         self._busy = True
         writer = ResponseWriter(self, keep_alive=keep_alive)
-        self._queue.append((request, writer))
+        worker = self._worker
+        idle = worker is None or (self._wake is not None and not self._wake.done())
+        if eager_ok and idle and not self._queue and not self._held and not self._driving:
+            if worker is None:
+                worker = self._worker = self._loop.create_task(self._serve())
+            # Until its first wait (the upstream write is done by then, as a rule)
+            # the handler runs here; the worker finishes it (eager.py).
+            self._driving = True
+            try:
+                rest = eager.start(self._handler(request, writer), worker)
+            except Exception:
+                rest = None
+                self._failed(request, writer)
+            finally:
+                self._driving = False
+            if rest is None:
+                self._settle(writer)
+                return
+            # First: a request that arrived (pipelined) while it ran waits behind it.
+            self._queue.appendleft((request, writer, rest))
+        else:
+            self._queue.append((request, writer, None))
         if self._worker is None:
             self._worker = self._loop.create_task(self._serve())
         elif self._wake is not None and not self._wake.done():
@@ -345,28 +373,46 @@ class _HttpConnection(asyncio.Protocol):
         queue = self._queue
         try:
             while True:
-                while queue and not self.closed:
-                    request, writer = queue.popleft()
-                    self._busy = True
+                # A handler started eagerly is finished even if the client went away
+                # meanwhile (as one the worker started would be).
+                while queue and (not self.closed or queue[0][2] is not None):
+                    request, writer, rest = queue.popleft()
+                    if rest is None:
+                        # (A started one may have answered already: not busy again.)
+                        self._busy = True
                     # _run inlined: one coroutine fewer per request.
                     try:
-                        await self._handler(request, writer)
+                        await (self._handler(request, writer) if rest is None else rest)
                     except Exception:
                         self._failed(request, writer)
                     finally:
-                        if not writer._done:
-                            if writer.started and writer._chunked:
-                                writer.end()
-                            else:
-                                self.close()
+                        self._settle(writer)
                 if self.closed:
                     return
                 self._wake = self._loop.create_future()
-                await self._wake
+                try:
+                    await self._wake
+                except asyncio.CancelledError as exc:
+                    # An eagerly started handler's deadline fired before this task
+                    # took it over: the handler gets the cancellation where it waits.
+                    rest = queue[0][2] if queue else None
+                    if rest is None or not rest.throw(exc):
+                        raise
                 self._wake = None
         finally:
             self._worker = None
+            for _, _, rest in queue:
+                if rest is not None:
+                    rest.close()
             queue.clear()
+
+    def _settle(self, writer: ResponseWriter) -> None:
+        """After the handler: a response it left unfinished is ended or cut."""
+        if not writer._done:
+            if writer.started and writer._chunked:
+                writer.end()
+            else:
+                self.close()
 
     def _failed(self, request: Request, writer: ResponseWriter) -> None:
         log.exception("handler failed", extra={"path": request.path})
