@@ -274,6 +274,7 @@ class _Conn(asyncio.Protocol):
         if self.released:
             return
         self.released = True
+        self.resumer = None  # (a finished request's coroutine is not kept by the pool)
         self._stop_idle()
         if self.complete and self.keep_alive and not self.closed and self.error is None:
             self.pool.put(self)
