@@ -15,6 +15,7 @@ figure to quote.
     .venv/bin/python tests/bench/bench_sidecar_python.py --baseline DIR  # A/B (DIR: a sidecar/)
     .venv/bin/python tests/bench/bench_sidecar_python.py --stream        # streamed requests
     .venv/bin/python tests/bench/bench_sidecar_python.py --realistic     # rules, PII, strategy
+    .venv/bin/python tests/bench/bench_sidecar_python.py --split         # head, body apart
 
 Prints one JSON line. ``critical_us`` splits the non-streamed request: until
 the upstream write, from the upstream answer to the client write (both on the
@@ -175,7 +176,7 @@ class _Client:
     def close(self) -> None: ...
 
 
-async def _serve(stream: bool, realistic: bool = False) -> None:
+async def _serve(stream: bool, realistic: bool = False, split: bool = False) -> None:
     """Child: reads batch sizes on stdin, answers with Python µs per request."""
     from switchman_sidecar.app import App
     from switchman_sidecar.http import client as upstream_client
@@ -218,10 +219,16 @@ async def _serve(stream: bool, realistic: bool = False) -> None:
         b"content-length: %d\r\n\r\n%s" % (extra, len(body), body)
     )
 
+    cut = request.index(b"\r\n\r\n") + 4
+
     async def one() -> None:
         client.done = loop.create_future()
         marks["start"] = time.perf_counter_ns()
-        server.data_received(request)
+        if split:  # as the OpenAI SDK (httpx) writes it: httptools parses
+            server.data_received(request[:cut])
+            server.data_received(request[cut:])
+        else:
+            server.data_received(request)
         await client.done
         marks["end"] = time.perf_counter_ns()
 
@@ -256,12 +263,13 @@ async def _serve(stream: bool, realistic: bool = False) -> None:
 
 
 def _spawn(
-    source: Path, stream: bool, cpu: int | None, realistic: bool = False
+    source: Path, stream: bool, cpu: int | None, realistic: bool = False, split: bool = False
 ) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(source), str(source.parent / "protos")])
     cmd = [sys.executable, str(HERE), "--child", str(source)] + (["--stream"] if stream else [])
     cmd += ["--realistic"] if realistic else []
+    cmd += ["--split"] if split else []
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     return subprocess.Popen(
@@ -291,6 +299,11 @@ def main() -> None:
         action="store_true",
         help="a production-like table: CEL rules, PII redaction, a strategy, SDK headers",
     )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="the request's head and body in two reads, as the OpenAI SDK writes them",
+    )
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch", type=int, default=300, help="requests per batch")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -298,13 +311,16 @@ def main() -> None:
     if args.child is not None:
         import uvloop
 
-        uvloop.run(_serve(args.stream, args.realistic))
+        uvloop.run(_serve(args.stream, args.realistic, args.split))
         return
     cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     sources = {"sidecar": REPO / "sidecar"}
     if args.baseline is not None:
         sources = {"baseline": args.baseline.resolve(), **sources}
-    procs = {name: _spawn(src, args.stream, cpu, args.realistic) for name, src in sources.items()}
+    procs = {
+        name: _spawn(src, args.stream, cpu, args.realistic, args.split)
+        for name, src in sources.items()
+    }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in procs}
     try:
         for _ in range(3):
@@ -324,6 +340,7 @@ def main() -> None:
         "bench": "sidecar_python",
         "stream": args.stream,
         "realistic": args.realistic,
+        "split": args.split,
         "batches": args.batches,
         "batch": args.batch,
     }

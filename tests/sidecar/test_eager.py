@@ -249,11 +249,16 @@ async def _waits_once(loop: asyncio.AbstractEventLoop) -> None:
     await asyncio.sleep(0)
 
 
-async def test_the_server_answers_the_next_request_when_the_answer_beat_the_worker() -> None:
-    """A connection's handler runs inside ``data_received`` up to its wait; when the
-    answer comes (and is written) before the worker task took the rest over, the
-    connection is not left busy: the next requests are answered too (a regression:
-    the worker marked it busy again and the third request was held for ever)."""
+@pytest.mark.parametrize("split", [False, True], ids=["one-read", "head-and-body-apart"])
+async def test_the_server_answers_the_next_request_when_the_answer_beat_the_worker(
+    split: bool,
+) -> None:
+    """A connection's handler runs inside ``data_received`` up to its wait, whether the
+    compiled parser took the request in one read or httptools took it in two (as the
+    OpenAI SDK writes it); when the answer comes (and is written) before the worker
+    task took the rest over, the connection is not left busy: the next requests are
+    answered too (a regression: the worker marked it busy again and the third request
+    was held for ever)."""
     from switchman_sidecar.http import server as http_server
     from switchman_sidecar.http.server import Request, ResponseWriter, ServerLimits
 
@@ -275,9 +280,13 @@ async def test_the_server_answers_the_next_request_when_the_answer_beat_the_work
     conn.connection_made(transport)  # type: ignore[arg-type]
     for i in range(4):
         body = b"r%d" % i
-        conn.data_received(
-            b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
-        )
+        head = b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: %d\r\n\r\n" % len(body)
+        if split:
+            conn.data_received(head)
+            assert len(trail) == i  # not before the body
+            conn.data_received(body)
+        else:
+            conn.data_received(head + body)
         assert trail[-1] == f"sent upstream r{i}"  # in the callback, not a later turn
         for _ in range(3):
             await asyncio.sleep(0)

@@ -212,6 +212,11 @@ class _HttpConnection(asyncio.Protocol):
         self._in_message = False
         """httptools has begun a message it has not completed (the fast parse waits)."""
         self._parse = _parse_request
+        self._feeding = False
+        """httptools is parsing a read now (its callbacks run)."""
+        self._completed: tuple[Request, bool] | None = None
+        """A request httptools completed in this read, dispatched once the read is
+        parsed: eagerly, unless more requests came in the same read."""
 
     # transport callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -276,12 +281,26 @@ class _HttpConnection(asyncio.Protocol):
                 request = Request(method, path, query, headers, body, self._client)
                 self._dispatch(request, keep_alive, eager_ok=True)
                 return
+        self._feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
+            self._dispatch_completed(eager_ok=False)
             self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError:
+            self._dispatch_completed(eager_ok=False)
             self._reject(400, "malformed HTTP request")
+        finally:
+            self._feeding = False
+        if self._completed is not None:
+            # A client that writes the head and the body apart (the OpenAI SDK's
+            # httpx does) ends here; run it as the compiled parser's requests are.
+            self._dispatch_completed(eager_ok=True)
+
+    def _dispatch_completed(self, eager_ok: bool) -> None:
+        completed, self._completed = self._completed, None
+        if completed is not None:
+            self._dispatch(*completed, eager_ok=eager_ok)
 
     # parser callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:
@@ -330,7 +349,12 @@ class _HttpConnection(asyncio.Protocol):
             body=b"".join(self._body),
             client=self._client,
         )
-        self._dispatch(request, self._parser.should_keep_alive())
+        keep_alive = self._parser.should_keep_alive()
+        if self._feeding and self._completed is None and not self._queue and not self._busy:
+            self._completed = (request, keep_alive)  # dispatched after the parse
+            return
+        self._dispatch_completed(eager_ok=False)  # in order: a request before it first
+        self._dispatch(request, keep_alive)
 
     def _dispatch(self, request: Request, keep_alive: bool, eager_ok: bool = False) -> None:
         """A whole request: run eagerly when the worker is idle (``eager_ok``: not from
