@@ -294,3 +294,33 @@ async def test_the_server_answers_the_next_request_when_the_answer_beat_the_work
     assert len(transport.out) == 4 and not transport.closed
     conn.connection_lost(None)
     await asyncio.sleep(0)
+
+
+async def test_a_request_rejected_behind_a_held_one_does_not_overtake_it() -> None:
+    """Two requests in one read, the second too large: the first (held until the read
+    is parsed) is dispatched before the rejection, which then only closes the
+    connection, as before requests were held; no 413 goes out ahead of it."""
+    from switchman_sidecar.http import server as http_server
+    from switchman_sidecar.http.server import Request, ResponseWriter, ServerLimits
+
+    from .test_request_parse import _Transport
+
+    seen: list[bytes] = []
+
+    async def handler(req: Request, w: ResponseWriter) -> None:
+        seen.append(req.body)
+        w.send(200, [], b"ok")
+
+    conn = http_server._HttpConnection(handler, ServerLimits(max_body_bytes=16), set())
+    transport = _Transport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.data_received(
+        b"POST /a HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n\r\nr1"
+        b"POST /b HTTP/1.1\r\nhost: a\r\ncontent-length: 999\r\n\r\n"
+    )
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not any(b" 413 " in out for out in transport.out), transport.out
+    assert transport.closed
+    conn.connection_lost(None)
+    await asyncio.sleep(0)

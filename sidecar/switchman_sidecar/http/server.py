@@ -484,6 +484,7 @@ class _HttpConnection(asyncio.Protocol):
             self._transport.close()
 
     def _reject(self, status: int, message: str) -> None:
+        self._dispatch_completed(eager_ok=False)  # one held from this read goes first
         if self._busy or self.closed:
             self.close()
             return
