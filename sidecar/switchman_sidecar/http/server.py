@@ -285,10 +285,8 @@ class _HttpConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._dispatch_completed(eager_ok=False)
             self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError:
-            self._dispatch_completed(eager_ok=False)
             self._reject(400, "malformed HTTP request")
         finally:
             self._feeding = False
