@@ -91,9 +91,14 @@ class Resumed:
             self._finished = True
             self._coro.close()
 
+    def _outcome(self) -> Any:
+        """The finished coroutine's return value, or its exception raised."""
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        return self._value
+
     def __await__(self) -> Generator[Any, None, Any]:
-        global _running
-        coro = self._coro
         while not self._finished:
             current = self._pending
             try:
@@ -103,24 +108,10 @@ class Resumed:
                     raise
                 self._step(exc)  # where the coroutine waits now
                 continue
-            if self._pending is not current or self._finished:
-                continue  # ``resolve`` ran it on meanwhile: wait where it waits now
-            # self._step() inlined: this runs once per wake-up (per stream event).
-            outer, _running = _running, self
-            try:
-                self._pending = coro.send(None)
-            except StopIteration as stop:
-                self._finished = True
-                self._value = stop.value
-            except BaseException as exc:
-                self._finished = True
-                self._error = exc
-            finally:
-                _running = outer
-        raised, self._error = self._error, None
-        if raised is not None:
-            raise raised
-        return self._value
+            if self._pending is current and not self._finished:
+                self._step()
+            # else: ``resolve`` ran it on meanwhile; wait where it waits now
+        return self._outcome()
 
 
 def start(coro: Coroutine[Any, Any, Any], owner: asyncio.Task[Any]) -> Resumed | None:
@@ -129,9 +120,7 @@ def start(coro: Coroutine[Any, Any, Any], owner: asyncio.Task[Any]) -> Resumed |
     rest = Resumed(coro, owner)
     rest._step()
     if rest._finished:
-        error, rest._error = rest._error, None
-        if error is not None:
-            raise error
+        rest._outcome()
         return None
     return rest
 

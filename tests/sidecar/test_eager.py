@@ -239,14 +239,35 @@ async def test_a_deadline_before_the_owner_took_over_reaches_the_coroutine() -> 
     task.cancel()
     assert await task == "cancelled"
     assert seen == ["handler saw the cancellation"]
-    # A finished coroutine does not take it: the caller keeps the exception.
-    done = await _in_callback(eager.start, _waits_once(loop), task)
-    assert done is not None
-    assert done.close() is None and not done.throw(asyncio.CancelledError())
 
 
-async def _waits_once(loop: asyncio.AbstractEventLoop) -> None:
-    await asyncio.sleep(0)
+async def test_a_finished_or_closed_rest_leaves_a_cancellation_to_its_caller() -> None:
+    """``throw`` declines once the coroutine is done (the worker re-raises), and
+    ``close`` (the worker ended before awaiting it) runs the coroutine's cleanup."""
+    owner = _Owner()
+    loop = asyncio.get_running_loop()
+    trail: list[str] = []
+
+    async def handler(answer: asyncio.Future[None]) -> None:
+        try:
+            await answer
+        finally:
+            trail.append("cleanup")
+
+    answer: asyncio.Future[None] = loop.create_future()
+    finished = await _in_callback(eager.start, handler(answer), owner.task)
+    assert finished is not None
+    eager.resolve(answer, finished)
+    assert trail == ["cleanup"]
+    assert not finished.throw(asyncio.CancelledError())
+
+    pending = await _in_callback(eager.start, handler(loop.create_future()), owner.task)
+    assert pending is not None and trail == ["cleanup"]
+    pending.close()
+    assert trail == ["cleanup", "cleanup"]
+    assert not pending.throw(asyncio.CancelledError())
+    owner.inbox.put_nowait(None)
+    await owner.task
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["one-read", "head-and-body-apart"])

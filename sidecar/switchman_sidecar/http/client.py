@@ -199,8 +199,7 @@ class _Conn(asyncio.Protocol):
                         # The request that waits for it runs on now, in this callback,
                         # up to its answer to the client (eager.py); it may release this
                         # connection and even reuse it, so nothing here touches it after.
-                        resumer, self.resumer = self.resumer, None
-                        eager.resolve(head, resumer)
+                        eager.resolve(head, self.resumer)
                         return
                     self._wake()
                     return
