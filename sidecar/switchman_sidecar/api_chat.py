@@ -400,10 +400,10 @@ async def relay(
         failure = ApiError(504, f"{att.model.name}: the stream stalled", "server_error", "timeout")
     except UpstreamStreamError as exc:
         failure = ApiError(502, f"{att.model.name}: {exc}", "server_error", "upstream_error")
-    except UpstreamError as exc:
+    except UpstreamError as broke:  # not ``exc``: compiled, a name keeps its first type
         if not w.disconnected:
             failure = ApiError(
-                502, f"{att.model.name}: stream broke: {exc}", "server_error", "upstream_error"
+                502, f"{att.model.name}: stream broke: {broke}", "server_error", "upstream_error"
             )
     finally:
         att.response.close()

@@ -53,7 +53,7 @@ class _Scope:
         watch = self._watch
         # asyncio.get_running_loop() (also inside current_task()) makes a getpid()
         # system call; the watch's own loop, on its own thread, is known already.
-        if watch._loop is not None and watch._thread == threading.get_ident():
+        if watch._loop is not None and watch._thread_id == threading.get_ident():
             loop = watch._loop
         else:
             loop = asyncio.get_running_loop()
@@ -62,7 +62,7 @@ class _Scope:
             return False
         if watch._loop is None:
             watch._loop = loop
-            watch._thread = threading.get_ident()
+            watch._thread_id = threading.get_ident()
         self._task = task
         self._baseline = task.cancelling()
         self.fired = False
@@ -114,7 +114,7 @@ class DeadlineWatch:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = 0
+        self._thread_id = 0
 
     def timeout(self, seconds: float) -> _Scope:
         """Like ``asyncio.timeout(seconds)`` for the current task."""

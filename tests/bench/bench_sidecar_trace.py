@@ -14,8 +14,9 @@ bench_sidecar_overhead.py uses, and drives it with the Go load generator
     cl_w0/1   before / after the client socket write
     done      ``Pipeline.finish`` returned (usage, cost, metrics, log line)
 
-and prints one JSON line: per phase (serial, open) the median and p90 of each
-step in microseconds, the Python time on the request's latency path (the
+(the plain Python path: the marks replace methods, which the modules compiled
+with mypyc do not allow) and prints one JSON line: per phase (serial, open)
+the median and p90 of each step in microseconds, the Python time on the request's latency path (the
 steps between ``in`` and ``cl_w1`` that are not the upstream's), what
 happens after the client write, and the load generator's own figures (its
 serial latency is the client's view: Python + kernel + wake-ups). The marks
@@ -150,7 +151,7 @@ def _child(out: Path, config: Path, port: int) -> None:
         cur.clear()
 
     if os.environ.get("TRACE_FINE"):
-        from switchman_sidecar import api_chat, app, pipeline
+        from switchman_sidecar import api_chat, app, pipeline, route_request
 
         def mark_sync(owner: Any, name: str, key: str, after: str = "") -> None:
             fn = getattr(owner, name)
@@ -176,7 +177,7 @@ def _child(out: Path, config: Path, port: int) -> None:
         mark_sync(app.orjson, "loads", "f_app_loads")  # type: ignore[attr-defined]
         mark_sync(api_chat, "validate_chat", "f_validate", "f_validated")
         mark_sync(Pipeline, "prepare", "f_prepare", "f_prepared")
-        mark_sync(pipeline._LazyPromptRequest, "__init__", "f_routereq")
+        mark_sync(route_request.LazyPromptRequest, "__init__", "f_routereq")
         mark_async(Pipeline, "failover", "f_failover")
         mark_async(hc.UpstreamClient, "request", "f_client_request")
         mark_sync(hc.UpstreamResponse, "read", "f_resp_read")
@@ -282,7 +283,9 @@ def main() -> None:
         probe, _ = overhead.start_sidecar(tmp, up_port, args.source)
         probe.terminate()
         probe.wait(10)
-        env = dict(os.environ)
+        # The marks replace methods of the sidecar's classes, which classes compiled
+        # with mypyc (_compiled.py) do not allow: this traces the plain Python path.
+        env = {**os.environ, "SWITCHMAN_COMPILED": "0"}
         if args.source is not None:
             src = args.source.resolve()
             env["PYTHONPATH"] = os.pathsep.join([str(src), str(src.parent / "protos")])

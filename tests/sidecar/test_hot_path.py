@@ -177,13 +177,13 @@ async def test_upstream_heads_are_cached_per_model(make_sidecar: Any, fake: Any)
 async def test_prompt_text_is_built_only_when_routing_reads_it(
     make_sidecar: Any, fake: Any, model_for: Any
 ) -> None:
-    from switchman_sidecar.pipeline import _LazyPromptRequest
+    from switchman_sidecar.route_request import LazyPromptRequest
 
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]}
-    lazy = _LazyPromptRequest(body, model="m")
+    lazy = LazyPromptRequest(body, model="m")
     assert lazy._text is None  # nothing built yet
     assert lazy.prompt_text == "a" and lazy._text == "a"
-    assert _LazyPromptRequest(None, model="m").prompt_text == ""
+    assert LazyPromptRequest(None, model="m").prompt_text == ""
 
     # A rule on the task kind still sees the prompt (built on demand).
     table = {

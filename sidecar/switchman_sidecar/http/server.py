@@ -579,5 +579,7 @@ async def serve(
     server = await loop.create_server(
         lambda: _HttpConnection(handler, limits, conns), host, port, backlog=1024
     )
-    bound = server.sockets[0].getsockname()[1]
+    # uvloop's ``sockets`` is a list where typeshed says tuple: read it untyped, as
+    # code compiled with mypyc (``_compiled.py``) checks a declared type.
+    bound = cast(Any, server).sockets[0].getsockname()[1]
     return HttpServer(server=server, host=host, port=int(bound), connections=conns)
