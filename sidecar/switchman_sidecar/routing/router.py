@@ -89,6 +89,34 @@ class _ModelInfo:
         )
 
 
+class _Analysis:
+    """The prompt's task kind and features, worked out once, on first use.
+
+    An object rather than a closure: compiled with mypyc (``_compiled.py``), a
+    nested function and the frame it closes over refer to each other, which
+    left a reference cycle per request for the collector.
+    """
+
+    __slots__ = ("_request", "_scorer", "result")
+
+    def __init__(self, request: RouteRequest, scorer: LearnedScorer | None) -> None:
+        self._request = request
+        self._scorer = scorer
+        self.result: tuple[str, Collection[int]] | None = None
+
+    def __call__(self) -> tuple[str, Collection[int]]:
+        if self.result is None:
+            text = self._request.prompt_text
+            if self._scorer is not None:
+                self.result = self._scorer.analyze(text)
+            else:
+                self.result = (featurize.task_kind(text) if text else "chat", ())
+        return self.result
+
+    def task_kind(self) -> str:
+        return self()[0]
+
+
 class Router:
     """Aliases, rules, strategies, the learned router, cascades, budgets, shadow."""
 
@@ -218,20 +246,11 @@ class Router:
     def decide(self, request: RouteRequest) -> RouteDecision:
         notes: list[str] = []
         resolved = self.resolve(request.model) if request.model else None
-        analysis: list[tuple[str, Collection[int]]] = []
-
-        def analyze() -> tuple[str, Collection[int]]:
-            if not analysis:
-                text = request.prompt_text
-                if self._scorer is not None:
-                    analysis.append(self._scorer.analyze(text))
-                else:
-                    analysis.append((featurize.task_kind(text) if text else "chat", ()))
-            return analysis[0]
+        analyze = _Analysis(request, self._scorer)
 
         rule: routes_pb2.Rule | None = None
         if self._rules:
-            task: Callable[[], str] = lambda: analyze()[0]  # noqa: E731
+            task: Callable[[], str] = analyze.task_kind
             match = match_rule(self._rules, request, task, self._fields)
             notes.extend(match.notes)
             rule = match.rule
@@ -247,7 +266,7 @@ class Router:
                     reason=f"rule:{rule.name}",
                     rule=rule.name,
                     reject=rule.reject,
-                    task_kind=analysis[0][0] if analysis else "",
+                    task_kind=analyze.result[0] if analyze.result is not None else "",
                     explanation=notes,
                 )
             if rule.max_output_tokens:
@@ -287,7 +306,8 @@ class Router:
             decision = self._choose(request, strategy, allowed, rule, analyze, notes)
         if rule is not None:
             decision.rule = rule.name
-        decision.task_kind = analysis[0][0] if analysis else decision.task_kind
+        if analyze.result is not None:
+            decision.task_kind = analyze.result[0]
         if cap is not None:
             current = decision.max_output_tokens
             decision.max_output_tokens = min(current, cap) if current else cap
