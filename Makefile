@@ -14,7 +14,7 @@ NATIVE_SRC := $(shell find native -type f -not -path 'native/target/*' -not -nam
 NATIVE_STAMP := $(VENV)/.native-$(shell cat $(NATIVE_SRC) | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv generate check lint typecheck imports drift test unit e2e \
+.PHONY: help venv compiled generate check lint typecheck imports drift test unit e2e \
         cluster-build cluster-up cluster-down demo bench clean
 
 help:
@@ -24,7 +24,7 @@ help:
 	@echo "make bench  - benchmarks (one JSON line each)"
 	@echo "make cluster-up / cluster-down - the local control plane on 127.0.0.1"
 
-venv: $(STAMP) $(NATIVE_STAMP)
+venv: $(STAMP) $(NATIVE_STAMP) compiled
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ $(NATIVE_STAMP): $(STAMP) $(NATIVE_SRC)
 	@command -v cargo >/dev/null || { echo "need cargo (Rust) to build native/"; exit 1; }
 	@$(VENV)/bin/uv pip install -q --python $(PY) --reinstall-package switchman-native ./native
 	@rm -f $(VENV)/.native-*; touch $@
+
+# The request path compiled with mypyc (sidecar/switchman_sidecar/_compiled.py): ~1 min
+# when a compiled module changed, a no-op otherwise. The sidecar loads it only while it
+# matches the sources, so an edited module runs as plain Python until this reruns.
+compiled: $(STAMP) $(NATIVE_STAMP)
+	@$(PY) tools/build_compiled.py
 
 generate: venv
 	$(PY) tools/generate.py

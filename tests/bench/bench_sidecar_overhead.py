@@ -124,6 +124,14 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def runs_compiled(pid: int) -> bool | None:
+    """Whether a sidecar process has the request path compiled with mypyc mapped."""
+    try:
+        return "switchman-compiled" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int) -> float:
     """Time on CPU of a process (all its threads) and its children (nginx's worker).
 
@@ -449,9 +457,10 @@ http {{
 
 
 def start_sidecar(
-    tmp: Path, fake_port: int, source: Path | None = None
+    tmp: Path, fake_port: int, source: Path | None = None, plain: bool = False
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``source``: a checkout's ``sidecar/`` directory to run instead (A/B runs)."""
+    """``source``: a checkout's ``sidecar/`` directory to run instead (A/B runs);
+    ``plain``: without the compiled request path (``SWITCHMAN_COMPILED=0``)."""
     port, admin = free_port(), free_port()
     routes = {
         "team": "bench",
@@ -470,6 +479,8 @@ def start_sidecar(
     cmd = [sys.executable, "-m", "switchman_sidecar", "--config", str(tmp / "routes.yaml")]
     cmd += ["--port", str(port), "--admin-port", str(admin)]
     env = dict(os.environ)
+    if plain:
+        env["SWITCHMAN_COMPILED"] = "0"
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(source), str(source.parent / "protos"), env.get("PYTHONPATH", "")]
@@ -698,7 +709,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="[NAME=]DIR",
-        help="also run the sidecar from another checkout's sidecar/ dir (A/B in one run)",
+        help="also run the sidecar from another checkout's sidecar/ dir (A/B in one run);"
+        " `plain`: this checkout without its compiled modules (SWITCHMAN_COMPILED=0)",
     )
     parser.add_argument("--only", default="", help="comma-separated targets to run (and direct)")
     parser.add_argument(
@@ -731,6 +743,7 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     runs: dict[str, list[dict[str, Any]]] = {}
     rss: dict[str, float | None] = {}
+    compiled: dict[str, bool | None] = {}
     skipped: dict[str, str] = {}
     load: GoLoad | None = None
     if args.loadgen == "go":
@@ -772,7 +785,10 @@ def main() -> None:
             targets.append(("sidecar", sc[1], "/v1/chat/completions", sc[0].pid))
         for spec in args.baseline:
             label, _, source = spec.rpartition("=")
-            bl = start_sidecar(tmp, fake_port, Path(source).resolve())
+            if source == "plain":  # this checkout, its compiled modules off
+                bl = start_sidecar(tmp, fake_port, plain=True)
+            else:
+                bl = start_sidecar(tmp, fake_port, Path(source).resolve())
             procs.append(bl[0])
             targets.append((label or "baseline", bl[1], "/v1/chat/completions", bl[0].pid))
         if args.no_litellm or (only and "litellm" not in only):
@@ -799,6 +815,8 @@ def main() -> None:
                 runs.setdefault(name, []).append(r)
                 if pid is not None:
                     rss[name] = peak_rss_mib(pid)
+                    if name not in ("nginx", "litellm"):
+                        compiled[name] = runs_compiled(pid)
                 print(f"== {name} rep {rep + 1}: {json.dumps(r)}", file=sys.stderr)
     finally:
         for p in reversed(procs):
@@ -841,6 +859,8 @@ def main() -> None:
     for name, target_runs in runs.items():
         if name != "direct":
             summary[name] = {**summarise(target_runs, base), "rss_mib": rss.get(name)}
+            if name in compiled:
+                summary[name]["compiled"] = compiled[name]
     sc_s, ll_s = summary.get("sidecar"), summary.get("litellm")
     if sc_s is not None:
         summary["sidecar_targets"] = {

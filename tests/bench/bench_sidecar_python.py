@@ -234,6 +234,7 @@ async def _serve(stream: bool, realistic: bool = False, split: bool = False) -> 
 
     for _ in range(300):
         await one()
+    compiled = _compiled_active()
     gc.collect()
     gc.freeze()
     out = sys.__stdout__
@@ -257,15 +258,31 @@ async def _serve(stream: bool, realistic: bool = False, split: bool = False) -> 
         per = (time.process_time() - t0) / n * 1e6
         columns = zip(*splits, strict=True)
         split = [round(statistics.median(c) / 1000, 1) for c in columns] if splits else []
-        out.write(json.dumps({"us": per, "split": split}) + "\n")
+        out.write(json.dumps({"us": per, "split": split, "compiled": compiled}) + "\n")
         out.flush()
     sidecar.log_lines.flush()
 
 
+def _compiled_active() -> bool:
+    """Whether the request path runs compiled (checkouts before _compiled.py: no)."""
+    try:
+        from switchman_sidecar import _compiled
+    except ImportError:
+        return False
+    return bool(_compiled.ACTIVE)
+
+
 def _spawn(
-    source: Path, stream: bool, cpu: int | None, realistic: bool = False, split: bool = False
+    source: Path,
+    stream: bool,
+    cpu: int | None,
+    realistic: bool = False,
+    split: bool = False,
+    plain: bool = False,
 ) -> subprocess.Popen[str]:
     env = dict(os.environ)
+    if plain:
+        env["SWITCHMAN_COMPILED"] = "0"
     env["PYTHONPATH"] = os.pathsep.join([str(source), str(source.parent / "protos")])
     cmd = [sys.executable, str(HERE), "--child", str(source)] + (["--stream"] if stream else [])
     cmd += ["--realistic"] if realistic else []
@@ -292,7 +309,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--baseline", type=Path, help="another checkout's sidecar/ dir (A/B)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout's sidecar/ dir (A/B), or `plain`: this checkout without its"
+        " compiled modules (SWITCHMAN_COMPILED=0)",
+    )
     parser.add_argument("--stream", action="store_true", help="streamed chat requests")
     parser.add_argument(
         "--realistic",
@@ -315,10 +337,13 @@ def main() -> None:
         return
     cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     sources = {"sidecar": REPO / "sidecar"}
+    plain = str(args.baseline) == "plain"
     if args.baseline is not None:
-        sources = {"baseline": args.baseline.resolve(), **sources}
+        sources = {"baseline": REPO / "sidecar" if plain else args.baseline.resolve(), **sources}
     procs = {
-        name: _spawn(src, args.stream, cpu, args.realistic, args.split)
+        name: _spawn(
+            src, args.stream, cpu, args.realistic, args.split, plain and name == "baseline"
+        )
         for name, src in sources.items()
     }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in procs}
@@ -347,6 +372,7 @@ def main() -> None:
     for name, results in runs.items():
         per = [r["us"] for r in results]
         entry: dict[str, Any] = {
+            "compiled": results[0].get("compiled", False),
             "us_per_req_min": round(min(per), 1),
             "us_per_req_median": round(statistics.median(per), 1),
         }

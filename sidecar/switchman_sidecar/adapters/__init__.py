@@ -3,6 +3,11 @@ each provider's wire format and its answers (whole or streamed) back."""
 
 from __future__ import annotations
 
+from switchman_sidecar import _compiled
+
+_compiled.extend(__path__, "adapters")  # compiled modules first, when built
+# ruff: noqa: E402 (the imports below must see the extended __path__)
+
 from switchman_protocol.v1 import routes_pb2
 from switchman_sidecar.adapters.anthropic import AnthropicAdapter
 from switchman_sidecar.adapters.base import (

@@ -8,6 +8,11 @@ request on the hot path. See docs/routing.md.
 
 from __future__ import annotations
 
+from switchman_sidecar import _compiled
+
+_compiled.extend(__path__, "routing")  # compiled modules first, when built
+# ruff: noqa: E402 (the imports below must see the extended __path__)
+
 from .cascade import Check, check_json, check_logprobs, parse_confidence, verification_messages
 from .ensemble import ShadowGate, Vote, judge_messages, parse_judge, vote
 from .router import AUTO, Router
