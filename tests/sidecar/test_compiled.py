@@ -3,8 +3,8 @@
 The test venv has the build (``make venv`` runs tools/build_compiled.py), so
 the rest of the suite runs the compiled modules; these tests check that they
 really are the ones loaded, that an edited source is never shadowed by a stale
-build, that the plain Python still serves, and a mypyc pitfall the type
-checker does not see.
+build, that the plain Python still serves, and two mypyc pitfalls the type
+checker does not see (a rebound exception name, reference cycles per request).
 """
 
 from __future__ import annotations
