@@ -62,12 +62,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rebuild even when current")
     args = parser.parse_args()
     out: Path = args.out.resolve()
-    want = _compiled.stamp(PACKAGE)
-    try:
-        current = (out / _compiled.STAMP_FILE).read_text().strip() == want
-    except OSError:
-        current = False
-    if current and not args.force:
+    if _compiled.is_current(out, PACKAGE) and not args.force:
         return
     t0 = time.monotonic()
     build(out)

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["ACTIVE", "BUILD_DIR", "MODULES", "default_dir", "extend", "stamp"]
+__all__ = ["ACTIVE", "BUILD_DIR", "MODULES", "default_dir", "extend", "is_current", "stamp"]
 
 MODULES = (
     "adapters/base.py",
@@ -57,17 +57,20 @@ def default_dir() -> Path:
     return Path(sys.prefix) / "switchman-compiled"
 
 
+def is_current(root: Path, package: Path = _PACKAGE) -> bool:
+    """Whether the build in ``root`` was made from ``package``'s sources as they are."""
+    try:
+        return (root / STAMP_FILE).read_text().strip() == stamp(package)
+    except OSError:
+        return False
+
+
 def _build_dir() -> Path | None:
     setting = os.environ.get("SWITCHMAN_COMPILED", "")
     if setting == "0":
         return None
     root = Path(setting) if setting else default_dir()
-    try:
-        built = (root / STAMP_FILE).read_text().strip()
-        current = stamp()
-    except OSError:
-        return None
-    return root if built == current else None
+    return root if is_current(root) else None
 
 
 BUILD_DIR = _build_dir()

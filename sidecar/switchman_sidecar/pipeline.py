@@ -33,7 +33,7 @@ from switchman_sidecar.metrics import Metrics
 from switchman_sidecar.pii import Redaction
 from switchman_sidecar.ratelimit import RateLimiter
 from switchman_sidecar.resilience import backoff_s, retry_after_s
-from switchman_sidecar.route_request import LazyPromptRequest
+from switchman_sidecar.route_request import BUDGET_OK, LazyPromptRequest
 from switchman_sidecar.routing import BudgetView, RouteDecision
 from switchman_sidecar.settings import SidecarSettings
 from switchman_sidecar.table import CompiledTable, ModelFacts, TableStore
@@ -199,7 +199,6 @@ class AnswerLog(Protocol):
 _DECISION_LINES: dict[tuple[str, str, str], bytes] = {}
 _NO_USAGE = Usage()
 """Read-only stand-in for a request that used nothing."""
-_BUDGET_OK = BudgetView()
 _NO_PII: frozenset[str] = frozenset()
 _BUDGET_STATES = {2: "SoftLimited", 3: "Exhausted"}
 
@@ -290,7 +289,7 @@ class Pipeline:
             or body.get("max_output_tokens")
         )
         gate_state = self.budget.state
-        budget_view = _BUDGET_OK
+        budget_view = BUDGET_OK
         if gate_state is not None:
             budget_view = BudgetView(
                 state=_BUDGET_STATES.get(int(gate_state.condition), "Ok"),

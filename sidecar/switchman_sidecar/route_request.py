@@ -12,9 +12,10 @@ from typing import Any
 
 from switchman_sidecar.routing import BudgetView, RouteRequest
 
-__all__ = ["LazyPromptRequest"]
+__all__ = ["BUDGET_OK", "LazyPromptRequest"]
 
-_BUDGET_OK = BudgetView()
+BUDGET_OK = BudgetView()
+"""The budget view of a pod without a budget (read-only, shared)."""
 
 
 class LazyPromptRequest(RouteRequest):
@@ -37,7 +38,7 @@ class LazyPromptRequest(RouteRequest):
         max_output_tokens: int | None = None,
         needs: frozenset[str] = frozenset(),
         pii_types: frozenset[str] = frozenset(),
-        budget: BudgetView = _BUDGET_OK,
+        budget: BudgetView = BUDGET_OK,
     ) -> None:
         self._body = body
         self._text: str | None = None
