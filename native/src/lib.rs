@@ -4,6 +4,7 @@
 //! tests compare the two on the shared data.
 use pyo3::prelude::*;
 
+mod lane;
 mod pii;
 mod request;
 mod router;
@@ -13,5 +14,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     router::register(m)?;
     pii::register(m)?;
     request::register(m)?;
+    lane::register(m)?;
     Ok(())
 }

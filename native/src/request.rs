@@ -28,11 +28,11 @@ fn is_vchar(b: u8) -> bool {
     (0x21..=0x7e).contains(&b)
 }
 
-struct Fields<'a> {
-    headers: Vec<(&'a [u8], &'a [u8])>,
-    body_at: usize,
-    content_length: Option<usize>,
-    keep_alive: bool,
+pub(crate) struct Fields<'a> {
+    pub(crate) headers: Vec<(&'a [u8], &'a [u8])>,
+    pub(crate) body_at: usize,
+    pub(crate) content_length: Option<usize>,
+    pub(crate) keep_alive: bool,
 }
 
 fn line(data: &[u8], from: usize) -> Option<(&[u8], usize)> {
@@ -46,7 +46,7 @@ fn line(data: &[u8], from: usize) -> Option<(&[u8], usize)> {
 
 /// The header lines from `at` on, up to and including the empty line; then
 /// the message must end exactly after its `content-length` body.
-fn fields(data: &[u8], mut at: usize, max_body: usize) -> Option<Fields<'_>> {
+pub(crate) fn fields(data: &[u8], mut at: usize, max_body: usize) -> Option<Fields<'_>> {
     let mut headers = Vec::new();
     let mut content_length: Option<usize> = None;
     let mut keep_alive = true;
@@ -115,7 +115,7 @@ fn fields(data: &[u8], mut at: usize, max_body: usize) -> Option<Fields<'_>> {
     })
 }
 
-fn request_line(data: &[u8]) -> Option<(&[u8], &[u8], usize)> {
+pub(crate) fn request_line(data: &[u8]) -> Option<(&[u8], &[u8], usize)> {
     let (first, at) = line(data, 0)?;
     let mut parts = first.split(|&b| b == b' ');
     let method = parts.next()?;

@@ -33,11 +33,16 @@ def redacted_table(table: routes_pb2.RouteTable) -> dict[str, Any]:
 
 class AdminApp:
     def __init__(
-        self, pipeline: Pipeline, status: Callable[[], dict[str, Any]] | None = None
+        self,
+        pipeline: Pipeline,
+        status: Callable[[], dict[str, Any]] | None = None,
+        lane: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.status = status
         """Extra status (the operator client's), shown in /readyz and /config_dump."""
+        self.lane = lane
+        """The native lane's counters and routes (lane.py), shown in /config_dump."""
 
     async def __call__(self, req: Request, w: ResponseWriter) -> None:
         p = self.pipeline
@@ -68,6 +73,7 @@ class AdminApp:
                 "tables_rejected": p.store.rejected,
                 "last_rejection": p.store.last_error or None,
                 "circuit_breakers": p.store.breakers.snapshot(),
+                "native_lane": self.lane() if self.lane is not None else None,
             }
             if self.status is not None:
                 dump["control"] = self.status()

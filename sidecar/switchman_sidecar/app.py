@@ -151,6 +151,8 @@ class App:
             return
         p = self.pipeline
         ex = p.new_exchange(api, req.headers)
+        if req.prior is not None:
+            ex.prior = req.prior  # the native lane tried it first (lane.py)
         try:
             try:
                 body = orjson.loads(req.body)

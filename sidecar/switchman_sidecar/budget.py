@@ -27,6 +27,7 @@ No state (no TeamBudget for the team, or not connected yet) → admit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from switchman_protocol.v1 import budget_pb2
@@ -58,9 +59,16 @@ class BudgetGate:
         # Acknowledged batches the state's ``spent`` does not include yet: (boot, seq) -> cost.
         self.uncounted: dict[tuple[str, int], float] = {}
         self.refused = 0
+        self.on_first_state: list[Callable[[], None]] = []
+        """Called when the first state arrives (the native lane then stops: it
+        admits only without one)."""
 
     def update(self, state: budget_pb2.BudgetState) -> None:
+        first = self.state is None
         self.state = state
+        if first:
+            for callback in self.on_first_state:
+                callback()
         if not state.counted_known:
             self.uncounted.clear()
             return

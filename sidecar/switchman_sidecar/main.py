@@ -15,6 +15,7 @@ import logging
 import threading
 from typing import Any
 
+from switchman_sidecar import lane
 from switchman_sidecar.admin import AdminApp
 from switchman_sidecar.app import AccessLog, App
 from switchman_sidecar.budget import BudgetGate
@@ -75,6 +76,8 @@ class Sidecar:
         self.pipeline.on_answer = self.shadow.after_answer
         self.pipeline.emit_feedback = self.feedback.emit
         self.control: Any = None
+        self.lane: lane.NativeLane | None = None
+        """The native lane on the main port (None: the Python server accepts)."""
         self._loaders: list[threading.Thread] = []
         """Start-up loads running in threads (the PII word lists)."""
         self._servers: list[HttpServer] = []
@@ -143,9 +146,18 @@ class Sidecar:
             header_timeout_s=s.header_timeout_s,
             keepalive_timeout_s=s.keepalive_timeout_s,
         )
-        self._servers.append(await serve(App(self.pipeline, self.feedback), s.host, s.port, limits))
+        app = App(self.pipeline, self.feedback)
+        if s.native_lane and lane.available():
+            self.lane = lane.NativeLane(self.pipeline, self.store, self.budget, self.client)
+            self._servers.append(await self.lane.start(app, s.host, s.port, limits))
+        else:
+            self._servers.append(await serve(app, s.host, s.port, limits))
         self._servers.append(
-            await serve(AdminApp(self.pipeline, status), s.admin_host, s.admin_port)
+            await serve(
+                AdminApp(self.pipeline, status, self.lane.stats if self.lane else None),
+                s.admin_host,
+                s.admin_port,
+            )
         )
         if s.config is not None:
             self._tasks.append(asyncio.create_task(self._watch(), name="switchman-config-watch"))
@@ -181,6 +193,8 @@ class Sidecar:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.lane is not None:
+            await self.lane.close()
         if self.control is not None:
             await self.control.stop()
         for server in self._servers:

@@ -115,6 +115,8 @@ class Exchange:
     """Seconds from the request to its end (set by ``finish``)."""
     reserved: dict[str, int] | None = None
     """Tokens taken from a model's TPM bucket (settled with the real usage at the end)."""
+    prior: PriorAttempt | None = None
+    """An attempt the native lane made and lost (lane.py); failover counts it first."""
 
     def decision_lines(self) -> bytes:
         """``decision_headers`` encoded as header lines; the common case (no
@@ -173,6 +175,29 @@ class Exchange:
         if self.facts is not None:
             names.discard(self.facts.name)
         return len(names)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorAttempt:
+    """The native lane's failed attempt at a request it then handed over: the
+    first attempt ``failover`` counts, as if this process had made it."""
+
+    model: str
+    cause: str
+    """``connect``, ``reset``, ``timeout`` or ``http`` (the provider answered ``status``)."""
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class _Answered:
+    """What ``Pipeline._classify`` reads of an answer, for a ``PriorAttempt``."""
+
+    __slots__ = ("headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        self.status = status
+        self.headers = headers
 
 
 @dataclass(slots=True)
@@ -404,7 +429,11 @@ class Pipeline:
         )
 
     def _classify(
-        self, model: routes_pb2.Model, adapter: Adapter, resp: UpstreamResponse, raw: bytes
+        self,
+        model: routes_pb2.Model,
+        adapter: Adapter,
+        resp: UpstreamResponse | _Answered,
+        raw: bytes,
     ) -> _Failure:
         status = resp.status
         message = adapter.error_message(raw)
@@ -448,6 +477,25 @@ class Pipeline:
         f = _Failure(f"http-{status}", False, False, ApiError(status, upstream))
         f.fatal = True
         return f
+
+    def _prior_failure(
+        self, model: routes_pb2.Model, adapter: Adapter, prior: PriorAttempt
+    ) -> _Failure:
+        """A ``PriorAttempt`` as the failure ``failover`` would have seen itself."""
+        if prior.cause == "http":
+            answered = _Answered(prior.status, prior.headers)
+            return self._classify(model, adapter, answered, prior.body)
+        if prior.cause == "connect":
+            error = ApiError(
+                502, f"{model.name}: cannot connect", "server_error", "upstream_unreachable"
+            )
+        elif prior.cause == "timeout":
+            error = ApiError(504, f"{model.name}: upstream timed out", "server_error", "timeout")
+        else:
+            error = ApiError(
+                502, f"{model.name}: connection lost", "server_error", "upstream_error"
+            )
+        return _Failure(prior.cause, True, True, error)
 
     async def failover(
         self,
@@ -498,6 +546,8 @@ class Pipeline:
                 ex.reserved[fact.name] = ex.input_estimate
             adapter = fact.adapter
             retries = 0
+            prior = ex.prior if ex.prior is not None and ex.prior.model == fact.name else None
+            ex.prior = None
             while True:
                 remaining = deadline - (now if not retries else time.monotonic())
                 if remaining <= 0:
@@ -510,52 +560,56 @@ class Pipeline:
                 t0 = time.perf_counter()
                 ex.attempts += 1
                 table.router.start(fact.name)  # load for the latency strategy
-                try:
-                    scope = self.deadlines.timeout(min(policy.per_try_timeout_s, remaining))
-                    if scope.enter():  # no async with: two coroutines fewer per attempt
-                        try:
-                            result = await attempt(model, adapter)
-                        except BaseException as exc:
-                            scope.exit(type(exc), exc)  # TimeoutError if the deadline hit
-                            raise
-                        scope.exit(None, None)
-                    else:
-                        async with scope:
-                            result = await attempt(model, adapter)
-                    breaker.record(True, policy, 0.0)  # a success does not read the clock
-                    table.router.observe(fact.name, (time.perf_counter() - t0) * 1000, True)
-                    ex.answered_by(fact)
-                    return result
-                except _Failure as f:
-                    failure = f
-                except TimeoutError:
-                    failure = _Failure(
-                        "timeout",
-                        True,
-                        True,
-                        ApiError(
-                            504, f"{model.name}: upstream timed out", "server_error", "timeout"
-                        ),
-                    )
-                except UpstreamConnectError as exc:
-                    failure = _Failure(
-                        "connect",
-                        True,
-                        True,
-                        ApiError(
-                            502, f"{model.name}: {exc}", "server_error", "upstream_unreachable"
-                        ),
-                    )
-                except UpstreamError as exc:
-                    failure = _Failure(
-                        "reset",
-                        True,
-                        True,
-                        ApiError(502, f"{model.name}: {exc}", "server_error", "upstream_error"),
-                    )
-                except asyncio.CancelledError:
-                    breaker.release()  # a cancelled probe tells nothing about the endpoint
-                    raise
+                if prior is not None:
+                    # The native lane's attempt (lane.py): counted as this one.
+                    failure, prior = self._prior_failure(model, adapter, prior), None
+                else:
+                    try:
+                        scope = self.deadlines.timeout(min(policy.per_try_timeout_s, remaining))
+                        if scope.enter():  # no async with: two coroutines fewer per attempt
+                            try:
+                                result = await attempt(model, adapter)
+                            except BaseException as exc:
+                                scope.exit(type(exc), exc)  # TimeoutError if the deadline hit
+                                raise
+                            scope.exit(None, None)
+                        else:
+                            async with scope:
+                                result = await attempt(model, adapter)
+                        breaker.record(True, policy, 0.0)  # a success does not read the clock
+                        table.router.observe(fact.name, (time.perf_counter() - t0) * 1000, True)
+                        ex.answered_by(fact)
+                        return result
+                    except _Failure as f:
+                        failure = f
+                    except TimeoutError:
+                        failure = _Failure(
+                            "timeout",
+                            True,
+                            True,
+                            ApiError(
+                                504, f"{model.name}: upstream timed out", "server_error", "timeout"
+                            ),
+                        )
+                    except UpstreamConnectError as exc:
+                        failure = _Failure(
+                            "connect",
+                            True,
+                            True,
+                            ApiError(
+                                502, f"{model.name}: {exc}", "server_error", "upstream_unreachable"
+                            ),
+                        )
+                    except UpstreamError as exc:
+                        failure = _Failure(
+                            "reset",
+                            True,
+                            True,
+                            ApiError(502, f"{model.name}: {exc}", "server_error", "upstream_error"),
+                        )
+                    except asyncio.CancelledError:
+                        breaker.release()  # a cancelled probe tells nothing about the endpoint
+                        raise
                 breaker.record(not failure.breaker, policy, time.monotonic())
                 table.router.observe(fact.name, (time.perf_counter() - t0) * 1000, False)
                 self.metrics.upstream_failures.labels(fact.name, failure.cause).inc()

@@ -34,6 +34,9 @@ class SidecarSettings:
     """Standalone mode: also log each usage record."""
     sidecar_id: str = ""
     """"namespace/pod"; identifies the sidecar to the operator."""
+    native_lane: bool = True
+    """Serve the common request in the compiled module's own thread (``lane.py``);
+    off, or without the compiled module, the Python server takes every request."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> SidecarSettings:
@@ -61,6 +64,7 @@ class SidecarSettings:
             "access_log": flag("SWITCHMAN_ACCESS_LOG", d.access_log),
             "log_usage": flag("SWITCHMAN_LOG_USAGE", d.log_usage),
             "sidecar_id": e.get("SWITCHMAN_SIDECAR_ID", ""),
+            "native_lane": flag("SWITCHMAN_NATIVE_LANE", d.native_lane),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

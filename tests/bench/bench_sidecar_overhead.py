@@ -59,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -456,11 +457,33 @@ http {{
     return proc, port
 
 
+ADMIN_PORTS: dict[int, int] = {}
+"""Sidecar pid → its admin port (the native lane's counters are read from it)."""
+
+
+def lane_served(pid: int) -> int | None:
+    """Requests the sidecar's native lane answered (None: no lane, or unreadable)."""
+    admin = ADMIN_PORTS.get(pid)
+    if admin is None:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/config_dump", timeout=5) as r:
+            lane = json.loads(r.read()).get("native_lane")
+    except (OSError, ValueError):
+        return None
+    return int(lane["served"]) if isinstance(lane, dict) else None
+
+
 def start_sidecar(
-    tmp: Path, fake_port: int, source: Path | None = None, plain: bool = False
+    tmp: Path,
+    fake_port: int,
+    source: Path | None = None,
+    plain: bool = False,
+    lane: bool = True,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``source``: a checkout's ``sidecar/`` directory to run instead (A/B runs);
-    ``plain``: without the compiled request path (``SWITCHMAN_COMPILED=0``)."""
+    ``plain``: without the compiled request path (``SWITCHMAN_COMPILED=0``);
+    ``lane``: False turns the native lane off (``SWITCHMAN_NATIVE_LANE=0``)."""
     port, admin = free_port(), free_port()
     routes = {
         "team": "bench",
@@ -481,6 +504,8 @@ def start_sidecar(
     env = dict(os.environ)
     if plain:
         env["SWITCHMAN_COMPILED"] = "0"
+    if not lane:
+        env["SWITCHMAN_NATIVE_LANE"] = "0"
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(source), str(source.parent / "protos"), env.get("PYTHONPATH", "")]
@@ -490,6 +515,7 @@ def start_sidecar(
     proc = subprocess.Popen(cmd, stderr=log, preexec_fn=pin_proxy, env=env)
     log.close()
     wait_port(port, proc, 20)
+    ADMIN_PORTS[proc.pid] = admin
     return proc, port
 
 
@@ -710,7 +736,8 @@ def main() -> None:
         default=[],
         metavar="[NAME=]DIR",
         help="also run the sidecar from another checkout's sidecar/ dir (A/B in one run);"
-        " `plain`: this checkout without its compiled modules (SWITCHMAN_COMPILED=0)",
+        " `plain`: this checkout without its compiled modules (SWITCHMAN_COMPILED=0);"
+        " `python`: this checkout without its native lane (SWITCHMAN_NATIVE_LANE=0)",
     )
     parser.add_argument("--only", default="", help="comma-separated targets to run (and direct)")
     parser.add_argument(
@@ -744,6 +771,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {}
     rss: dict[str, float | None] = {}
     compiled: dict[str, bool | None] = {}
+    served: dict[str, int | None] = {}
     skipped: dict[str, str] = {}
     load: GoLoad | None = None
     if args.loadgen == "go":
@@ -787,6 +815,8 @@ def main() -> None:
             label, _, source = spec.rpartition("=")
             if source == "plain":  # this checkout, its compiled modules off
                 bl = start_sidecar(tmp, fake_port, plain=True)
+            elif source == "python":  # this checkout, its native lane off
+                bl = start_sidecar(tmp, fake_port, lane=False)
             else:
                 bl = start_sidecar(tmp, fake_port, Path(source).resolve())
             procs.append(bl[0])
@@ -818,6 +848,9 @@ def main() -> None:
                     if name not in ("nginx", "litellm"):
                         compiled[name] = runs_compiled(pid)
                 print(f"== {name} rep {rep + 1}: {json.dumps(r)}", file=sys.stderr)
+        for name, _port, _path, pid in targets:
+            if pid is not None and pid in ADMIN_PORTS:
+                served[name] = lane_served(pid)
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -861,6 +894,9 @@ def main() -> None:
             summary[name] = {**summarise(target_runs, base), "rss_mib": rss.get(name)}
             if name in compiled:
                 summary[name]["compiled"] = compiled[name]
+            if name in served:
+                # Requests its native lane answered (None: lane off or unavailable).
+                summary[name]["lane_served"] = served[name]
     sc_s, ll_s = summary.get("sidecar"), summary.get("litellm")
     if sc_s is not None:
         summary["sidecar_targets"] = {

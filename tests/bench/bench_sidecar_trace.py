@@ -284,8 +284,9 @@ def main() -> None:
         probe.terminate()
         probe.wait(10)
         # The marks replace methods of the sidecar's classes, which classes compiled
-        # with mypyc (_compiled.py) do not allow: this traces the plain Python path.
-        env = {**os.environ, "SWITCHMAN_COMPILED": "0"}
+        # with mypyc (_compiled.py) do not allow: this traces the plain Python path,
+        # with the native lane off (it would answer the requests without Python).
+        env = {**os.environ, "SWITCHMAN_COMPILED": "0", "SWITCHMAN_NATIVE_LANE": "0"}
         if args.source is not None:
             src = args.source.resolve()
             env["PYTHONPATH"] = os.pathsep.join([str(src), str(src.parent / "protos")])

@@ -55,6 +55,8 @@ def table(
 
 
 def sink(sidecar: Sidecar) -> InMemoryUsageSink:
+    if sidecar.lane is not None:
+        sidecar.lane.settle()  # the native lane's records follow its answers
     s = sidecar.sinks.sinks[0]
     assert isinstance(s, InMemoryUsageSink)
     return s

@@ -62,6 +62,8 @@ def table(fake: FakeUpstream, **extra: Any) -> dict[str, Any]:
 
 
 def usage(sidecar: Sidecar) -> InMemoryUsageSink:
+    if sidecar.lane is not None:
+        sidecar.lane.settle()  # the native lane's records follow its answers
     s = sidecar.sinks.sinks[0]
     assert isinstance(s, InMemoryUsageSink)
     return s

@@ -108,6 +108,8 @@ async def sidecar(make_sidecar: SidecarFactory) -> Sidecar:
 
 
 def _records(sidecar: Sidecar) -> list[Any]:
+    if sidecar.lane is not None:
+        sidecar.lane.settle()  # its records follow its answers by microseconds
     sink = sidecar.sinks.sinks[0]
     assert isinstance(sink, InMemoryUsageSink)
     return list(sink.records)

@@ -138,7 +138,8 @@ async def test_one_log_line_per_request_carries_its_usage(
 async def test_pooled_upstream_connection_serves_request_after_request(
     make_sidecar: Any, fake: FakeUpstream, model_for: Any, records: Any
 ) -> None:
-    sidecar = await make_sidecar(_table(fake, model_for))
+    # The Python path's pool (the native lane keeps its own).
+    sidecar = await make_sidecar(_table(fake, model_for), native_lane=False)
     body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"again"}]}'
     seen = set()
     for i in range(6):

@@ -156,7 +156,7 @@ async def test_keep_alive_timer_survives_many_requests_then_closes(make_sidecar:
 
 
 async def test_upstream_heads_are_cached_per_model(make_sidecar: Any, fake: Any) -> None:
-    sidecar = await make_sidecar()
+    sidecar = await make_sidecar(native_lane=False)  # the Python path's heads
     async with httpx.AsyncClient(base_url=sidecar.url, timeout=5) as client:
         for name in ("gpt-4o", "local", "gpt-4o"):
             r = await client.post(

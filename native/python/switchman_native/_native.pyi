@@ -4,6 +4,7 @@
 # The hash-v1 featurizer (switchman_protocol.featurize) and the learned router's
 # scorer (switchman_sidecar.routing.learned); ``mask`` is ``dim - 1``.
 from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
 
 MAX_FEATURES: int
 
@@ -114,3 +115,29 @@ def parse_response(
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool] | None:
     """(status, headers, body, keep_alive) of one whole plain HTTP/1.1 answer
     with a content-length body, or None (then httptools parses the bytes)."""
+
+# --- lane.rs ---
+
+LaneRoute = tuple[str, str, str, str, int, bytes, bytes, float, float, float, int, float]
+"""(name, model, upstream_name, ip, port, head, tail, input_price, cached_price,
+output_price, context_window, per_try_timeout_s)."""
+
+class Lane:
+    """The native lane's thread (sidecar/switchman_sidecar/lane.py)."""
+
+    def __init__(self, notify_fd: int) -> None: ...
+    def start(
+        self,
+        listen_fd: int,
+        max_body: int,
+        header_timeout_s: float,
+        keepalive_timeout_s: float,
+        boot: str,
+    ) -> None: ...
+    def set_routes(self, routes: list[LaneRoute] | None, forward: list[str]) -> None: ...
+    def take(self) -> list[tuple[Any, ...]]:
+        """("done", ...), ("handoff", fd, data, failure) or ("dead", why) events."""
+    def stop(self, grace_s: float) -> None: ...
+    def busy(self) -> int: ...
+    def finished(self) -> bool: ...
+    def join(self) -> None: ...

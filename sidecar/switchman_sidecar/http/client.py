@@ -365,6 +365,12 @@ class UpstreamClient:
             head = self._heads[key] = text.encode("latin-1")
         return head
 
+    def request_head(
+        self, method: str, origin: Origin, target: str, headers: list[tuple[str, str]]
+    ) -> bytes:
+        """The request line and headers ``request`` sends (without content-length)."""
+        return self._head(method, origin, target, headers)
+
     def _pool(self, origin: Origin) -> _Pool:
         pool = self._pools.get(origin.key)
         if pool is None:

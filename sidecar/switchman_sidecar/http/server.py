@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -83,6 +84,8 @@ class Request:
     """Names lower-cased; a repeated header keeps its last value."""
     body: bytes
     client: str = ""
+    prior: Any = None
+    """What the native lane found when it tried this request first (lane.py)."""
 
 
 class ResponseWriter:
@@ -174,7 +177,18 @@ Handler = Callable[[Request, ResponseWriter], Coroutine[Any, Any, None]]
 class _HttpConnection(asyncio.Protocol):
     """One client connection: parse, dispatch to the handler, keep alive."""
 
-    def __init__(self, handler: Handler, limits: ServerLimits, conns: set[_HttpConnection]):
+    def __init__(
+        self,
+        handler: Handler,
+        limits: ServerLimits,
+        conns: set[_HttpConnection],
+        initial: bytes = b"",
+        prior: Any = None,
+    ):
+        self._initial = initial
+        """Bytes read before this object had the connection (a native-lane handoff)."""
+        self._prior = prior
+        """Given to the first request: the lane's failed attempt at it."""
         self._handler = handler
         self._limits = limits
         self._conns = conns
@@ -227,6 +241,9 @@ class _HttpConnection(asyncio.Protocol):
         self._client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
         self._conns.add(self)
         self._arm(self._limits.keepalive_timeout_s)
+        if self._initial:
+            initial, self._initial = self._initial, b""
+            self.data_received(initial)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -360,6 +377,8 @@ class _HttpConnection(asyncio.Protocol):
         if self.closed or self._transport is None:
             return
         self._busy = True
+        if self._prior is not None:
+            request.prior, self._prior = self._prior, None
         writer = ResponseWriter(self, keep_alive=keep_alive)
         worker = self._worker
         idle = worker is None or (self._wake is not None and not self._wake.done())
@@ -553,21 +572,46 @@ def _error_body(message: str, kind: str) -> dict[str, Any]:
 class HttpServer:
     """A started server; ``port`` is the bound port (useful with port 0)."""
 
-    server: asyncio.Server
+    server: asyncio.Server | None
+    """None while the native lane accepts on this port (``lane.py``)."""
     host: str
     port: int
     connections: set[_HttpConnection] = field(default_factory=set)
+    handler: Handler | None = None
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    async def adopt(self, sock: socket.socket, data: bytes, prior: Any = None) -> None:
+        """Serves a connection accepted elsewhere (the native lane), whose first
+        ``data`` was read already: parsed before anything read from now on.
+        ``prior`` goes with the first request (``Request.prior``)."""
+        assert self.handler is not None
+        handler, limits, conns = self.handler, self.limits, self.connections
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(
+            lambda: _HttpConnection(handler, limits, conns, data, prior), sock
+        )
+
+    async def listen(self, sock: socket.socket) -> None:
+        """Accepts on ``sock`` from now on (the native lane stopped working)."""
+        assert self.handler is not None
+        handler, limits, conns = self.handler, self.limits, self.connections
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: _HttpConnection(handler, limits, conns), sock=sock, backlog=1024
+        )
+
     async def close(self) -> None:
-        self.server.close()
+        if self.server is not None:
+            self.server.close()
         for conn in list(self.connections):
             conn.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.server.wait_closed(), 5.0)
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 5.0)
 
 
 async def serve(
@@ -582,4 +626,11 @@ async def serve(
     # uvloop's ``sockets`` is a list where typeshed says tuple: read it untyped, as
     # code compiled with mypyc (``_compiled.py``) checks a declared type.
     bound = cast(Any, server).sockets[0].getsockname()[1]
-    return HttpServer(server=server, host=host, port=int(bound), connections=conns)
+    return HttpServer(
+        server=server,
+        host=host,
+        port=int(bound),
+        connections=conns,
+        handler=handler,
+        limits=limits,
+    )
