@@ -87,9 +87,13 @@ class NativeLane:
         self._lane = native.Lane(self._write_fd)
         self._server: HttpServer | None = None
         self._fallback: socket.socket | None = None
-        self._table: CompiledTable | None = None
         self._facts: dict[str, ModelFacts] = {}
         self._decisions: dict[str, RouteDecision] = {}
+        """Per name the lane has served under: settles its answers (entries are
+        replaced by later tables, never dropped, so an answer in flight across a
+        table change or a pause still finds its prices)."""
+        self._routes: list[str] = []
+        """The names the lane serves now."""
         self._paused: dict[str, float] = {}
         self._addresses: dict[str, str] = {}
         """Host name → IP address (resolved off the loop; the lane connects to IPs)."""
@@ -144,26 +148,22 @@ class NativeLane:
             or len(table.table.rules) > 0
             or table.router.shadow is not None
         ):
-            self._table = None
+            self._routes = []
             self._lane.set_routes(None, [])
             return
         now = time.monotonic()
         routes = []
-        facts: dict[str, ModelFacts] = {}
-        decisions: dict[str, RouteDecision] = {}
         for name, fact in table.facts.items():
-            if self._paused.get(name, 0.0) > now:
-                continue
             entry = self._route(table, name, fact)
             if entry is None:
                 continue
             route, decision = entry
-            routes.append(route)
-            facts[name] = fact
-            decisions[name] = decision
-        self._table = table
-        self._facts = facts
-        self._decisions = decisions
+            # Kept for answers still in flight even while the model is paused.
+            self._facts[name] = fact
+            self._decisions[name] = decision
+            if self._paused.get(name, 0.0) <= now:
+                routes.append(route)
+        self._routes = sorted(route[0] for route in routes)
         self._lane.set_routes(routes, list(self._pipeline.settings.forward_header_prefixes))
 
     def _route(
@@ -282,7 +282,7 @@ class NativeLane:
             _error,
         ) = event
         self.served += 1
-        table = self._table or self._store.current
+        table = self._store.current
         ex = Exchange(api="chat", request_id=request_id, started=started)
         ex.table = table
         ex.requested = requested
@@ -356,7 +356,7 @@ class NativeLane:
             "served": self.served,
             "handed_over": self.handed_over,
             "failed_attempts": self.failed_attempts,
-            "routes": sorted(self._facts) if self._table is not None else [],
+            "routes": list(self._routes),
             "dead": self.dead or None,
         }
 

@@ -339,3 +339,24 @@ async def test_python_takes_the_port_if_the_lane_stops(make_sidecar: Any) -> Non
         completion = await client.chat.completions.create(model="gpt-4o", messages=HI)
     assert completion.choices[0].message.content
     assert lane.stats()["dead"] == "stopped in a test"
+
+
+async def test_answer_in_flight_across_a_table_change(
+    make_sidecar: Any, records: Any, table_for: Any, fake: Any
+) -> None:
+    """The lane stops serving a model while a request to it is in flight: the
+    answer still arrives and is priced by the model it was sent to."""
+    from switchman_sidecar.table import parse_table
+
+    sidecar = await make_sidecar()
+    async with _client(sidecar, **{"x-fake-latency-ms": "200"}) as client:
+        pending = asyncio.ensure_future(client.chat.completions.create(model="gpt-4o", messages=HI))
+        await asyncio.sleep(0.05)
+        sidecar.store.apply(parse_table(table_for(fake.url, pii={"enabled": True})))
+        assert _stats(sidecar)["routes"] == []
+        completion = await pending
+    assert completion.usage is not None
+    [record] = records(sidecar)
+    assert record.model == "gpt-4o" and record.provider == "openai"
+    assert record.cost > 0 and record.reason == "requested"
+    assert _stats(sidecar)["served"] == 1
