@@ -1,20 +1,21 @@
 //! The native lane: the sidecar's most common request served end to end here,
 //! on one thread of its own, with no Python on the request's path.
 //!
-//! What it serves: a whole (non-streamed) `POST /v1/chat/completions` whose
-//! `model` names a route the Python side published with `set_routes` (a
-//! pinned OpenAI-family model on a plain-HTTP endpoint, in a table without
-//! rules, PII policy, shadow or budget state; `sidecar/switchman_sidecar/
-//! lane.py` decides which). The client's bytes go upstream unchanged (as the
-//! Python path sends them in that case), the provider's answer comes back
-//! unchanged with the same decision and cost headers, and the usage goes to
-//! Python as an event after the client has its answer (Python then settles
-//! cost, metrics, logs and the usage record, the same `Pipeline.finish`).
+//! What it serves: a `POST /v1/chat/completions`, whole or streamed (the
+//! stream relay is `lane_sse.rs`), whose `model` names a route the Python side
+//! published with `set_routes` (a pinned OpenAI-family model on a plain-HTTP
+//! endpoint, in a table without rules, PII policy, shadow or budget state;
+//! `sidecar/switchman_sidecar/lane.py` decides which). The client's bytes go
+//! upstream as the Python path sends them (the model renamed, `include_usage`
+//! asked for), the provider's answer comes back unchanged with the same
+//! decision and cost headers, and the usage goes to Python as an event after
+//! the client has its answer (Python then settles cost, metrics, logs and the
+//! usage record, the same `Pipeline.finish`).
 //!
 //! Everything else is handed to Python with the connection itself: the socket
 //! and the bytes read so far (`Event::Handoff`); the Python server adopts the
 //! connection and keeps it. That includes every request this module does not
-//! fully understand (other paths, streams, odd HTTP, invalid or unusual JSON,
+//! fully understand (other paths, odd HTTP, invalid or unusual JSON,
 //! unknown models, a request not complete within the header timeout) and a
 //! failed attempt (connect error, reset, timeout, a status other than 200)
 //! before anything was sent to the client: Python then runs the request
@@ -39,6 +40,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use serde_json::Value;
 
+use crate::lane_sse::{error_event, Dechunker, Decoder};
 use crate::request::{fields, request_line};
 
 const LISTENER: Token = Token(0);
@@ -48,6 +50,9 @@ const MAX_HEAD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 const MAX_IDLE_PER_ADDR: usize = 64;
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
+/// Bytes of a stream buffered towards a slow client before the provider is read
+/// no further (the Python server's write high-water mark).
+const STREAM_BACKLOG: usize = 256 * 1024;
 
 /// One model the lane may send to, by the name clients use for it.
 struct Route {
@@ -100,8 +105,13 @@ struct Done {
     estimated: bool,
     input_estimate: u64,
     status: u16,
-    ok: bool,
+    /// `success`, `upstream_error` or `client_aborted` (usage_pb2's outcomes).
+    outcome: &'static str,
+    streamed: bool,
+    /// A stream that failed after its start (the Python path counts it apart).
+    mid_stream: bool,
     started: f64,
+    /// Until the answer (a stream: its first event).
     upstream_ms: f64,
     error: String,
 }
@@ -164,12 +174,38 @@ struct Job {
     deadline: Instant,
     upstream: Option<usize>,
     retried: bool,
+    /// A streamed request's relay (`lane_sse.rs`); None for a whole answer.
+    stream: Option<Box<Relay>>,
+}
+
+/// How an upstream answer's body ends.
+enum BodyEnd {
+    Chunked(Dechunker),
+    Length(usize),
+    Close,
+}
+
+/// A stream being relayed: the client's encoder state, the provider's events.
+struct Relay {
+    client_usage: bool,
+    dec: Decoder,
+    /// The upstream's head was read (a 200).
+    head: bool,
+    body: Option<BodyEnd>,
+    upstream_close: bool,
+    /// The client has the head: failover is over.
+    started: bool,
+    first_ms: f64,
+    /// Reading upstream waits while the client is this far behind.
+    paused: bool,
 }
 
 #[derive(PartialEq)]
 enum Phase {
     Reading,
     Waiting,
+    /// Relaying a stream (the head is out; events follow as they come).
+    Streaming,
     Writing,
 }
 
@@ -507,14 +543,145 @@ fn read_answer(data: &[u8], eof: bool) -> Answer {
     }
 }
 
-/// Where the top-level `model` value sits in a JSON object's bytes (its last
-/// occurrence, the one a JSON reader keeps).
-fn model_span(body: &[u8]) -> Option<(usize, usize)> {
+/// Where the top-level values of a JSON object sit in its bytes (a repeated
+/// key: its last occurrence, the one a JSON reader keeps).
+fn value_spans(body: &[u8]) -> Option<HashMap<&str, (usize, usize)>> {
     let text = std::str::from_utf8(body).ok()?;
     let map: HashMap<&str, &serde_json::value::RawValue> = serde_json::from_str(text).ok()?;
-    let raw = map.get("model")?.get();
-    let start = raw.as_ptr() as usize - text.as_ptr() as usize;
-    Some((start, start + raw.len()))
+    Some(
+        map.into_iter()
+            .map(|(k, raw)| {
+                let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+                (k, (start, start + raw.get().len()))
+            })
+            .collect(),
+    )
+}
+
+/// What the Python path sends for a request (`OpenAIAdapter.chat_call`): the
+/// client's bytes, the model value replaced by the upstream's name where they
+/// differ and, for a stream that did not ask for usage, `include_usage` set.
+/// None when the body cannot be edited in place (Python then takes it).
+fn upstream_body<'a>(
+    body: &'a [u8],
+    json: &Value,
+    rename: Option<&[u8]>,
+    ask_usage: bool,
+) -> Option<std::borrow::Cow<'a, [u8]>> {
+    if rename.is_none() && !ask_usage {
+        return Some(std::borrow::Cow::Borrowed(body));
+    }
+    let spans = value_spans(body)?;
+    let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    if let Some(name) = rename {
+        let (start, end) = *spans.get("model")?;
+        edits.push((start, end, name.to_vec()));
+    }
+    if ask_usage {
+        let mut opts = match json.get("stream_options") {
+            Some(Value::Object(o)) => o.clone(),
+            _ => serde_json::Map::new(),
+        };
+        opts.insert("include_usage".into(), Value::Bool(true));
+        let value = serde_json::to_vec(&Value::Object(opts)).ok()?;
+        match spans.get("stream_options") {
+            Some(&(start, end)) => edits.push((start, end, value)),
+            None => {
+                // Before the object's closing brace (it has other keys: model, messages).
+                let close = body.iter().rposition(|&b| b == b'}')?;
+                let mut added = b",\"stream_options\":".to_vec();
+                added.extend_from_slice(&value);
+                edits.push((close, close, added));
+            }
+        }
+    }
+    edits.sort_by_key(|e| e.0);
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut at = 0;
+    for (start, end, value) in edits {
+        if start < at {
+            return None;
+        }
+        out.extend_from_slice(&body[at..start]);
+        out.extend_from_slice(&value);
+        at = end;
+    }
+    out.extend_from_slice(&body[at..]);
+    Some(std::borrow::Cow::Owned(out))
+}
+
+/// What the head of a streamed request's answer says.
+enum StreamHead {
+    More,
+    /// A 200: where its body starts, how it ends, whether the upstream closes after.
+    Ok(usize, BodyEnd, bool),
+    /// Anything else (an error status, or a head the lane does not read): the
+    /// whole answer is read as for a whole request, then handed over.
+    Other,
+}
+
+fn stream_head(data: &[u8]) -> StreamHead {
+    let Some(end) = find(data, b"\r\n\r\n") else {
+        return StreamHead::More;
+    };
+    let head = &data[..end];
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let status_line = lines.next().unwrap_or(b"");
+    let close_default = match status_line.get(..9) {
+        Some(b"HTTP/1.1 ") => false,
+        Some(b"HTTP/1.0 ") => true,
+        _ => return StreamHead::Other,
+    };
+    if status_line.get(9..12) != Some(b"200") {
+        return StreamHead::Other;
+    }
+    let mut close = close_default;
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return StreamHead::Other;
+        };
+        let name = &line[..colon];
+        let value = trim(&line[colon + 1..]);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match std::str::from_utf8(value).ok().and_then(|t| t.parse().ok()) {
+                Some(n) if length.is_none() => length = Some(n),
+                _ => return StreamHead::Other,
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if !value.eq_ignore_ascii_case(b"chunked") {
+                return StreamHead::Other;
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close = value.eq_ignore_ascii_case(b"close")
+                || (close_default && !value.eq_ignore_ascii_case(b"keep-alive"));
+        }
+    }
+    let body = if chunked {
+        BodyEnd::Chunked(Dechunker::default())
+    } else if let Some(n) = length {
+        BodyEnd::Length(n)
+    } else {
+        close = true;
+        BodyEnd::Close
+    };
+    StreamHead::Ok(end + 4, body, close)
+}
+
+/// `api_chat._stream_usage`: the provider's usage, or an estimate where it
+/// reported none or the stream was cut short of what it reported.
+fn stream_usage(dec: &Decoder, input_estimate: u64, complete: bool) -> ([u64; 4], bool) {
+    let out_estimate = dec.chars.div_ceil(4);
+    match dec.usage {
+        None => ([input_estimate, 0, out_estimate, 0], true),
+        Some([0, _, 0, _]) => ([input_estimate, 0, out_estimate, 0], true),
+        Some([i, c, o, r]) if !complete && o < out_estimate => ([i, c, out_estimate, r], true),
+        Some(u) => (u, false),
+    }
 }
 
 fn cost_of(route: &Route, usage: &[u64; 4]) -> f64 {
@@ -754,9 +921,11 @@ impl Core {
         let Some((model, stream)) = valid_chat(&json) else {
             return Parsed::Handoff;
         };
-        if stream {
-            return Parsed::Handoff;
-        }
+        let opts = json.get("stream_options").and_then(Value::as_object);
+        // `api_chat.serve_chat`'s `client_usage`, and `_asks_usage` of the adapter.
+        let client_usage =
+            stream && opts.is_some_and(|o| crate::lane_sse::truthy(o.get("include_usage")));
+        let asks_usage = opts.is_some_and(|o| o.get("include_usage") == Some(&Value::Bool(true)));
         let Some(route) = routes.by_name.get(model.as_bytes()) else {
             return Parsed::Handoff;
         };
@@ -790,16 +959,9 @@ impl Core {
                 format!("{}-l{}", self.cfg.boot, self.counter)
             }
         };
-        let renamed;
-        let body = match &route.rename {
-            None => body,
-            Some(name) => {
-                let Some((start, end)) = model_span(body) else {
-                    return Parsed::Handoff;
-                };
-                renamed = [&body[..start], name.as_slice(), &body[end..]].concat();
-                renamed.as_slice()
-            }
+        let Some(body) = upstream_body(body, &json, route.rename.as_deref(), stream && !asks_usage)
+        else {
+            return Parsed::Handoff;
         };
         let mut up = Vec::with_capacity(route.head.len() + body.len() + 64);
         up.extend_from_slice(&route.head);
@@ -810,7 +972,7 @@ impl Core {
             up.extend_from_slice(b"\r\n");
         }
         up.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
-        up.extend_from_slice(body);
+        up.extend_from_slice(&body);
         let now = Instant::now();
         Parsed::Go(
             Job {
@@ -825,6 +987,18 @@ impl Core {
                 deadline: now + route.per_try,
                 upstream: None,
                 retried: false,
+                stream: stream.then(|| {
+                    Box::new(Relay {
+                        client_usage,
+                        dec: Decoder::new(!client_usage),
+                        head: false,
+                        body: None,
+                        upstream_close: false,
+                        started: false,
+                        first_ms: 0.0,
+                        paused: false,
+                    })
+                }),
             },
             head.keep_alive,
         )
@@ -1016,6 +1190,12 @@ impl Core {
         if !readable {
             return;
         }
+        let client = self.upstream(uidx).and_then(|u| u.client);
+        if let Some(cidx) = client {
+            if self.relay(cidx).is_some_and(|r| r.paused) {
+                return; // the client is behind: read once it has caught up
+            }
+        }
         let Some(u) = self.upstream(uidx) else { return };
         let mut chunk = [0u8; READ_CHUNK];
         let mut broke = false;
@@ -1045,11 +1225,35 @@ impl Core {
             self.close_upstream(uidx);
             return;
         };
+        let eof = u.eof || broke;
+        match self.relay(cidx).map(|r| r.head) {
+            Some(true) => {
+                self.stream_body(uidx, cidx, eof);
+                return;
+            }
+            Some(false) => {
+                let u = self.upstream(uidx).expect("upstream");
+                match stream_head(&u.inbuf) {
+                    StreamHead::More => {}
+                    StreamHead::Ok(body_at, end, close) => {
+                        u.inbuf.drain(..body_at);
+                        let relay = self.relay(cidx).expect("relay");
+                        relay.head = true;
+                        relay.body = Some(end);
+                        relay.upstream_close = close;
+                        self.stream_body(uidx, cidx, eof);
+                        return;
+                    }
+                    StreamHead::Other => {} // an error answer: read whole below
+                }
+            }
+            None => {}
+        }
+        let Some(u) = self.upstream(uidx) else { return };
         if broke && u.inbuf.is_empty() {
             self.upstream_broke(uidx, Some(cidx), "reset");
             return;
         }
-        let eof = u.eof || broke;
         if u.inbuf.is_empty() {
             if eof {
                 self.upstream_broke(uidx, Some(cidx), "reset");
@@ -1074,16 +1278,7 @@ impl Core {
                 reusable,
             } => {
                 if reusable {
-                    let u = self.upstream(uidx).expect("upstream");
-                    u.client = None;
-                    u.inbuf.clear();
-                    let addr = u.addr;
-                    let list = self.idle.entry(addr).or_default();
-                    if list.len() < MAX_IDLE_PER_ADDR {
-                        list.push(uidx);
-                    } else {
-                        self.close_upstream(uidx);
-                    }
+                    self.release_upstream(uidx);
                 } else {
                     self.close_upstream(uidx);
                 }
@@ -1175,7 +1370,9 @@ impl Core {
             estimated,
             input_estimate: job.input_estimate,
             status: code,
-            ok,
+            outcome: if ok { "success" } else { "upstream_error" },
+            streamed: false,
+            mid_stream: false,
             started: job.started,
             upstream_ms,
             error,
@@ -1183,15 +1380,241 @@ impl Core {
         self.shared.busy.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn flush_client(&mut self, idx: usize) {
-        let Some(c) = self.client(idx) else { return };
-        if c.phase != Phase::Writing {
+    fn relay(&mut self, cidx: usize) -> Option<&mut Relay> {
+        self.client(cidx)?.job.as_mut()?.stream.as_deref_mut()
+    }
+
+    /// One chunk of a streamed answer to the client (chunked framing).
+    fn send_chunk(&mut self, cidx: usize, data: &[u8]) {
+        if data.is_empty() {
             return;
         }
+        let Some(c) = self.client(cidx) else { return };
+        c.out
+            .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        c.out.extend_from_slice(data);
+        c.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Upstream bytes of a stream whose 200 head is read: decoded, relayed as they
+    /// come; the stream's end, failure or a failure before its start.
+    fn stream_body(&mut self, uidx: usize, cidx: usize, eof: bool) {
+        let Some(u) = self.upstream(uidx) else { return };
+        let data = std::mem::take(&mut u.inbuf);
+        let Some(c) = self.client(cidx) else { return };
+        let Some(job) = c.job.as_mut() else { return };
+        let model = job.route.model.clone();
+        let per_try = job.route.per_try;
+        let sent = job.sent;
+        let Some(relay) = job.stream.as_deref_mut() else {
+            return;
+        };
+        let (payload, ended, clean, malformed) = match relay.body.as_mut() {
+            Some(BodyEnd::Chunked(d)) => match d.feed(&data) {
+                Ok(p) => (p, d.done, d.done && d.rest_is_crlf(), false),
+                Err(()) => (Vec::new(), false, false, true),
+            },
+            Some(BodyEnd::Length(left)) => {
+                let take = (*left).min(data.len());
+                *left -= take;
+                (
+                    data[..take].to_vec(),
+                    *left == 0,
+                    *left == 0 && take == data.len(),
+                    false,
+                )
+            }
+            Some(BodyEnd::Close) | None => (data, eof, false, false),
+        };
+        let broken = malformed || (!ended && eof);
+        let reusable = ended && clean && !relay.upstream_close;
+        if !payload.is_empty() {
+            job.deadline = Instant::now() + per_try; // the gap allowed between events
+        }
+        let fed = relay.dec.feed(&payload);
+        let started = relay.started;
+        match fed {
+            Err(message) if !started => {
+                let _ = message;
+                self.drop_upstream(cidx, uidx);
+                self.fail(cidx, "reset");
+            }
+            Err(message) => {
+                let failure = (
+                    format!("{model}: {message}"),
+                    "server_error",
+                    "upstream_error",
+                );
+                self.finish_stream(cidx, uidx, Some(failure), false);
+            }
+            Ok(fed) => {
+                if !started {
+                    if fed.events == 0 {
+                        if ended || broken {
+                            // The stream ended before its first chunk: a failed attempt.
+                            self.drop_upstream(cidx, uidx);
+                            self.fail(cidx, "reset");
+                        }
+                        return;
+                    }
+                    self.start_stream(cidx, sent);
+                }
+                self.send_chunk(cidx, &fed.out);
+                if broken {
+                    let failure = (
+                        format!("{model}: stream broke: the provider closed the connection"),
+                        "server_error",
+                        "upstream_error",
+                    );
+                    self.finish_stream(cidx, uidx, Some(failure), false);
+                } else if ended {
+                    self.finish_stream(cidx, uidx, None, reusable);
+                } else {
+                    self.flush_client(cidx);
+                }
+            }
+        }
+    }
+
+    fn drop_upstream(&mut self, cidx: usize, uidx: usize) {
+        self.close_upstream(uidx);
+        if let Some(job) = self.client(cidx).and_then(|c| c.job.as_mut()) {
+            job.upstream = None;
+        }
+    }
+
+    /// The client gets the stream's head: from here on, failures end the stream.
+    fn start_stream(&mut self, cidx: usize, sent: Instant) {
+        let Some(c) = self.client(cidx) else { return };
+        let keep_alive = c.keep_alive;
+        let Some(job) = c.job.as_mut() else { return };
+        let mut head = Vec::with_capacity(512);
+        head.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n",
+        );
+        head.extend_from_slice(b"x-switchman-request-id: ");
+        head.extend_from_slice(job.request_id.as_bytes());
+        head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(&job.route.tail);
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        if !keep_alive {
+            head.extend_from_slice(b"connection: close\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        if let Some(relay) = job.stream.as_deref_mut() {
+            relay.started = true;
+            relay.first_ms = sent.elapsed().as_secs_f64() * 1000.0;
+        }
+        c.out.extend_from_slice(&head);
+        c.phase = Phase::Streaming;
+    }
+
+    /// The stream's end: its tail (`[DONE]`, the usage chunk a client asked for,
+    /// or the error event), the chunked terminator, and the usage to Python.
+    fn finish_stream(
+        &mut self,
+        cidx: usize,
+        uidx: usize,
+        failure: Option<(String, &'static str, &'static str)>,
+        reusable: bool,
+    ) {
+        if reusable {
+            self.release_upstream(uidx);
+        } else {
+            self.close_upstream(uidx);
+        }
+        let Some(c) = self.client(cidx) else { return };
+        let Some(mut job) = c.job.take() else { return };
+        let Some(relay) = job.stream.take() else {
+            return;
+        };
+        let complete = relay.dec.finished && failure.is_none();
+        let (usage, estimated) = stream_usage(&relay.dec, job.input_estimate, complete);
+        let tail = match &failure {
+            Some((message, kind, code)) => error_event(message, kind, code),
+            None => relay.dec.finish(relay.client_usage, &usage),
+        };
+        self.send_chunk(cidx, &tail);
+        if let Some(c) = self.client(cidx) {
+            c.out.extend_from_slice(b"0\r\n\r\n");
+            c.phase = Phase::Writing;
+        }
+        self.shared.push(Event::Done(Done {
+            request_id: job.request_id,
+            requested: job.requested,
+            usage,
+            estimated,
+            input_estimate: job.input_estimate,
+            status: 200,
+            outcome: if failure.is_some() {
+                "upstream_error"
+            } else {
+                "success"
+            },
+            streamed: true,
+            mid_stream: failure.is_some(),
+            started: job.started,
+            upstream_ms: relay.first_ms,
+            error: failure.map(|f| f.0).unwrap_or_default(),
+        }));
+        self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+        self.flush_client(cidx);
+    }
+
+    /// The client went away mid-stream: the upstream is closed, what was
+    /// produced is charged (`OUTCOME_CLIENT_ABORTED`).
+    fn abort_stream(&mut self, cidx: usize) {
+        let Some(c) = self.client(cidx) else { return };
+        let Some(mut job) = c.job.take() else { return };
+        let Some(relay) = job.stream.take() else {
+            return;
+        };
+        if let Some(u) = job.upstream {
+            self.close_upstream(u);
+        }
+        let (usage, estimated) = stream_usage(&relay.dec, job.input_estimate, false);
+        self.shared.push(Event::Done(Done {
+            request_id: job.request_id,
+            requested: job.requested,
+            usage,
+            estimated,
+            input_estimate: job.input_estimate,
+            status: 200,
+            outcome: "client_aborted",
+            streamed: true,
+            mid_stream: false,
+            started: job.started,
+            upstream_ms: relay.first_ms,
+            error: String::new(),
+        }));
+        self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// An upstream connection whose answer was read exactly: back to the pool.
+    fn release_upstream(&mut self, uidx: usize) {
+        let Some(u) = self.upstream(uidx) else { return };
+        u.client = None;
+        u.inbuf.clear();
+        let addr = u.addr;
+        let list = self.idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_ADDR {
+            list.push(uidx);
+        } else {
+            self.close_upstream(uidx);
+        }
+    }
+
+    fn flush_client(&mut self, idx: usize) {
+        let Some(c) = self.client(idx) else { return };
+        if c.phase != Phase::Writing && c.phase != Phase::Streaming {
+            return;
+        }
+        let streaming = c.phase == Phase::Streaming;
         while c.out_at < c.out.len() {
             match c.sock.write(&c.out[c.out_at..]) {
                 Ok(n) => c.out_at += n,
                 Err(e) if would_block(&e) => {
+                    let behind = c.out.len() - c.out_at > STREAM_BACKLOG;
                     let registry = self.poll.registry();
                     if let Some(Some(Conn::Client(c))) = self.slots.get_mut(idx) {
                         let _ = registry.reregister(
@@ -1200,15 +1623,41 @@ impl Core {
                             Interest::READABLE | Interest::WRITABLE,
                         );
                     }
+                    if behind {
+                        if let Some(relay) = self.relay(idx) {
+                            relay.paused = true; // the provider waits (TCP) until the client reads
+                        }
+                    }
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     // The client went away; its usage is recorded all the same.
+                    if streaming {
+                        self.abort_stream(idx);
+                    }
                     self.close_client(idx);
                     return;
                 }
             }
+        }
+        if streaming {
+            c.out.clear();
+            c.out_at = 0;
+            let resume = c.job.as_mut().and_then(|j| {
+                let relay = j.stream.as_deref_mut()?;
+                let was = relay.paused;
+                relay.paused = false;
+                if was {
+                    j.upstream
+                } else {
+                    None
+                }
+            });
+            if let Some(uidx) = resume {
+                self.on_upstream(uidx, true, false);
+            }
+            return;
         }
         let keep = c.keep_alive;
         c.out = Vec::new();
@@ -1236,7 +1685,12 @@ impl Core {
                 continue;
             };
             let due = match (&c.phase, &c.job, c.first_byte) {
-                (Phase::Waiting, Some(job), _) => {
+                (Phase::Streaming, Some(job), _)
+                    if job.stream.as_deref().is_some_and(|r| r.paused) =>
+                {
+                    continue; // the client is slow, not the provider
+                }
+                (Phase::Waiting | Phase::Streaming, Some(job), _) => {
                     if now >= job.deadline {
                         late.push(idx);
                         continue;
@@ -1273,9 +1727,63 @@ impl Core {
             self.close_client(idx);
         }
         for idx in late {
-            self.fail(idx, "timeout");
+            let Some(c) = self.client(idx) else { continue };
+            if c.phase == Phase::Streaming {
+                let model = c
+                    .job
+                    .as_ref()
+                    .map(|j| j.route.model.clone())
+                    .unwrap_or_default();
+                let upstream = c.job.as_ref().and_then(|j| j.upstream);
+                let failure = (
+                    format!("{model}: the stream stalled"),
+                    "server_error",
+                    "timeout",
+                );
+                match upstream {
+                    Some(u) => self.finish_stream(idx, u, Some(failure), false),
+                    None => self.abort_stream(idx),
+                }
+            } else {
+                self.fail(idx, "timeout");
+            }
         }
         next.map(|n| n.saturating_duration_since(Instant::now()))
+    }
+
+    /// The grace period is over: requests still in flight are charged for what
+    /// is known (a stream: what was relayed; a whole answer: the prompt's
+    /// estimate), as the Python server's are when it closes their connections.
+    fn abandon(&mut self) {
+        for idx in 0..self.slots.len() {
+            let streaming = match self.client(idx) {
+                Some(c) if c.job.is_some() => c.job.as_ref().is_some_and(|j| j.stream.is_some()),
+                _ => continue,
+            };
+            if streaming {
+                self.abort_stream(idx);
+            } else if let Some(job) = self.client(idx).and_then(|c| c.job.take()) {
+                if let Some(u) = job.upstream {
+                    self.close_upstream(u);
+                }
+                self.shared.push(Event::Done(Done {
+                    request_id: job.request_id,
+                    requested: job.requested,
+                    usage: [job.input_estimate, 0, 0, 0],
+                    estimated: true,
+                    input_estimate: job.input_estimate,
+                    status: 0,
+                    outcome: "client_aborted",
+                    streamed: false,
+                    mid_stream: false,
+                    started: job.started,
+                    upstream_ms: job.sent.elapsed().as_secs_f64() * 1000.0,
+                    error: String::new(),
+                }));
+                self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+            }
+            self.close_client(idx);
+        }
     }
 
     fn in_flight(&self) -> bool {
@@ -1339,7 +1847,11 @@ impl Core {
                         self.close_client(idx);
                     }
                 }
-                if !self.in_flight() || stop_by.is_some_and(|t| Instant::now() >= t) {
+                if !self.in_flight() {
+                    return;
+                }
+                if stop_by.is_some_and(|t| Instant::now() >= t) {
+                    self.abandon();
                     return;
                 }
             }
@@ -1508,7 +2020,8 @@ impl Lane {
     }
 
     /// What happened since the last call: `("done", request_id, requested, input,
-    /// cached, output, reasoning, estimated, input_estimate, status, ok, started,
+    /// cached, output, reasoning, estimated, input_estimate, status, outcome, streamed,
+    /// mid_stream, started,
     /// upstream_ms, error)`, `("handoff", fd, data, failure)` (failure: None for a
     /// request the lane did not take, else `(model, cause, status, headers, body)`)
     /// or `("dead", why)`.
@@ -1536,7 +2049,13 @@ impl Lane {
                             .into_any(),
                         d.input_estimate.into_pyobject(py)?.into_any(),
                         d.status.into_pyobject(py)?.into_any(),
-                        pyo3::types::PyBool::new(py, d.ok).to_owned().into_any(),
+                        d.outcome.into_pyobject(py)?.into_any(),
+                        pyo3::types::PyBool::new(py, d.streamed)
+                            .to_owned()
+                            .into_any(),
+                        pyo3::types::PyBool::new(py, d.mid_stream)
+                            .to_owned()
+                            .into_any(),
                         d.started.into_pyobject(py)?.into_any(),
                         d.upstream_ms.into_pyobject(py)?.into_any(),
                         d.error.into_pyobject(py)?.into_any(),

@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 mod lane;
+mod lane_sse;
 mod pii;
 mod request;
 mod router;

@@ -5,8 +5,8 @@ request on a shared two-core host (the interpreter's code and data come back
 from memory after every idle gap), where nginx costs ~50. The lane is a thread
 of the compiled module with its own epoll loop that accepts on the sidecar's
 port and serves, with no Python on the path, the request a table without
-policy features reduces to: a whole ``POST /v1/chat/completions`` for a model
-it names directly. Everything else (other APIs, streams, aliases, odd HTTP,
+policy features reduces to: a ``POST /v1/chat/completions`` (whole or
+streamed) for a model it names directly. Everything else (other APIs, aliases, odd HTTP,
 invalid JSON, unknown models, failed attempts) is handed to the Python server
 with the connection, which keeps it.
 
@@ -55,6 +55,12 @@ from switchman_sidecar.table import CompiledTable, ModelFacts, TableStore
 from switchman_sidecar.usage import Usage
 
 __all__ = ["PAUSE_S", "NativeLane", "available"]
+
+_OUTCOMES = {
+    "success": usage_pb2.OUTCOME_SUCCESS,
+    "upstream_error": usage_pb2.OUTCOME_UPSTREAM_ERROR,
+    "client_aborted": usage_pb2.OUTCOME_CLIENT_ABORTED,
+}
 
 log = logging.getLogger("switchman.lane")
 
@@ -276,7 +282,9 @@ class NativeLane:
             estimated,
             input_estimate,
             status,
-            ok,
+            outcome,
+            streamed,
+            mid_stream,
             started,
             upstream_ms,
             _error,
@@ -298,8 +306,11 @@ class NativeLane:
                 table.router.start(fact.name)
                 table.router.observe(fact.name, upstream_ms, True)
         ex.usage = Usage(inp, cached, out, reasoning, estimated)
-        ex.outcome = usage_pb2.OUTCOME_SUCCESS if ok else usage_pb2.OUTCOME_UPSTREAM_ERROR
+        ex.outcome = _OUTCOMES[outcome]
+        ex.streamed = streamed
         ex.status = status
+        if mid_stream:
+            self._pipeline.metrics.upstream_failures.labels(requested, "mid-stream").inc()
         self._pipeline.finish(ex)
 
     def _handoff(self, event: tuple[Any, ...]) -> None:

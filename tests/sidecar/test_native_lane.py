@@ -11,6 +11,7 @@ lane and one without (``native_lane=False``) where a comparison says more.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import httpx
@@ -115,8 +116,8 @@ async def test_answers_equal_the_python_path(make_sidecar: Any, records: Any, fa
 
 
 async def test_what_it_does_not_serve_reaches_python(make_sidecar: Any, records: Any) -> None:
-    """Streams, aliases, other providers, other paths, bad input: answered by the
-    Python server on connections the lane handed over; nothing served by the lane."""
+    """Aliases, other providers, other paths, bad input: answered by the Python
+    server on connections the lane handed over (the stream first: the lane's)."""
     sidecar = await make_sidecar()
     async with _client(sidecar) as client:
         stream = await client.chat.completions.create(model="gpt-4o", messages=HI, stream=True)
@@ -147,7 +148,7 @@ async def test_what_it_does_not_serve_reaches_python(make_sidecar: Any, records:
         )
         assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "stream"
     stats = _stats(sidecar)
-    assert stats["served"] == 0
+    assert stats["served"] == 1  # the stream
     assert stats["handed_over"] >= 2  # a connection stays with Python once handed over
     # stream, alias, claude, unknown model, no messages, bad JSON, bad `stream`
     got = await _settled(sidecar, records, 7)
@@ -156,8 +157,9 @@ async def test_what_it_does_not_serve_reaches_python(make_sidecar: Any, records:
 
 
 async def test_a_connection_moves_to_python_midway(make_sidecar: Any, records: Any) -> None:
-    """Keep-alive: lane answers, then a stream on the same connection is handed
-    over, and that connection's later requests are Python's."""
+    """Keep-alive: the lane answers (a whole answer, a stream), then an alias on
+    the same connection is handed over, and that connection's later requests are
+    Python's."""
     sidecar = await make_sidecar()
     async with httpx.AsyncClient(base_url=sidecar.url, timeout=10) as raw:
         first = await raw.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HI})
@@ -167,11 +169,13 @@ async def test_a_connection_moves_to_python_midway(make_sidecar: Any, records: A
             "/v1/chat/completions", json={"model": "gpt-4o", "messages": HI, "stream": True}
         )
         assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n")
-        third = await raw.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HI})
-        assert third.status_code == 200
+        alias = await raw.post("/v1/chat/completions", json={"model": "best", "messages": HI})
+        assert alias.status_code == 200
+        fourth = await raw.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HI})
+        assert fourth.status_code == 200
     stats = _stats(sidecar)
-    assert (stats["served"], stats["handed_over"]) == (1, 1)
-    assert len(await _settled(sidecar, records, 3)) == 3
+    assert (stats["served"], stats["handed_over"]) == (2, 1)
+    assert len(await _settled(sidecar, records, 4)) == 4
 
 
 async def test_failed_attempt_fails_over_in_python(
@@ -360,3 +364,118 @@ async def test_answer_in_flight_across_a_table_change(
     assert record.model == "gpt-4o" and record.provider == "openai"
     assert record.cost > 0 and record.reason == "requested"
     assert _stats(sidecar)["served"] == 1
+
+
+# --- streams -------------------------------------------------------------------
+
+_WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+_IDS = re.compile(rb'"(id|created|system_fingerprint)":("[^"]*"|\d+)')
+
+
+def _normal(text: bytes) -> bytes:
+    """A stream's bytes without what differs per answer (ids, timestamps)."""
+    return _IDS.sub(rb'"\1":_', text)
+
+
+async def _stream_both(
+    make_sidecar: Any, records: Any, body: dict[str, Any], headers: dict[str, str]
+) -> list[tuple[httpx.Response, Any]]:
+    """The same streamed request through a sidecar with the lane and one without."""
+    out = []
+    for lane in (True, False):
+        sidecar = await make_sidecar(native_lane=lane)
+        async with httpx.AsyncClient(base_url=sidecar.url, timeout=10) as client:
+            r = await client.post("/v1/chat/completions", json=body, headers=headers)
+        [record] = await _settled(sidecar, records, 1)
+        out.append((r, record))
+        if lane:
+            assert _stats(sidecar)["served"] == 1, "the lane did not take the stream"
+    return out
+
+
+@pytest.mark.parametrize(
+    ("extra", "headers"),
+    [
+        ({}, {}),
+        ({"stream_options": {"include_usage": True}}, {}),
+        ({"stream_options": {"include_usage": True}}, {"x-fake-no-usage": "true"}),
+        ({}, {"x-fake-no-usage": "true"}),
+        ({"stream_options": {"include_usage": 1}}, {"x-fake-cached-tokens": "3"}),
+        ({"tools": [_WEATHER]}, {"x-fake-tool-call": "auto"}),
+        ({}, {"x-fake-cut-after": "2"}),
+    ],
+    ids=["plain", "usage", "usage-none-reported", "none-reported", "usage-1", "tools", "cut"],
+)
+async def test_streams_equal_the_python_path(
+    make_sidecar: Any, records: Any, extra: dict[str, Any], headers: dict[str, str]
+) -> None:
+    body = {"model": "gpt-4o", "messages": HI, "stream": True, **extra}
+    (lane, lane_rec), (py, py_rec) = await _stream_both(make_sidecar, records, body, headers)
+    assert lane.status_code == py.status_code == 200
+    assert _switchman_headers(lane.headers) == _switchman_headers(py.headers)
+    for name in ("content-type", "cache-control", "transfer-encoding"):
+        assert lane.headers.get(name) == py.headers.get(name), name
+    if "x-fake-cut-after" in headers:
+        # The error event's text names the broken connection in each its own words.
+        assert lane.text.count("data: ") == py.text.count("data: ")
+        assert '"code":"upstream_error"' in lane.text and '"code":"upstream_error"' in py.text
+    else:
+        assert _normal(lane.content) == _normal(py.content)
+    assert _record_fields(lane_rec) == _record_fields(py_rec)
+    assert lane_rec.streamed
+
+
+async def test_stream_failing_before_its_first_event_fails_over(
+    make_sidecar: Any, records: Any
+) -> None:
+    sidecar = await make_sidecar()
+    async with httpx.AsyncClient(base_url=sidecar.url, timeout=10) as client:
+        r = await client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": HI, "stream": True},
+            headers={"x-fake-fail-first": "1", "x-fake-key": "lane-stream-503"},
+        )
+    assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+    assert r.headers["x-switchman-tried"] == "gpt-4o:http-503"
+    assert _stats(sidecar)["failed_attempts"] == 1
+    [record] = await _settled(sidecar, records, 1)
+    assert record.outcome == usage_pb2.OUTCOME_SUCCESS and record.streamed
+
+
+async def test_client_leaving_a_stream_is_charged_for_what_was_produced(
+    make_sidecar: Any, records: Any
+) -> None:
+    sidecar = await make_sidecar()
+    body = {"model": "gpt-4o", "messages": HI, "stream": True}
+    slow = {"x-fake-drip-ms": "50", "x-fake-content": "one two three four five six"}
+    async with (
+        httpx.AsyncClient(base_url=sidecar.url, timeout=10) as client,
+        client.stream("POST", "/v1/chat/completions", json=body, headers=slow) as r,
+    ):
+        async for _line in r.aiter_lines():
+            break  # the first event, then away
+    for _ in range(100):
+        got = records(sidecar)
+        if got:
+            break
+        await asyncio.sleep(0.02)
+    [record] = got
+    assert record.outcome == usage_pb2.OUTCOME_CLIENT_ABORTED
+    assert record.streamed and record.estimated and record.output_tokens >= 1
+    assert _stats(sidecar)["served"] == 1
+
+
+async def test_requests_outliving_the_grace_period_are_still_recorded(
+    make_sidecar: Any, records: Any
+) -> None:
+    sidecar = await make_sidecar()
+    async with _client(sidecar, **{"x-fake-latency-ms": "3000"}) as client:
+        pending = asyncio.ensure_future(client.chat.completions.create(model="gpt-4o", messages=HI))
+        await asyncio.sleep(0.1)
+        assert sidecar.lane is not None
+        await sidecar.lane.close(grace_s=0.1)
+        with pytest.raises(openai.APIConnectionError):
+            await pending
+    [record] = records(sidecar)
+    assert record.outcome == usage_pb2.OUTCOME_CLIENT_ABORTED
+    assert record.estimated and record.input_tokens > 0 and record.model == "gpt-4o"
