@@ -4,7 +4,8 @@
 //! What it serves: a `POST /v1/chat/completions`, whole or streamed (the
 //! stream relay is `lane_sse.rs`), whose `model` names a route the Python side
 //! published with `set_routes` (a pinned OpenAI-family model on a plain-HTTP
-//! endpoint, in a table without rules, PII policy, shadow or budget state;
+//! endpoint, in a table without rules, PII policy or shadow, on a budget
+//! credit when the team has a budget;
 //! `sidecar/switchman_sidecar/lane.py` decides which). The client's bytes go
 //! upstream as the Python path sends them (the model renamed, `include_usage`
 //! asked for), the provider's answer comes back unchanged with the same
@@ -70,6 +71,18 @@ struct Route {
     output_price: f64,
     context_window: u64,
     per_try: Duration,
+    /// `(input_price, output_price, max_output_tokens)` of the model and its
+    /// fallbacks: a request's worst-case cost against the budget credit.
+    chain: Vec<(f64, f64, u64)>,
+}
+
+/// What the lane may still commit of the team's budget (`lane.py` grants it).
+struct Credit {
+    /// None: no budget state, nothing to hold. Else the grant less what the
+    /// lane's finished requests cost.
+    limit: Option<f64>,
+    /// Worst-case cost of the requests in flight.
+    held: f64,
 }
 
 struct Routes {
@@ -127,10 +140,21 @@ struct Shared {
     stop: AtomicBool,
     /// Requests taken (sent upstream) whose `Done` or hand-over is not queued yet.
     busy: AtomicUsize,
+    credit: Mutex<Credit>,
     notify_fd: RawFd,
 }
 
 impl Shared {
+    /// A request of the lane ended: its worst case is no longer held, what it
+    /// cost comes off the credit.
+    fn settle_credit(&self, worst: f64, cost: f64) {
+        let mut credit = self.credit.lock().unwrap_or_else(|e| e.into_inner());
+        credit.held = (credit.held - worst).max(0.0);
+        if let Some(limit) = credit.limit.as_mut() {
+            *limit -= cost;
+        }
+    }
+
     fn push(&self, event: Event) {
         let mut out = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
         out.items.push(event);
@@ -174,6 +198,8 @@ struct Job {
     deadline: Instant,
     upstream: Option<usize>,
     retried: bool,
+    /// Its worst-case cost, held against the budget credit until it ends.
+    worst: f64,
     /// A streamed request's relay (`lane_sse.rs`); None for a whole answer.
     stream: Option<Box<Relay>>,
 }
@@ -933,6 +959,26 @@ impl Core {
         if route.context_window > 0 && input_estimate > route.context_window {
             return Parsed::Handoff;
         }
+        // `Pipeline.prepare`'s worst case: the prompt's estimate and the output cap
+        // (the request's, else the model's, else 4,096) at the dearest candidate.
+        let max_out = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+            .iter()
+            .find_map(|k| json.get(*k).filter(|v| crate::lane_sse::truthy(Some(v))));
+        let max_out = match max_out {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(n) => Some(n),
+                None => return Parsed::Handoff, // not an integer: Python decides
+            },
+        };
+        let worst = route
+            .chain
+            .iter()
+            .map(|&(ip, op, model_max)| {
+                let out = max_out.unwrap_or(if model_max > 0 { model_max } else { 4096 });
+                (input_estimate as f64 * ip + out as f64 * op) / 1_000_000.0
+            })
+            .fold(0.0, f64::max);
         // Header names are case-insensitive; a repeated header keeps its last
         // value at the place of its first (as the Python server's dict).
         let mut request_id: Option<&[u8]> = None;
@@ -973,6 +1019,15 @@ impl Core {
         }
         up.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
         up.extend_from_slice(&body);
+        {
+            let mut credit = self.shared.credit.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(limit) = credit.limit {
+                if credit.held + worst > limit {
+                    return Parsed::Handoff; // Python admits, downgrades or refuses
+                }
+            }
+            credit.held += worst;
+        }
         let now = Instant::now();
         Parsed::Go(
             Job {
@@ -987,6 +1042,7 @@ impl Core {
                 deadline: now + route.per_try,
                 upstream: None,
                 retried: false,
+                worst,
                 stream: stream.then(|| {
                     Box::new(Relay {
                         client_usage,
@@ -1118,6 +1174,7 @@ impl Core {
         if let Some(u) = job.upstream {
             self.close_upstream(u);
         }
+        self.shared.settle_credit(job.worst, 0.0);
         let failure = Some(Failure {
             model: job.route.model.clone(),
             cause: cause.to_owned(),
@@ -1363,6 +1420,8 @@ impl Core {
         c.out_at = 0;
         c.phase = Phase::Writing;
         self.flush_client(cidx);
+        self.shared
+            .settle_credit(job.worst, cost_of(&job.route, &usage));
         self.shared.push(Event::Done(Done {
             request_id: job.request_id,
             requested: job.requested,
@@ -1539,6 +1598,8 @@ impl Core {
             c.out.extend_from_slice(b"0\r\n\r\n");
             c.phase = Phase::Writing;
         }
+        self.shared
+            .settle_credit(job.worst, cost_of(&job.route, &usage));
         self.shared.push(Event::Done(Done {
             request_id: job.request_id,
             requested: job.requested,
@@ -1573,6 +1634,8 @@ impl Core {
             self.close_upstream(u);
         }
         let (usage, estimated) = stream_usage(&relay.dec, job.input_estimate, false);
+        self.shared
+            .settle_credit(job.worst, cost_of(&job.route, &usage));
         self.shared.push(Event::Done(Done {
             request_id: job.request_id,
             requested: job.requested,
@@ -1766,10 +1829,13 @@ impl Core {
                 if let Some(u) = job.upstream {
                     self.close_upstream(u);
                 }
+                let usage = [job.input_estimate, 0, 0, 0];
+                self.shared
+                    .settle_credit(job.worst, cost_of(&job.route, &usage));
                 self.shared.push(Event::Done(Done {
                     request_id: job.request_id,
                     requested: job.requested,
-                    usage: [job.input_estimate, 0, 0, 0],
+                    usage,
                     estimated: true,
                     input_estimate: job.input_estimate,
                     status: 0,
@@ -1859,8 +1925,9 @@ impl Core {
     }
 }
 
-/// `(name, model, upstream_name, ip, port, head, tail, input_price, cached_price,
-/// output_price, context_window, per_try_timeout_s)`, see `Lane::set_routes`.
+/// `(name, model, upstream_name, ip, port, head, tail, (input_price, cached_price,
+/// output_price), context_window, per_try_timeout_s, chain)`, see `Lane::set_routes`;
+/// `chain`: `(input_price, output_price, max_output_tokens)` per candidate.
 type RouteTuple = (
     String,
     String,
@@ -1869,11 +1936,10 @@ type RouteTuple = (
     u16,
     Vec<u8>,
     Vec<u8>,
-    f64,
-    f64,
-    f64,
+    (f64, f64, f64),
     u64,
     f64,
+    Vec<(f64, f64, u64)>,
 );
 
 /// The lane: `start` it with a listening socket, feed it `set_routes`, drain
@@ -1901,6 +1967,10 @@ impl Lane {
                 }),
                 stop: AtomicBool::new(false),
                 busy: AtomicUsize::new(0),
+                credit: Mutex::new(Credit {
+                    limit: None,
+                    held: 0.0,
+                }),
                 notify_fd,
             }),
             waker: None,
@@ -1982,8 +2052,19 @@ impl Lane {
             None => None,
             Some(list) => {
                 let mut by_name = HashMap::new();
-                for (name, model, upstream, ip, port, head, tail, ip_price, cp, op, cw, per_try) in
-                    list
+                for (
+                    name,
+                    model,
+                    upstream,
+                    ip,
+                    port,
+                    head,
+                    tail,
+                    (ip_price, cp, op),
+                    cw,
+                    per_try,
+                    chain,
+                ) in list
                 {
                     let ip: std::net::IpAddr = ip
                         .parse()
@@ -2003,6 +2084,7 @@ impl Lane {
                             output_price: op,
                             context_window: cw,
                             per_try: Duration::from_secs_f64(per_try.max(0.001)),
+                            chain,
                         }),
                     );
                 }
@@ -2108,6 +2190,38 @@ impl Lane {
         if let Some(w) = &self.waker {
             let _ = w.wake();
         }
+    }
+
+    /// What the lane may commit of the team's budget from now on (None: there
+    /// is no budget state). Requests in flight stay held against it.
+    #[pyo3(signature = (limit))]
+    fn set_credit(&self, limit: Option<f64>) {
+        self.shared
+            .credit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .limit = limit;
+    }
+
+    /// Gives back what the lane's credit does not hold for requests in flight
+    /// (the lane admits nothing more until `set_credit`); returns that amount.
+    fn reclaim(&self) -> f64 {
+        let mut credit = self.shared.credit.lock().unwrap_or_else(|e| e.into_inner());
+        let held = credit.held;
+        match credit.limit.as_mut() {
+            Some(limit) if *limit > held => {
+                let freed = *limit - held;
+                *limit = held;
+                freed
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// The credit left (None: unlimited) and the worst case of requests in flight.
+    fn credit(&self) -> (Option<f64>, f64) {
+        let credit = self.shared.credit.lock().unwrap_or_else(|e| e.into_inner());
+        (credit.limit, credit.held)
     }
 
     /// Requests in flight in the lane (taken, their event not queued yet).

@@ -59,21 +59,35 @@ class BudgetGate:
         # Acknowledged batches the state's ``spent`` does not include yet: (boot, seq) -> cost.
         self.uncounted: dict[tuple[str, int], float] = {}
         self.refused = 0
-        self.on_first_state: list[Callable[[], None]] = []
-        """Called when the first state arrives (the native lane then stops: it
-        admits only without one)."""
+        self.reclaim: Callable[[], None] | None = None
+        """Frees what is reserved but not needed (the native lane's unused credit);
+        ``admit`` calls it before refusing or downgrading for want of headroom."""
+        self.on_update: list[Callable[[], None]] = []
+        """Called after each state (the native lane's credit follows it, lane.py)."""
 
     def update(self, state: budget_pb2.BudgetState) -> None:
-        first = self.state is None
         self.state = state
-        if first:
-            for callback in self.on_first_state:
-                callback()
         if not state.counted_known:
             self.uncounted.clear()
-            return
-        for key in [k for k in self.uncounted if k[1] <= state.counted.get(k[0], 0)]:
-            del self.uncounted[key]
+        else:
+            for key in [k for k in self.uncounted if k[1] <= state.counted.get(k[0], 0)]:
+                del self.uncounted[key]
+        for callback in self.on_update:
+            callback()
+
+    def plainly_open(self, team: str) -> bool:
+        """Nothing about the state would change a request: no state (or another
+        team's), or one that is Ok, under its soft threshold and its token limit.
+        (The native lane serves only then, holding a credit: lane.py.)"""
+        s = self.state
+        if s is None or (s.team and team and s.team != team):
+            return True
+        return (
+            s.condition
+            not in (budget_pb2.BUDGET_CONDITION_SOFT_LIMITED, budget_pb2.BUDGET_CONDITION_EXHAUSTED)
+            and not (s.soft_threshold_percent > 0 and s.percent_used >= s.soft_threshold_percent)
+            and not (s.token_limit > 0 and s.tokens_used >= s.token_limit)
+        )
 
     def reported(self, cost: float, boot_id: str = "", sequence: int = 0) -> None:
         """The operator acknowledged counting batch ``sequence`` of boot ``boot_id``
@@ -106,6 +120,9 @@ class BudgetGate:
         percent = s.percent_used
         tokens_out = s.token_limit > 0 and s.tokens_used >= s.token_limit
         headroom = s.allowance - self._held()
+        if worst_case_cost > headroom and self.reclaim is not None:
+            self.reclaim()
+            headroom = s.allowance - self._held()
         exhausted = (
             s.condition == budget_pb2.BUDGET_CONDITION_EXHAUSTED
             or tokens_out

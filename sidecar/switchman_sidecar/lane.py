@@ -12,8 +12,10 @@ with the connection, which keeps it.
 
 What the lane may serve is decided here, per table (``routes``):
 
-* the table has no rules, no shadow model and no PII policy, and the sidecar
-  has no budget state (each of those reads or changes a request);
+* the table has no rules, no shadow model and no PII policy (each reads or
+  changes a request), and the team's budget state, if any, is Ok, under its
+  soft threshold and token limit (``BudgetGate.plainly_open``); the lane then
+  holds a credit on it (``_grant``), so the budget holds as on the Python path;
 * per model: an OpenAI-family adapter, an ``http://`` endpoint (TLS stays in
   Python), no RPM/TPM limits, the router's decision for that name
   ``requested`` with nothing added, and its circuit breaker closed. The
@@ -44,7 +46,7 @@ from typing import Any
 from switchman_protocol.v1 import usage_pb2
 from switchman_sidecar import pipeline as pipeline_mod
 from switchman_sidecar.adapters.openai import OpenAIAdapter
-from switchman_sidecar.budget import BudgetGate
+from switchman_sidecar.budget import Admission, BudgetGate
 from switchman_sidecar.compiled import native
 from switchman_sidecar.http.client import UpstreamClient
 from switchman_sidecar.http.server import Handler, HttpServer, ServerLimits
@@ -100,6 +102,9 @@ class NativeLane:
         table change or a pause still finds its prices)."""
         self._routes: list[str] = []
         """The names the lane serves now."""
+        self._credit: Admission | None = None
+        """The lane's credit on the team's budget, reserved in the gate (``_grant``)."""
+        self._granted = 0.0
         self._paused: dict[str, float] = {}
         self._addresses: dict[str, str] = {}
         """Host name → IP address (resolved off the loop; the lane connects to IPs)."""
@@ -128,7 +133,8 @@ class NativeLane:
         self._server = server
         self._loop.add_reader(self._read_fd, self._drain)
         self._store.on_apply.append(self._applied)
-        self._budget.on_first_state.append(self.refresh)
+        self._budget.on_update.append(self.refresh)
+        self._budget.reclaim = self._reclaim
         self.refresh()
         self._lane.start(
             sock.detach(),
@@ -149,13 +155,14 @@ class NativeLane:
         table = self._store.current
         if (
             table is None
-            or self._budget.state is not None
+            or not self._budget.plainly_open(table.team)
             or table.pii.enabled
             or len(table.table.rules) > 0
             or table.router.shadow is not None
         ):
             self._routes = []
             self._lane.set_routes(None, [])
+            self._release_credit()
             return
         now = time.monotonic()
         routes = []
@@ -170,7 +177,63 @@ class NativeLane:
             if self._paused.get(name, 0.0) <= now:
                 routes.append(route)
         self._routes = sorted(route[0] for route in routes)
+        self._grant(table.team)
         self._lane.set_routes(routes, list(self._pipeline.settings.forward_header_prefixes))
+
+    # budget ---------------------------------------------------------------
+    def _grant(self, team: str) -> None:
+        """Gives the lane a credit on the team's budget: half of what this sidecar
+        may still commit, reserved in the gate like one request's worst case.
+
+        The lane admits a request while its worst case fits in what is left of the
+        credit (less the worst cases in flight) and hands it to Python otherwise;
+        each answer's cost moves from the credit's reservation to the gate's
+        spend. A new state (or the credit running low) replaces the credit; the
+        requests in flight stay held against the new one. When the gate lacks
+        headroom for a request, it takes back the unused credit first
+        (``_reclaim``): the two paths never leave budget unused between them."""
+        self._release_credit()
+        gate = self._budget
+        state = gate.state
+        if state is None or (state.team and team and state.team != team):
+            self._lane.set_credit(None)  # nothing to hold, as ``BudgetGate.admit``
+            return
+        headroom = gate.headroom() or 0.0
+        grant = headroom / 2
+        if grant <= 0:
+            self._lane.set_credit(0.0)  # every request goes to Python, which refuses
+            return
+        self._credit = gate.admit(team, grant)
+        self._granted = grant
+        self._lane.set_credit(grant if self._credit.allowed else 0.0)
+
+    def _release_credit(self) -> None:
+        if self._credit is not None:
+            self._budget.settle(self._credit, 0.0)  # what is left of it
+            self._credit = None
+
+    def _reclaim(self) -> None:
+        """The gate needs headroom (a request the lane could not fit, or one it
+        never serves): the part of the credit no request in flight holds goes
+        back; the lane waits for its next grant (a state, or its next answer)."""
+        credit = self._credit
+        if credit is None:
+            return
+        freed = min(self._lane.reclaim(), credit.reservation)
+        credit.reservation -= freed
+        self._budget.reserved = max(0.0, self._budget.reserved - freed)
+
+    def _spent(self, cost: float) -> None:
+        """A lane answer's cost (already the gate's spend, by ``Pipeline.finish``)
+        is no longer part of the credit's reservation."""
+        credit = self._credit
+        if credit is None or cost <= 0:
+            return
+        take = min(credit.reservation, cost)
+        credit.reservation -= take
+        self._budget.reserved = max(0.0, self._budget.reserved - take)
+        if credit.reservation < self._granted / 4 and self._store.current is not None:
+            self._grant(self._store.current.team)
 
     def _route(
         self, table: CompiledTable, name: str, fact: ModelFacts
@@ -220,11 +283,13 @@ class NativeLane:
             origin.port,
             head,
             tail,
-            fact.input_price,
-            fact.cached_price,
-            fact.output_price,
+            (fact.input_price, fact.cached_price, fact.output_price),
             fact.context_window,
             min(table.policy.per_try_timeout_s, table.policy.total_timeout_s),
+            [
+                (f.input_price, f.output_price, f.max_output_tokens)
+                for f in (table.facts[n] for n in decision.candidates if n in table.facts)
+            ],
         )
         return route, decision
 
@@ -312,6 +377,7 @@ class NativeLane:
         if mid_stream:
             self._pipeline.metrics.upstream_failures.labels(requested, "mid-stream").inc()
         self._pipeline.finish(ex)
+        self._spent(ex.cost)
 
     def _handoff(self, event: tuple[Any, ...]) -> None:
         _, fd, data, failure = event
@@ -391,5 +457,8 @@ class NativeLane:
             self._fallback = None
         if self._applied in self._store.on_apply:
             self._store.on_apply.remove(self._applied)
-        if self.refresh in self._budget.on_first_state:
-            self._budget.on_first_state.remove(self.refresh)
+        if self.refresh in self._budget.on_update:
+            self._budget.on_update.remove(self.refresh)
+        if self._budget.reclaim == self._reclaim:
+            self._budget.reclaim = None
+        self._release_credit()

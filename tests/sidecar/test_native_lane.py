@@ -271,11 +271,52 @@ async def test_policy_features_turn_it_off(make_sidecar: Any, table_for: Any, fa
     assert _stats(pii)["routes"] == []
     budget = await make_sidecar()
     assert _stats(budget)["routes"]
-    budget.budget.update(budget_pb2.BudgetState(team="team-a", limit=100.0, allowance=100.0))
+    budget.budget.update(
+        budget_pb2.BudgetState(
+            team="team-a",
+            limit=100.0,
+            allowance=100.0,
+            condition=budget_pb2.BUDGET_CONDITION_SOFT_LIMITED,
+        )
+    )
     assert _stats(budget)["routes"] == []
     async with _client(budget) as client:
         await client.chat.completions.create(model="gpt-4o", messages=HI)
     assert _stats(budget)["served"] == 0
+
+
+async def test_budget_credit(make_sidecar: Any, records: Any) -> None:
+    """With an Ok budget state the lane serves on a credit reserved in the gate:
+    half of what the sidecar may commit. A request whose worst case does not fit
+    goes to Python, which admits or refuses it as always; spend is counted once."""
+    sidecar = await make_sidecar()
+    gate = sidecar.budget
+    gate.update(budget_pb2.BudgetState(team="team-a", limit=1.0, allowance=1.0))
+    assert sidecar.lane is not None
+    limit, held = sidecar.lane._lane.credit()
+    assert limit == pytest.approx(0.5) and held == 0.0
+    assert gate.reserved == pytest.approx(0.5)  # the credit, as a reservation
+    async with _client(sidecar) as client:
+        # Worst case: 4,096 output tokens at $10/Mtok = $0.041: fits.
+        await client.chat.completions.create(model="gpt-4o", messages=HI)
+        [record] = records(sidecar)
+        assert _stats(sidecar)["served"] == 1
+        assert gate.unreported == pytest.approx(record.cost)  # spent, once
+        assert gate.reserved == pytest.approx(0.5 - record.cost)  # out of the credit
+        limit, held = sidecar.lane._lane.credit()
+        assert limit == pytest.approx(0.5 - record.cost) and held == 0.0
+        # 100,000 output tokens: $1 worst case, more than the credit: Python's
+        # admission decides (and refuses: more than the sidecar's whole share).
+        with pytest.raises(openai.RateLimitError) as refused:
+            await client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=100_000)
+        assert refused.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+    assert _stats(sidecar)["served"] == 1 and _stats(sidecar)["handed_over"] == 1
+    # A new state replaces the credit (what the sidecar may commit, halved).
+    gate.update(budget_pb2.BudgetState(team="team-a", limit=1.0, allowance=0.2))
+    limit, _ = sidecar.lane._lane.credit()
+    assert limit == pytest.approx((0.2 - gate.unreported) / 2)
+    await sidecar.lane.close()
+    assert gate.reserved == pytest.approx(0.0)  # the credit is released
 
 
 async def test_table_changes_reach_it(make_sidecar: Any, table_for: Any, fake: Any) -> None:
@@ -479,3 +520,25 @@ async def test_requests_outliving_the_grace_period_are_still_recorded(
     [record] = records(sidecar)
     assert record.outcome == usage_pb2.OUTCOME_CLIENT_ABORTED
     assert record.estimated and record.input_tokens > 0 and record.model == "gpt-4o"
+
+
+async def test_unused_credit_goes_back_when_python_needs_it(
+    make_sidecar: Any, records: Any
+) -> None:
+    """A request too big for the lane's half but within the sidecar's whole share
+    is admitted by Python, which takes the lane's unused credit back first."""
+    sidecar = await make_sidecar()
+    gate = sidecar.budget
+    gate.update(budget_pb2.BudgetState(team="team-a", limit=0.1, allowance=0.1))
+    assert sidecar.lane is not None and sidecar.lane._lane.credit()[0] == pytest.approx(0.05)
+    async with _client(sidecar) as client:
+        # Worst case 7,000 output tokens at $10/Mtok = $0.07: more than the lane's
+        # $0.05, less than the $0.10 the sidecar may commit.
+        completion = await client.chat.completions.create(
+            model="gpt-4o", messages=HI, max_tokens=7000
+        )
+    assert completion.choices[0].message.content
+    assert _stats(sidecar)["served"] == 0 and _stats(sidecar)["handed_over"] == 1
+    [record] = records(sidecar)
+    assert gate.unreported == pytest.approx(record.cost)
+    assert gate.reserved == pytest.approx(0.0)  # the lane's credit was taken back

@@ -118,9 +118,22 @@ def parse_response(
 
 # --- lane.rs ---
 
-LaneRoute = tuple[str, str, str, str, int, bytes, bytes, float, float, float, int, float]
-"""(name, model, upstream_name, ip, port, head, tail, input_price, cached_price,
-output_price, context_window, per_try_timeout_s)."""
+LaneRoute = tuple[
+    str,
+    str,
+    str,
+    str,
+    int,
+    bytes,
+    bytes,
+    tuple[float, float, float],
+    int,
+    float,
+    list[tuple[float, float, int]],
+]
+"""(name, model, upstream_name, ip, port, head, tail, (input_price, cached_price,
+output_price), context_window, per_try_timeout_s, [(input_price, output_price,
+max_output_tokens) per candidate])."""
 
 class Lane:
     """The native lane's thread (sidecar/switchman_sidecar/lane.py)."""
@@ -138,6 +151,9 @@ class Lane:
     def take(self) -> list[tuple[Any, ...]]:
         """("done", ...), ("handoff", fd, data, failure) or ("dead", why) events."""
     def stop(self, grace_s: float) -> None: ...
+    def set_credit(self, limit: float | None) -> None: ...
+    def credit(self) -> tuple[float | None, float]: ...
+    def reclaim(self) -> float: ...
     def busy(self) -> int: ...
     def finished(self) -> bool: ...
     def join(self) -> None: ...
