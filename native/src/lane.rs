@@ -132,7 +132,12 @@ struct Done {
 struct Outbox {
     items: Vec<Event>,
     signalled: bool,
+    /// The oldest `Done` not announced yet (they are announced in batches).
+    since: Option<Instant>,
 }
+
+/// `Done` events announced at once, whatever their age.
+const SETTLE_BATCH: usize = 64;
 
 struct Shared {
     routes: Mutex<Option<Arc<Routes>>>,
@@ -141,6 +146,8 @@ struct Shared {
     /// Requests taken (sent upstream) whose `Done` or hand-over is not queued yet.
     busy: AtomicUsize,
     credit: Mutex<Credit>,
+    /// How long a finished request may wait to be announced (see `push`).
+    settle_delay: Duration,
     notify_fd: RawFd,
 }
 
@@ -155,16 +162,43 @@ impl Shared {
         }
     }
 
+    /// Queues an event for Python. A hand-over (a client waits on it) is
+    /// announced at once; finished requests are announced `settle_delay` after
+    /// the oldest of them (or at `SETTLE_BATCH`), so the event loop wakes once
+    /// per batch instead of once per request, between the lane's requests.
     fn push(&self, event: Event) {
+        let urgent = !matches!(event, Event::Done(_));
         let mut out = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
         out.items.push(event);
-        if !out.signalled {
-            out.signalled = true;
-            let byte = [1u8];
-            // SAFETY: a valid pipe fd owned by the Python side for the lane's life;
-            // a full pipe (EAGAIN) already holds a wake-up.
-            unsafe { libc::write(self.notify_fd, byte.as_ptr().cast(), 1) };
+        if out.signalled {
+            return;
         }
+        if urgent || self.settle_delay.is_zero() || out.items.len() >= SETTLE_BATCH {
+            self.signal(&mut out);
+        } else if out.since.is_none() {
+            out.since = Some(Instant::now());
+        }
+    }
+
+    fn signal(&self, out: &mut Outbox) {
+        out.signalled = true;
+        out.since = None;
+        let byte = [1u8];
+        // SAFETY: a valid pipe fd owned by the Python side for the lane's life;
+        // a full pipe (EAGAIN) already holds a wake-up.
+        unsafe { libc::write(self.notify_fd, byte.as_ptr().cast(), 1) };
+    }
+
+    /// Announces finished requests whose batch is due; when the next one is.
+    fn settle_due(&self) -> Option<Instant> {
+        let mut out = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        let since = out.since?;
+        let due = since + self.settle_delay;
+        if Instant::now() >= due && !out.signalled {
+            self.signal(&mut out);
+            return None;
+        }
+        Some(due)
     }
 }
 
@@ -1863,6 +1897,13 @@ impl Core {
         let mut stop_by: Option<Instant> = None;
         loop {
             let wait = self.timers();
+            let wait = match self.shared.settle_due() {
+                Some(due) => {
+                    let left = due.saturating_duration_since(Instant::now());
+                    Some(wait.map_or(left, |w| w.min(left)))
+                }
+                None => wait,
+            };
             let wait = wait.map_or(Duration::from_secs(1), |w| w.min(Duration::from_secs(1)));
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -1956,14 +1997,17 @@ pub struct Lane {
 #[pymethods]
 impl Lane {
     #[new]
-    #[pyo3(signature = (notify_fd))]
-    fn new(notify_fd: RawFd) -> Self {
+    /// `settle_delay_s`: how long finished requests may wait to be announced
+    /// (0: each at once).
+    #[pyo3(signature = (notify_fd, settle_delay_s=0.0))]
+    fn new(notify_fd: RawFd, settle_delay_s: f64) -> Self {
         Lane {
             shared: Arc::new(Shared {
                 routes: Mutex::new(None),
                 outbox: Mutex::new(Outbox {
                     items: Vec::new(),
                     signalled: false,
+                    since: None,
                 }),
                 stop: AtomicBool::new(false),
                 busy: AtomicUsize::new(0),
@@ -1971,6 +2015,7 @@ impl Lane {
                     limit: None,
                     held: 0.0,
                 }),
+                settle_delay: Duration::from_secs_f64(settle_delay_s.clamp(0.0, 1.0)),
                 notify_fd,
             }),
             waker: None,
@@ -2111,6 +2156,7 @@ impl Lane {
         let items = {
             let mut out = self.shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
             out.signalled = false;
+            out.since = None;
             std::mem::take(&mut out.items)
         };
         let list = PyList::empty(py);

@@ -92,7 +92,7 @@ class NativeLane:
         self._loop = asyncio.get_running_loop()
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         assert native is not None
-        self._lane = native.Lane(self._write_fd)
+        self._lane = native.Lane(self._write_fd, pipeline.settings.lane_settle_ms / 1000)
         self._server: HttpServer | None = None
         self._fallback: socket.socket | None = None
         self._facts: dict[str, ModelFacts] = {}
@@ -429,6 +429,7 @@ class NativeLane:
             time.sleep(0.0005)
 
     def stats(self) -> dict[str, Any]:
+        self._drain()  # what finished and waits for its batch counts too
         return {
             "served": self.served,
             "handed_over": self.handed_over,

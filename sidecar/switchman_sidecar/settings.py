@@ -37,6 +37,9 @@ class SidecarSettings:
     native_lane: bool = True
     """Serve the common request in the compiled module's own thread (``lane.py``);
     off, or without the compiled module, the Python server takes every request."""
+    lane_settle_ms: float = 10.0
+    """How long the lane's finished requests may wait to be settled in Python (usage
+    record, metrics, log line): one event-loop wake-up per batch, not per request."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> SidecarSettings:
@@ -65,6 +68,7 @@ class SidecarSettings:
             "log_usage": flag("SWITCHMAN_LOG_USAGE", d.log_usage),
             "sidecar_id": e.get("SWITCHMAN_SIDECAR_ID", ""),
             "native_lane": flag("SWITCHMAN_NATIVE_LANE", d.native_lane),
+            "lane_settle_ms": float(e.get("SWITCHMAN_LANE_SETTLE_MS", d.lane_settle_ms)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -480,6 +480,7 @@ def start_sidecar(
     source: Path | None = None,
     plain: bool = False,
     lane: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``source``: a checkout's ``sidecar/`` directory to run instead (A/B runs);
     ``plain``: without the compiled request path (``SWITCHMAN_COMPILED=0``);
@@ -506,6 +507,7 @@ def start_sidecar(
         env["SWITCHMAN_COMPILED"] = "0"
     if not lane:
         env["SWITCHMAN_NATIVE_LANE"] = "0"
+    env.update(extra_env or {})
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(source), str(source.parent / "protos"), env.get("PYTHONPATH", "")]
@@ -737,7 +739,8 @@ def main() -> None:
         metavar="[NAME=]DIR",
         help="also run the sidecar from another checkout's sidecar/ dir (A/B in one run);"
         " `plain`: this checkout without its compiled modules (SWITCHMAN_COMPILED=0);"
-        " `python`: this checkout without its native lane (SWITCHMAN_NATIVE_LANE=0)",
+        " `python`: this checkout without its native lane (SWITCHMAN_NATIVE_LANE=0);"
+        " `env:VAR=VALUE[,VAR=VALUE]`: this checkout with those settings",
     )
     parser.add_argument("--only", default="", help="comma-separated targets to run (and direct)")
     parser.add_argument(
@@ -812,11 +815,16 @@ def main() -> None:
             procs.append(sc[0])
             targets.append(("sidecar", sc[1], "/v1/chat/completions", sc[0].pid))
         for spec in args.baseline:
-            label, _, source = spec.rpartition("=")
+            label, sep, source = spec.partition("=")
+            if not sep:
+                label, source = "", spec
             if source == "plain":  # this checkout, its compiled modules off
                 bl = start_sidecar(tmp, fake_port, plain=True)
             elif source == "python":  # this checkout, its native lane off
                 bl = start_sidecar(tmp, fake_port, lane=False)
+            elif source.startswith("env:"):  # this checkout with VAR=VALUE[,VAR=VALUE]
+                pairs = [p.partition("=") for p in source[4:].split(",") if p]
+                bl = start_sidecar(tmp, fake_port, extra_env={k: v for k, _, v in pairs})
             else:
                 bl = start_sidecar(tmp, fake_port, Path(source).resolve())
             procs.append(bl[0])

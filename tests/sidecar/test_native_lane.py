@@ -41,6 +41,7 @@ def _client(sidecar: Sidecar, **headers: str) -> openai.AsyncOpenAI:
 
 def _stats(sidecar: Sidecar) -> dict[str, Any]:
     assert sidecar.lane is not None
+    sidecar.lane.settle()  # finished requests are settled in batches
     return sidecar.lane.stats()
 
 

@@ -138,7 +138,7 @@ max_output_tokens) per candidate])."""
 class Lane:
     """The native lane's thread (sidecar/switchman_sidecar/lane.py)."""
 
-    def __init__(self, notify_fd: int) -> None: ...
+    def __init__(self, notify_fd: int, settle_delay_s: float = 0.0) -> None: ...
     def start(
         self,
         listen_fd: int,
