@@ -279,6 +279,9 @@ struct Client {
     out_at: usize,
     keep_alive: bool,
     job: Option<Job>,
+    /// Readable while busy (pipelined bytes, or the client closed): read once
+    /// the answer is out. (Edge-triggered: that event will not come again.)
+    pending_read: bool,
 }
 
 struct Upstream {
@@ -817,6 +820,7 @@ impl Core {
                         out_at: 0,
                         keep_alive: true,
                         job: None,
+                        pending_read: false,
                     }));
                     debug_assert_eq!(got, idx);
                 }
@@ -862,20 +866,24 @@ impl Core {
         self.shared.push(Event::Handoff { fd, data, failure });
     }
 
-    fn on_client(&mut self, idx: usize, readable: bool, writable: bool) {
+    fn on_client(&mut self, idx: usize, readable: bool, writable: bool, closed: bool) {
         if writable {
             self.flush_client(idx);
         }
         if readable {
-            self.read_client(idx);
+            self.read_client(idx, closed);
         }
     }
 
-    fn read_client(&mut self, idx: usize) {
+    /// Reads what the client sent. A read shorter than the buffer drained the
+    /// socket (new bytes bring a new event), so no read is made just to see
+    /// EAGAIN, unless the peer closed (`closed`: then read to the end).
+    fn read_client(&mut self, idx: usize, closed: bool) {
         let max = self.cfg.max_body + MAX_HEAD;
         let Some(c) = self.client(idx) else { return };
         if c.phase != Phase::Reading {
-            return; // read again once the answer is out
+            c.pending_read = true; // read again once the answer is out
+            return;
         }
         let mut eof = false;
         let mut chunk = [0u8; READ_CHUNK];
@@ -890,7 +898,7 @@ impl Core {
                         c.first_byte = Some(Instant::now());
                     }
                     c.buf.extend_from_slice(&chunk[..n]);
-                    if c.buf.len() > max {
+                    if c.buf.len() > max || (n < READ_CHUNK && !closed) {
                         break;
                     }
                 }
@@ -1274,7 +1282,7 @@ impl Core {
         }
     }
 
-    fn on_upstream(&mut self, uidx: usize, readable: bool, writable: bool) {
+    fn on_upstream(&mut self, uidx: usize, readable: bool, writable: bool, closed: bool) {
         if writable {
             self.flush_upstream(uidx);
         }
@@ -1301,6 +1309,9 @@ impl Core {
                     if u.inbuf.len() > MAX_ANSWER + MAX_HEAD {
                         broke = true;
                         break;
+                    }
+                    if n < READ_CHUNK && !closed {
+                        break; // drained (see `read_client`)
                     }
                 }
                 Err(e) if would_block(&e) => break,
@@ -1752,7 +1763,7 @@ impl Core {
                 }
             });
             if let Some(uidx) = resume {
-                self.on_upstream(uidx, true, false);
+                self.on_upstream(uidx, true, false, true);
             }
             return;
         }
@@ -1761,12 +1772,15 @@ impl Core {
         c.out_at = 0;
         c.phase = Phase::Reading;
         c.idle_since = Instant::now();
+        // Bytes (or a close) that came in meanwhile were left in the socket.
+        let pending = std::mem::take(&mut c.pending_read);
         if !keep || self.shared.stop.load(Ordering::Relaxed) {
             self.close_client(idx);
             return;
         }
-        // Bytes that came in meanwhile were left in the socket: read them now.
-        self.read_client(idx);
+        if pending {
+            self.read_client(idx, true);
+        }
     }
 
     /// Deadlines: a slow request goes to Python (its server times it out), an
@@ -1917,13 +1931,14 @@ impl Core {
                     WAKER => {}
                     Token(t) => {
                         let idx = t - FIRST;
+                        let closed = event.is_read_closed() || event.is_error();
                         let (r, w) = (
-                            event.is_readable() || event.is_read_closed() || event.is_error(),
+                            event.is_readable() || closed,
                             event.is_writable() || event.is_error(),
                         );
                         match self.slots.get(idx) {
-                            Some(Some(Conn::Client(_))) => self.on_client(idx, r, w),
-                            Some(Some(Conn::Upstream(_))) => self.on_upstream(idx, r, w),
+                            Some(Some(Conn::Client(_))) => self.on_client(idx, r, w, closed),
+                            Some(Some(Conn::Upstream(_))) => self.on_upstream(idx, r, w, closed),
                             _ => {}
                         }
                     }
