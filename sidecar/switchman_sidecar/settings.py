@@ -37,9 +37,11 @@ class SidecarSettings:
     native_lane: bool = True
     """Serve the common request in the compiled module's own thread (``lane.py``);
     off, or without the compiled module, the Python server takes every request."""
-    lane_settle_ms: float = 10.0
+    lane_settle_ms: float = 2.0
     """How long the lane's finished requests may wait to be settled in Python (usage
-    record, metrics, log line): one event-loop wake-up per batch, not per request."""
+    record, metrics, log line): one event-loop wake-up per batch (of up to 64), not
+    per request. Longer batches make longer bursts of Python that requests wait
+    behind (10 ms doubled the p99 at 1,000 RPS; docs/sidecar.md, "Tenth pass")."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> SidecarSettings:
