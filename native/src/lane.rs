@@ -129,6 +129,29 @@ struct Done {
     error: String,
 }
 
+/// How a request of the lane ended (the rest of its `Done` comes from its `Job`).
+struct End {
+    status: u16,
+    outcome: &'static str,
+    streamed: bool,
+    mid_stream: bool,
+    upstream_ms: f64,
+    error: String,
+}
+
+impl End {
+    fn new(status: u16, outcome: &'static str, upstream_ms: f64, error: String) -> End {
+        End {
+            status,
+            outcome,
+            streamed: false,
+            mid_stream: false,
+            upstream_ms,
+            error,
+        }
+    }
+}
+
 struct Outbox {
     items: Vec<Event>,
     signalled: bool,
@@ -152,6 +175,27 @@ struct Shared {
 }
 
 impl Shared {
+    /// A request of the lane ended: its credit is settled, its `Done` queued,
+    /// and it no longer counts as in flight (in that order: see `Lane::busy`).
+    fn finished(&self, job: Job, usage: [u64; 4], estimated: bool, end: End) {
+        self.settle_credit(job.worst, cost_of(&job.route, &usage));
+        self.push(Event::Done(Done {
+            request_id: job.request_id,
+            requested: job.requested,
+            usage,
+            estimated,
+            input_estimate: job.input_estimate,
+            status: end.status,
+            outcome: end.outcome,
+            streamed: end.streamed,
+            mid_stream: end.mid_stream,
+            started: job.started,
+            upstream_ms: end.upstream_ms,
+            error: end.error,
+        }));
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// A request of the lane ended: its worst case is no longer held, what it
     /// cost comes off the credit.
     fn settle_credit(&self, worst: f64, cost: f64) {
@@ -352,25 +396,8 @@ fn trim(v: &[u8]) -> &[u8] {
 }
 
 /// A positive JSON integer as Python's `usage._int` reads it, else 0.
-fn count(v: Option<&Value>) -> u64 {
-    match v {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-        _ => 0,
-    }
-}
-
 fn usage_of(data: &serde_json::Map<String, Value>) -> Option<[u64; 4]> {
-    let u = data.get("usage")?.as_object()?;
-    let pd = u.get("prompt_tokens_details").and_then(Value::as_object);
-    let cd = u
-        .get("completion_tokens_details")
-        .and_then(Value::as_object);
-    Some([
-        count(u.get("prompt_tokens")),
-        pd.map_or(0, |d| count(d.get("cached_tokens"))),
-        count(u.get("completion_tokens")),
-        cd.map_or(0, |d| count(d.get("reasoning_tokens"))),
-    ])
+    crate::lane_sse::usage_from_openai(data.get("usage")?)
 }
 
 fn str_chars(v: Option<&Value>) -> u64 {
@@ -1465,23 +1492,13 @@ impl Core {
         c.out_at = 0;
         c.phase = Phase::Writing;
         self.flush_client(cidx);
-        self.shared
-            .settle_credit(job.worst, cost_of(&job.route, &usage));
-        self.shared.push(Event::Done(Done {
-            request_id: job.request_id,
-            requested: job.requested,
+        let outcome = if ok { "success" } else { "upstream_error" };
+        self.shared.finished(
+            job,
             usage,
             estimated,
-            input_estimate: job.input_estimate,
-            status: code,
-            outcome: if ok { "success" } else { "upstream_error" },
-            streamed: false,
-            mid_stream: false,
-            started: job.started,
-            upstream_ms,
-            error,
-        }));
-        self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+            End::new(code, outcome, upstream_ms, error),
+        );
     }
 
     fn relay(&mut self, cidx: usize) -> Option<&mut Relay> {
@@ -1643,27 +1660,15 @@ impl Core {
             c.out.extend_from_slice(b"0\r\n\r\n");
             c.phase = Phase::Writing;
         }
-        self.shared
-            .settle_credit(job.worst, cost_of(&job.route, &usage));
-        self.shared.push(Event::Done(Done {
-            request_id: job.request_id,
-            requested: job.requested,
-            usage,
-            estimated,
-            input_estimate: job.input_estimate,
-            status: 200,
-            outcome: if failure.is_some() {
-                "upstream_error"
-            } else {
-                "success"
-            },
+        let end = End {
             streamed: true,
             mid_stream: failure.is_some(),
-            started: job.started,
-            upstream_ms: relay.first_ms,
-            error: failure.map(|f| f.0).unwrap_or_default(),
-        }));
-        self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+            ..match failure {
+                Some((message, _, _)) => End::new(200, "upstream_error", relay.first_ms, message),
+                None => End::new(200, "success", relay.first_ms, String::new()),
+            }
+        };
+        self.shared.finished(job, usage, estimated, end);
         self.flush_client(cidx);
     }
 
@@ -1679,23 +1684,11 @@ impl Core {
             self.close_upstream(u);
         }
         let (usage, estimated) = stream_usage(&relay.dec, job.input_estimate, false);
-        self.shared
-            .settle_credit(job.worst, cost_of(&job.route, &usage));
-        self.shared.push(Event::Done(Done {
-            request_id: job.request_id,
-            requested: job.requested,
-            usage,
-            estimated,
-            input_estimate: job.input_estimate,
-            status: 200,
-            outcome: "client_aborted",
+        let end = End {
             streamed: true,
-            mid_stream: false,
-            started: job.started,
-            upstream_ms: relay.first_ms,
-            error: String::new(),
-        }));
-        self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+            ..End::new(200, "client_aborted", relay.first_ms, String::new())
+        };
+        self.shared.finished(job, usage, estimated, end);
     }
 
     /// An upstream connection whose answer was read exactly: back to the pool.
@@ -1878,23 +1871,9 @@ impl Core {
                     self.close_upstream(u);
                 }
                 let usage = [job.input_estimate, 0, 0, 0];
-                self.shared
-                    .settle_credit(job.worst, cost_of(&job.route, &usage));
-                self.shared.push(Event::Done(Done {
-                    request_id: job.request_id,
-                    requested: job.requested,
-                    usage,
-                    estimated: true,
-                    input_estimate: job.input_estimate,
-                    status: 0,
-                    outcome: "client_aborted",
-                    streamed: false,
-                    mid_stream: false,
-                    started: job.started,
-                    upstream_ms: job.sent.elapsed().as_secs_f64() * 1000.0,
-                    error: String::new(),
-                }));
-                self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+                let waited = job.sent.elapsed().as_secs_f64() * 1000.0;
+                let end = End::new(0, "client_aborted", waited, String::new());
+                self.shared.finished(job, usage, true, end);
             }
             self.close_client(idx);
         }
