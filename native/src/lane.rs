@@ -3,7 +3,7 @@
 //!
 //! What it serves: a `POST /v1/chat/completions`, whole or streamed (the
 //! stream relay is `lane_sse.rs`), whose `model` names a route the Python side
-//! published with `set_routes` (a pinned OpenAI-family model on a plain-HTTP
+//! published with `set_routes` (an OpenAI-family model, by its name or an alias, on a plain-HTTP
 //! endpoint, in a table without rules, PII policy or shadow, on a budget
 //! credit when the team has a budget;
 //! `sidecar/switchman_sidecar/lane.py` decides which). The client's bytes go

@@ -6,7 +6,7 @@ from memory after every idle gap), where nginx costs ~50. The lane is a thread
 of the compiled module with its own epoll loop that accepts on the sidecar's
 port and serves, with no Python on the path, the request a table without
 policy features reduces to: a ``POST /v1/chat/completions`` (whole or
-streamed) for a model it names directly. Everything else (other APIs, aliases, odd HTTP,
+streamed) for a model it names (or an alias of one). Everything else (other APIs, odd HTTP,
 invalid JSON, unknown models, failed attempts) is handed to the Python server
 with the connection, which keeps it.
 
@@ -16,9 +16,10 @@ What the lane may serve is decided here, per table (``routes``):
   changes a request), and the team's budget state, if any, is Ok, under its
   soft threshold and token limit (``BudgetGate.plainly_open``); the lane then
   holds a credit on it (``_grant``), so the budget holds as on the Python path;
-* per model: an OpenAI-family adapter, an ``http://`` endpoint (TLS stays in
-  Python), no RPM/TPM limits, the router's decision for that name
-  ``requested`` with nothing added, and its circuit breaker closed. The
+* per name a client may use (a model, or an alias of one): the router's
+  decision for it ``requested`` or ``alias`` with nothing added, and for the
+  model it names an OpenAI-family adapter, an ``http://`` endpoint (TLS stays in
+  Python), no RPM/TPM limits, and its circuit breaker closed. The
   client's bytes go upstream as they came, the ``model`` value replaced by the
   upstream's name where the two differ (the Python path re-encodes the body
   then, with the same content).
@@ -166,15 +167,15 @@ class NativeLane:
             return
         now = time.monotonic()
         routes = []
-        for name, fact in table.facts.items():
-            entry = self._route(table, name, fact)
+        for name in [*table.facts, *table.table.aliases]:
+            entry = self._route(table, name)
             if entry is None:
                 continue
-            route, decision = entry
+            route, fact, decision = entry
             # Kept for answers still in flight even while the model is paused.
             self._facts[name] = fact
             self._decisions[name] = decision
-            if self._paused.get(name, 0.0) <= now:
+            if self._paused.get(fact.name, 0.0) <= now:
                 routes.append(route)
         self._routes = sorted(route[0] for route in routes)
         self._grant(table.team)
@@ -236,8 +237,26 @@ class NativeLane:
             self._grant(self._store.current.team)
 
     def _route(
-        self, table: CompiledTable, name: str, fact: ModelFacts
-    ) -> tuple[tuple[Any, ...], RouteDecision] | None:
+        self, table: CompiledTable, name: str
+    ) -> tuple[tuple[Any, ...], ModelFacts, RouteDecision] | None:
+        """What the lane needs to serve requests naming ``name`` (a model, or an
+        alias of one), or None when the Python path must."""
+        decision = table.router.decide(LazyPromptRequest(None, model=name, api="chat"))
+        if (
+            decision.reason not in ("requested", "alias")
+            or not decision.candidates
+            or (decision.reason == "requested" and decision.candidates[0] != name)
+            or decision.reject
+            or decision.max_output_tokens
+            or decision.shadow_model
+            or decision.cascade_plan is not None
+            or decision.ensemble_plan is not None
+            or decision.score is not None
+        ):
+            return None
+        fact = table.facts.get(decision.candidates[0])
+        if fact is None:
+            return None
         model = fact.model
         origin = fact.origin
         adapter = fact.adapter
@@ -252,23 +271,11 @@ class NativeLane:
             or self._store.breakers.get(fact.endpoint).state != "closed"
         ):
             return None
-        decision = table.router.decide(LazyPromptRequest(None, model=name, api="chat"))
-        if (
-            decision.reason != "requested"
-            or not decision.candidates
-            or decision.candidates[0] != name
-            or decision.reject
-            or decision.max_output_tokens
-            or decision.shadow_model
-            or decision.cascade_plan is not None
-            or decision.ensemble_plan is not None
-            or decision.score is not None
-        ):
-            return None
         ip = self._address(origin.host)
         if ip is None:
             return None
-        call = adapter.chat_call(model, origin, {"model": name}, False, b"")
+        upstream = model.upstream_model or model.name
+        call = adapter.chat_call(model, origin, {"model": upstream}, False, b"")
         head = self._client.request_head("POST", origin, call.target, call.headers)
         probe = Exchange(api="chat", request_id="")
         probe.decision = decision
@@ -277,8 +284,8 @@ class NativeLane:
         tail = probe.decision_lines().split(b"\r\n", 1)[1]
         route = (
             name,
-            name,
-            model.upstream_model or model.name,
+            fact.name,
+            upstream,
             ip,
             origin.port,
             head,
@@ -291,7 +298,7 @@ class NativeLane:
                 for f in (table.facts[n] for n in decision.candidates if n in table.facts)
             ],
         )
-        return route, decision
+        return route, fact, decision
 
     def _address(self, host: str) -> str | None:
         if host == "localhost":

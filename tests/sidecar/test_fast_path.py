@@ -46,7 +46,9 @@ async def _post(sidecar: Sidecar, body: bytes, **headers: str) -> httpx.Response
 async def test_unchanged_body_goes_upstream_as_the_client_sent_it(
     make_sidecar: Any, fake: FakeUpstream, model_for: Any
 ) -> None:
-    sidecar = await make_sidecar(_table(fake, model_for))
+    # The Python path's bytes (the native lane replaces an alias's model value in
+    # place instead of re-encoding: test_native_lane.py).
+    sidecar = await make_sidecar(_table(fake, model_for), native_lane=False)
     # Odd spacing, key order and an unknown field: kept byte for byte.
     body = b'{"messages": [{"role": "user", "content": "hi"}],  "model": "gpt-4o", "x_extra": 1}'
     r = await _post(sidecar, body)

@@ -79,25 +79,32 @@ async def _settled(sidecar: Sidecar, records: Any, n: int) -> list[Any]:
     return list(records(sidecar))
 
 
-async def test_answers_equal_the_python_path(make_sidecar: Any, records: Any, fake: Any) -> None:
-    """Same request, lane and Python: same answer, headers, usage record."""
+@pytest.mark.parametrize("name", ["gpt-4o", "best"])
+async def test_answers_equal_the_python_path(
+    make_sidecar: Any, records: Any, fake: Any, name: str
+) -> None:
+    """Same request, lane and Python: same answer, headers, usage record (a model
+    named directly, and through an alias)."""
     on = await make_sidecar()
     off = await make_sidecar(native_lane=False)
     assert off.lane is None
-    assert "gpt-4o" in _stats(on)["routes"]
+    assert {"gpt-4o", "best"} <= set(_stats(on)["routes"])
     out = []
     for sidecar in (on, off):
         async with _client(
             sidecar, **{"x-fake-cached-tokens": "4", "x-fake-reasoning-tokens": "2"}
         ) as client:
             raw = await client.chat.completions.with_raw_response.create(
-                model="gpt-4o", messages=HI, max_tokens=50, temperature=0.2
+                model=name, messages=HI, max_tokens=50, temperature=0.2
             )
             completion = raw.parse()
             out.append((raw.status_code, raw.headers, completion))
         sent = fake.received[-1]
         # The upstream's name replaces the client's in the body; nothing else changes.
         assert sent.body["model"] == "gpt-4o-upstream"
+        if sidecar is on:
+            # In place: the client's bytes but for the model's value.
+            assert sent.raw.count(b'"gpt-4o-upstream"') == 1 and b'"temperature"' in sent.raw
         assert sent.body["messages"] == HI and sent.body["max_tokens"] == 50
         assert sent.headers["authorization"] == "Bearer sk-secret-gpt-4o"
         assert sent.headers["x-fake-cached-tokens"] == "4"  # forwarded prefix
@@ -117,8 +124,8 @@ async def test_answers_equal_the_python_path(make_sidecar: Any, records: Any, fa
 
 
 async def test_what_it_does_not_serve_reaches_python(make_sidecar: Any, records: Any) -> None:
-    """Aliases, other providers, other paths, bad input: answered by the Python
-    server on connections the lane handed over (the stream first: the lane's)."""
+    """Other providers, other paths, bad input: answered by the Python server on
+    connections the lane handed over (the stream and the alias first: the lane's)."""
     sidecar = await make_sidecar()
     async with _client(sidecar) as client:
         stream = await client.chat.completions.create(model="gpt-4o", messages=HI, stream=True)
@@ -149,7 +156,7 @@ async def test_what_it_does_not_serve_reaches_python(make_sidecar: Any, records:
         )
         assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "stream"
     stats = _stats(sidecar)
-    assert stats["served"] == 1  # the stream
+    assert stats["served"] == 2  # the stream, the alias
     assert stats["handed_over"] >= 2  # a connection stays with Python once handed over
     # stream, alias, claude, unknown model, no messages, bad JSON, bad `stream`
     got = await _settled(sidecar, records, 7)
@@ -158,9 +165,9 @@ async def test_what_it_does_not_serve_reaches_python(make_sidecar: Any, records:
 
 
 async def test_a_connection_moves_to_python_midway(make_sidecar: Any, records: Any) -> None:
-    """Keep-alive: the lane answers (a whole answer, a stream), then an alias on
-    the same connection is handed over, and that connection's later requests are
-    Python's."""
+    """Keep-alive: the lane answers (a whole answer, a stream), then a request
+    for another provider on the same connection is handed over, and that
+    connection's later requests are Python's."""
     sidecar = await make_sidecar()
     async with httpx.AsyncClient(base_url=sidecar.url, timeout=10) as raw:
         first = await raw.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HI})
@@ -170,8 +177,8 @@ async def test_a_connection_moves_to_python_midway(make_sidecar: Any, records: A
             "/v1/chat/completions", json={"model": "gpt-4o", "messages": HI, "stream": True}
         )
         assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n")
-        alias = await raw.post("/v1/chat/completions", json={"model": "best", "messages": HI})
-        assert alias.status_code == 200
+        other = await raw.post("/v1/chat/completions", json={"model": "claude", "messages": HI})
+        assert other.status_code == 200
         fourth = await raw.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HI})
         assert fourth.status_code == 200
     stats = _stats(sidecar)
@@ -543,3 +550,17 @@ async def test_unused_credit_goes_back_when_python_needs_it(
     [record] = records(sidecar)
     assert gate.unreported == pytest.approx(record.cost)
     assert gate.reserved == pytest.approx(0.0)  # the lane's credit was taken back
+
+
+async def test_alias_body_is_edited_in_place(make_sidecar: Any, fake: Any) -> None:
+    """Through an alias the lane sends the client's bytes with only the model's
+    value replaced (spacing, key order, unknown fields kept)."""
+    sidecar = await make_sidecar()
+    body = b'{"messages": [{"role": "user", "content": "hi"}],  "model": "best", "x_extra": 1}'
+    async with httpx.AsyncClient(base_url=sidecar.url, timeout=10) as client:
+        r = await client.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+    assert r.status_code == 200 and r.headers["x-switchman-reason"] == "alias"
+    assert fake.received[-1].raw == body.replace(b'"best"', b'"gpt-4o-upstream"')
+    assert _stats(sidecar)["served"] == 1
