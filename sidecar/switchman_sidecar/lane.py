@@ -117,9 +117,9 @@ class NativeLane:
         """Connections it gave to the Python server."""
         self.failed_attempts = 0
         self.dead = ""
+        """Why the lane thread stopped, if it did (the Python server took the port)."""
         self._closed = False
         self._drained = False
-        """Why the lane thread stopped, if it did (the Python server took the port)."""
 
     async def start(
         self, handler: Handler, host: str, port: int, limits: ServerLimits
