@@ -1555,8 +1555,9 @@ impl Core {
         let fed = relay.dec.feed(&payload);
         let started = relay.started;
         match fed {
-            Err(message) if !started => {
-                let _ = message;
+            Err(_) if !started => {
+                // An error event before the first chunk: a failed attempt (Python's
+                // failover retries it), as on the Python path.
                 self.drop_upstream(cidx, uidx);
                 self.fail(cidx, "reset");
             }
