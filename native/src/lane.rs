@@ -126,7 +126,6 @@ struct Done {
     started: f64,
     /// Until the answer (a stream: its first event).
     upstream_ms: f64,
-    error: String,
 }
 
 /// How a request of the lane ended (the rest of its `Done` comes from its `Job`).
@@ -136,18 +135,16 @@ struct End {
     streamed: bool,
     mid_stream: bool,
     upstream_ms: f64,
-    error: String,
 }
 
 impl End {
-    fn new(status: u16, outcome: &'static str, upstream_ms: f64, error: String) -> End {
+    fn new(status: u16, outcome: &'static str, upstream_ms: f64) -> End {
         End {
             status,
             outcome,
             streamed: false,
             mid_stream: false,
             upstream_ms,
-            error,
         }
     }
 }
@@ -191,7 +188,6 @@ impl Shared {
             mid_stream: end.mid_stream,
             started: job.started,
             upstream_ms: end.upstream_ms,
-            error: end.error,
         }));
         self.busy.fetch_sub(1, Ordering::SeqCst);
     }
@@ -475,91 +471,46 @@ fn valid_chat(v: &Value) -> Option<(&str, bool)> {
     Some((model, stream))
 }
 
-/// The end of a chunked body starting at `at`: `(decoded, end)`, `None` while
-/// incomplete, `Err` when malformed.
-fn dechunk(data: &[u8], mut at: usize) -> Result<Option<(Vec<u8>, usize)>, ()> {
-    let mut out = Vec::new();
-    loop {
-        let Some(nl) = find(&data[at..], b"\r\n") else {
-            return if data.len() - at > 1024 {
-                Err(())
-            } else {
-                Ok(None)
-            };
-        };
-        let line = &data[at..at + nl];
-        let size_text = line.split(|&b| b == b';').next().unwrap_or(b"");
-        let size_text = std::str::from_utf8(trim(size_text)).map_err(|_| ())?;
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| ())?;
-        at += nl + 2;
-        if size == 0 {
-            // Trailers (ignored) up to an empty line.
-            loop {
-                let Some(nl) = find(&data[at..], b"\r\n") else {
-                    return Ok(None);
-                };
-                at += nl + 2;
-                if nl == 0 {
-                    return Ok(Some((out, at)));
-                }
-            }
-        }
-        if out.len() + size > MAX_ANSWER {
-            return Err(());
-        }
-        if data.len() < at + size + 2 {
-            return Ok(None);
-        }
-        out.extend_from_slice(&data[at..at + size]);
-        if &data[at + size..at + size + 2] != b"\r\n" {
-            return Err(());
-        }
-        at += size + 2;
-    }
+/// An upstream answer's head, as both the whole-answer and the stream paths read it.
+struct Head {
+    status: u16,
+    /// Lower-case names; collected for answers other than 200 only (Python
+    /// classifies those: `Pipeline._classify`).
+    headers: Vec<(String, String)>,
+    body_at: usize,
+    end: BodyEnd,
+    /// The upstream closes the connection after this answer.
+    close: bool,
 }
 
-/// Reads an upstream answer from `data` (`eof`: the upstream closed).
-fn read_answer(data: &[u8], eof: bool) -> Answer {
-    let Some(end) = find(data, b"\r\n\r\n") else {
-        if eof {
-            return Answer::Failed("reset".into());
-        }
-        if data.len() > MAX_HEAD {
-            return Answer::Failed("reset".into());
-        }
-        return Answer::More;
-    };
-    let head = &data[..end];
-    let mut lines = head
+/// The head of an upstream answer in `data`: None while incomplete, `Err` for
+/// one the lane does not read (a 1xx, odd framing, a malformed line).
+fn parse_head(data: &[u8]) -> Option<Result<Head, ()>> {
+    let head_end = find(data, b"\r\n\r\n")?;
+    let mut lines = data[..head_end]
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let status_line = lines.next().unwrap_or(b"");
-    let (version, rest) = match status_line.split_first_chunk::<9>() {
-        Some((v, rest)) => (v.as_slice(), rest),
-        None => return Answer::Failed("reset".into()),
+    let mut close = match status_line.get(..9) {
+        Some(b"HTTP/1.1 ") => false,
+        Some(b"HTTP/1.0 ") => true,
+        _ => return Some(Err(())),
     };
-    let http10 = match version {
-        b"HTTP/1.1 " => false,
-        b"HTTP/1.0 " => true,
-        _ => return Answer::Failed("reset".into()),
+    let status: u16 = match status_line
+        .get(9..12)
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|c| c.parse().ok())
+    {
+        Some(s) if s >= 200 => s, // no 1xx: nothing asked for one
+        _ => return Some(Err(())),
     };
-    let status: u16 = match rest.get(..3).and_then(|c| std::str::from_utf8(c).ok()) {
-        Some(code) => match code.parse() {
-            Ok(s) => s,
-            Err(_) => return Answer::Failed("reset".into()),
-        },
-        None => return Answer::Failed("reset".into()),
-    };
-    if status < 200 {
-        return Answer::Failed("reset".into()); // no 1xx: nothing asked for one
-    }
     let mut headers = Vec::new();
     let mut length: Option<usize> = None;
     let mut chunked = false;
-    let mut close = http10;
     for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Answer::Failed("reset".into());
+        let colon = match line.iter().position(|&b| b == b':') {
+            Some(c) => c,
+            None => return Some(Err(())),
         };
         let name = &line[..colon];
         let value = trim(&line[colon + 1..]);
@@ -570,19 +521,18 @@ fn read_answer(data: &[u8], eof: bool) -> Answer {
             ));
         }
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(value)
+            match std::str::from_utf8(value)
                 .ok()
-                .and_then(|t| t.parse::<usize>().ok());
-            match n {
+                .and_then(|t| t.parse::<usize>().ok())
+            {
                 Some(n) if length.is_none_or(|l| l == n) && n <= MAX_ANSWER => length = Some(n),
-                _ => return Answer::Failed("reset".into()),
+                _ => return Some(Err(())),
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if value.eq_ignore_ascii_case(b"chunked") {
-                chunked = true;
-            } else {
-                return Answer::Failed("reset".into());
+            if !value.eq_ignore_ascii_case(b"chunked") {
+                return Some(Err(()));
             }
+            chunked = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             if value.eq_ignore_ascii_case(b"close") {
                 close = true;
@@ -591,45 +541,52 @@ fn read_answer(data: &[u8], eof: bool) -> Answer {
             }
         }
     }
-    let body_at = end + 4;
-    if status == 204 || status == 304 {
-        return Answer::Whole {
-            status,
-            headers,
-            body: Vec::new(),
-            reusable: !close && data.len() == body_at,
-        };
-    }
-    if chunked {
-        return match dechunk(data, body_at) {
-            Ok(Some((body, used))) => Answer::Whole {
-                status,
-                headers,
-                body,
-                reusable: !close && used == data.len(),
-            },
-            Ok(None) if eof => Answer::Failed("reset".into()),
-            Ok(None) => Answer::More,
-            Err(()) => Answer::Failed("reset".into()),
-        };
-    }
-    match length {
-        Some(n) if data.len() >= body_at + n => Answer::Whole {
-            status,
-            headers,
-            body: data[body_at..body_at + n].to_vec(),
-            reusable: !close && data.len() == body_at + n,
+    let end = if status == 204 || status == 304 {
+        BodyEnd::Length(0)
+    } else if chunked {
+        BodyEnd::Chunked(Dechunker::default())
+    } else if let Some(n) = length {
+        BodyEnd::Length(n)
+    } else {
+        close = true;
+        BodyEnd::Close
+    };
+    Some(Ok(Head {
+        status,
+        headers,
+        body_at: head_end + 4,
+        end,
+        close,
+    }))
+}
+
+/// Reads a whole upstream answer from `data` (`eof`: the upstream closed).
+fn read_answer(data: &[u8], eof: bool) -> Answer {
+    let head = match parse_head(data) {
+        None if eof || data.len() > MAX_HEAD => return Answer::Failed("reset".into()),
+        None => return Answer::More,
+        Some(Err(())) => return Answer::Failed("reset".into()),
+        Some(Ok(head)) => head,
+    };
+    let rest = &data[head.body_at..];
+    let (body, exact) = match head.end {
+        BodyEnd::Chunked(mut d) => match d.feed(rest) {
+            Ok(body) if d.done => (body, d.exact()),
+            Ok(body) if body.len() <= MAX_ANSWER && !eof => return Answer::More,
+            _ => return Answer::Failed("reset".into()),
         },
-        Some(_) if eof => Answer::Failed("reset".into()),
-        Some(_) => Answer::More,
-        None if eof => Answer::Whole {
-            status,
-            headers,
-            body: data[body_at..].to_vec(),
-            reusable: false,
-        },
-        None if data.len() - body_at > MAX_ANSWER => Answer::Failed("reset".into()),
-        None => Answer::More,
+        BodyEnd::Length(n) if rest.len() >= n => (rest[..n].to_vec(), rest.len() == n),
+        BodyEnd::Length(_) if eof => return Answer::Failed("reset".into()),
+        BodyEnd::Length(_) => return Answer::More,
+        BodyEnd::Close if eof => (rest.to_vec(), false),
+        BodyEnd::Close if rest.len() > MAX_ANSWER => return Answer::Failed("reset".into()),
+        BodyEnd::Close => return Answer::More,
+    };
+    Answer::Whole {
+        status: head.status,
+        headers: head.headers,
+        body,
+        reusable: exact && !head.close,
     }
 }
 
@@ -700,68 +657,6 @@ fn upstream_body<'a>(
     Some(std::borrow::Cow::Owned(out))
 }
 
-/// What the head of a streamed request's answer says.
-enum StreamHead {
-    More,
-    /// A 200: where its body starts, how it ends, whether the upstream closes after.
-    Ok(usize, BodyEnd, bool),
-    /// Anything else (an error status, or a head the lane does not read): the
-    /// whole answer is read as for a whole request, then handed over.
-    Other,
-}
-
-fn stream_head(data: &[u8]) -> StreamHead {
-    let Some(end) = find(data, b"\r\n\r\n") else {
-        return StreamHead::More;
-    };
-    let head = &data[..end];
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let status_line = lines.next().unwrap_or(b"");
-    let close_default = match status_line.get(..9) {
-        Some(b"HTTP/1.1 ") => false,
-        Some(b"HTTP/1.0 ") => true,
-        _ => return StreamHead::Other,
-    };
-    if status_line.get(9..12) != Some(b"200") {
-        return StreamHead::Other;
-    }
-    let mut close = close_default;
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return StreamHead::Other;
-        };
-        let name = &line[..colon];
-        let value = trim(&line[colon + 1..]);
-        if name.eq_ignore_ascii_case(b"content-length") {
-            match std::str::from_utf8(value).ok().and_then(|t| t.parse().ok()) {
-                Some(n) if length.is_none() => length = Some(n),
-                _ => return StreamHead::Other,
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if !value.eq_ignore_ascii_case(b"chunked") {
-                return StreamHead::Other;
-            }
-            chunked = true;
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            close = value.eq_ignore_ascii_case(b"close")
-                || (close_default && !value.eq_ignore_ascii_case(b"keep-alive"));
-        }
-    }
-    let body = if chunked {
-        BodyEnd::Chunked(Dechunker::default())
-    } else if let Some(n) = length {
-        BodyEnd::Length(n)
-    } else {
-        close = true;
-        BodyEnd::Close
-    };
-    StreamHead::Ok(end + 4, body, close)
-}
-
 /// `api_chat._stream_usage`: the provider's usage, or an estimate where it
 /// reported none or the stream was cut short of what it reported.
 fn stream_usage(dec: &Decoder, input_estimate: u64, complete: bool) -> ([u64; 4], bool) {
@@ -772,6 +667,23 @@ fn stream_usage(dec: &Decoder, input_estimate: u64, complete: bool) -> ([u64; 4]
         Some([i, c, o, r]) if !complete && o < out_estimate => ([i, c, out_estimate, r], true),
         Some(u) => (u, false),
     }
+}
+
+/// A response head as the Python server writes one (`ResponseWriter._head`): the
+/// status and content lines, the decision lines, then `lines` (framing, cost).
+fn answer_head(first: &[u8], job: &Job, lines: &[u8], keep_alive: bool) -> Vec<u8> {
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(first);
+    head.extend_from_slice(b"x-switchman-request-id: ");
+    head.extend_from_slice(job.request_id.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    head.extend_from_slice(&job.route.tail);
+    head.extend_from_slice(lines);
+    if !keep_alive {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
 fn cost_of(route: &Route, usage: &[u64; 4]) -> f64 {
@@ -1362,18 +1274,17 @@ impl Core {
             }
             Some(false) => {
                 let u = self.upstream(uidx).expect("upstream");
-                match stream_head(&u.inbuf) {
-                    StreamHead::More => {}
-                    StreamHead::Ok(body_at, end, close) => {
-                        u.inbuf.drain(..body_at);
-                        let relay = self.relay(cidx).expect("relay");
-                        relay.head = true;
-                        relay.body = Some(end);
-                        relay.upstream_close = close;
-                        self.stream_body(uidx, cidx, eof);
-                        return;
-                    }
-                    StreamHead::Other => {} // an error answer: read whole below
+                // A 200 starts the relay; anything else is read whole below.
+                if let Some(Ok(head)) =
+                    parse_head(&u.inbuf).filter(|h| matches!(h, Ok(h) if h.status == 200))
+                {
+                    u.inbuf.drain(..head.body_at);
+                    let relay = self.relay(cidx).expect("relay");
+                    relay.head = true;
+                    relay.body = Some(head.end);
+                    relay.upstream_close = head.close;
+                    self.stream_body(uidx, cidx, eof);
+                    return;
                 }
             }
             None => {}
@@ -1433,12 +1344,8 @@ impl Core {
         let upstream_ms = job.sent.elapsed().as_secs_f64() * 1000.0;
         let route = &job.route;
         let parsed = serde_json::from_slice::<Value>(&body);
-        let mut out = Vec::with_capacity(body.len() + 512);
-        let (usage, estimated, ok, code, error) = match parsed
-            .as_ref()
-            .ok()
-            .and_then(Value::as_object)
-        {
+        let mut out: Vec<u8>;
+        let (usage, estimated, ok, code) = match parsed.as_ref().ok().and_then(Value::as_object) {
             Some(data) if data.get("choices").is_some_and(Value::is_array) => {
                 let (usage, estimated) = match usage_of(data) {
                     Some(u) => (u, false),
@@ -1448,19 +1355,15 @@ impl Core {
                     ),
                 };
                 let cost = cost_of(route, &usage);
-                out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n");
-                out.extend_from_slice(b"x-switchman-request-id: ");
-                out.extend_from_slice(job.request_id.as_bytes());
-                out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(&route.tail);
-                out.extend_from_slice(format!("x-switchman-cost: {cost:.8}\r\n").as_bytes());
-                out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-                if !c.keep_alive {
-                    out.extend_from_slice(b"connection: close\r\n");
-                }
-                out.extend_from_slice(b"\r\n");
+                let lines = format!(
+                    "x-switchman-cost: {cost:.8}\r\ncontent-length: {}\r\n",
+                    body.len()
+                );
+                let first = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n";
+                out = answer_head(first, &job, lines.as_bytes(), c.keep_alive);
+                out.reserve(body.len());
                 out.extend_from_slice(&body);
-                (usage, estimated, true, 200u16, String::new())
+                (usage, estimated, true, 200u16)
             }
             _ => {
                 let why = match &parsed {
@@ -1472,20 +1375,11 @@ impl Core {
                     "{{\"error\":{{\"message\":{},\"type\":\"server_error\",\"param\":null,\"code\":\"upstream_error\"}}}}",
                     Value::String(message.clone())
                 );
-                out.extend_from_slice(
-                    b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n",
-                );
-                out.extend_from_slice(b"x-switchman-request-id: ");
-                out.extend_from_slice(job.request_id.as_bytes());
-                out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(&route.tail);
-                out.extend_from_slice(format!("content-length: {}\r\n", err.len()).as_bytes());
-                if !c.keep_alive {
-                    out.extend_from_slice(b"connection: close\r\n");
-                }
-                out.extend_from_slice(b"\r\n");
+                let first = b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n";
+                let lines = format!("content-length: {}\r\n", err.len());
+                out = answer_head(first, &job, lines.as_bytes(), c.keep_alive);
                 out.extend_from_slice(err.as_bytes());
-                ([job.input_estimate, 0, 0, 0], true, false, 502u16, message)
+                ([job.input_estimate, 0, 0, 0], true, false, 502u16)
             }
         };
         c.out = out;
@@ -1493,12 +1387,8 @@ impl Core {
         c.phase = Phase::Writing;
         self.flush_client(cidx);
         let outcome = if ok { "success" } else { "upstream_error" };
-        self.shared.finished(
-            job,
-            usage,
-            estimated,
-            End::new(code, outcome, upstream_ms, error),
-        );
+        self.shared
+            .finished(job, usage, estimated, End::new(code, outcome, upstream_ms));
     }
 
     fn relay(&mut self, cidx: usize) -> Option<&mut Relay> {
@@ -1532,7 +1422,7 @@ impl Core {
         };
         let (payload, ended, clean, malformed) = match relay.body.as_mut() {
             Some(BodyEnd::Chunked(d)) => match d.feed(&data) {
-                Ok(p) => (p, d.done, d.done && d.rest_is_crlf(), false),
+                Ok(p) => (p, d.done, d.done && d.exact(), false),
                 Err(()) => (Vec::new(), false, false, true),
             },
             Some(BodyEnd::Length(left)) => {
@@ -1610,19 +1500,12 @@ impl Core {
         let Some(c) = self.client(cidx) else { return };
         let keep_alive = c.keep_alive;
         let Some(job) = c.job.as_mut() else { return };
-        let mut head = Vec::with_capacity(512);
-        head.extend_from_slice(
+        let head = answer_head(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n",
+            job,
+            b"transfer-encoding: chunked\r\n",
+            keep_alive,
         );
-        head.extend_from_slice(b"x-switchman-request-id: ");
-        head.extend_from_slice(job.request_id.as_bytes());
-        head.extend_from_slice(b"\r\n");
-        head.extend_from_slice(&job.route.tail);
-        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        if !keep_alive {
-            head.extend_from_slice(b"connection: close\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
         if let Some(relay) = job.stream.as_deref_mut() {
             relay.started = true;
             relay.first_ms = sent.elapsed().as_secs_f64() * 1000.0;
@@ -1664,10 +1547,15 @@ impl Core {
         let end = End {
             streamed: true,
             mid_stream: failure.is_some(),
-            ..match failure {
-                Some((message, _, _)) => End::new(200, "upstream_error", relay.first_ms, message),
-                None => End::new(200, "success", relay.first_ms, String::new()),
-            }
+            ..End::new(
+                200,
+                if failure.is_some() {
+                    "upstream_error"
+                } else {
+                    "success"
+                },
+                relay.first_ms,
+            )
         };
         self.shared.finished(job, usage, estimated, end);
         self.flush_client(cidx);
@@ -1687,7 +1575,7 @@ impl Core {
         let (usage, estimated) = stream_usage(&relay.dec, job.input_estimate, false);
         let end = End {
             streamed: true,
-            ..End::new(200, "client_aborted", relay.first_ms, String::new())
+            ..End::new(200, "client_aborted", relay.first_ms)
         };
         self.shared.finished(job, usage, estimated, end);
     }
@@ -1873,7 +1761,7 @@ impl Core {
                 }
                 let usage = [job.input_estimate, 0, 0, 0];
                 let waited = job.sent.elapsed().as_secs_f64() * 1000.0;
-                let end = End::new(0, "client_aborted", waited, String::new());
+                let end = End::new(0, "client_aborted", waited);
                 self.shared.finished(job, usage, true, end);
             }
             self.close_client(idx);
@@ -2144,7 +2032,7 @@ impl Lane {
     /// What happened since the last call: `("done", request_id, requested, input,
     /// cached, output, reasoning, estimated, input_estimate, status, outcome, streamed,
     /// mid_stream, started,
-    /// upstream_ms, error)`, `("handoff", fd, data, failure)` (failure: None for a
+    /// upstream_ms)`, `("handoff", fd, data, failure)` (failure: None for a
     /// request the lane did not take, else `(model, cause, status, headers, body)`)
     /// or `("dead", why)`.
     fn take<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -2181,7 +2069,6 @@ impl Lane {
                             .into_any(),
                         d.started.into_pyobject(py)?.into_any(),
                         d.upstream_ms.into_pyobject(py)?.into_any(),
-                        d.error.into_pyobject(py)?.into_any(),
                     ],
                 )?,
                 Event::Handoff { fd, data, failure } => {
@@ -2268,15 +2155,6 @@ impl Lane {
     /// Requests in flight in the lane (taken, their event not queued yet).
     fn busy(&self) -> usize {
         self.shared.busy.load(Ordering::SeqCst)
-    }
-
-    /// True once the thread has ended (after `stop`, or a failure).
-    fn finished(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_none_or(JoinHandle::is_finished)
     }
 
     /// Waits for the thread to end (call `stop` first).

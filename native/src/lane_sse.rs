@@ -319,15 +319,17 @@ pub(crate) struct Dechunker {
     /// Bytes left of the current chunk's data (then its CRLF).
     left: usize,
     in_data: bool,
+    /// After the last (empty) chunk: reading the trailers, up to an empty line.
+    trailers: bool,
     pub done: bool,
     pending: Vec<u8>,
 }
 
 impl Dechunker {
-    /// After the last chunk: nothing but the final CRLF followed (no trailers,
-    /// nothing more), so the connection can carry the next request.
-    pub(crate) fn rest_is_crlf(&self) -> bool {
-        self.pending == b"\r\n"
+    /// The body ended and nothing followed it: the connection can carry the
+    /// next request.
+    pub(crate) fn exact(&self) -> bool {
+        self.done && self.pending.is_empty()
     }
 
     /// Decodes what `data` completes; `Err` on a malformed body.
@@ -363,15 +365,19 @@ impl Dechunker {
                 }
                 break;
             };
+            if self.trailers {
+                at += nl + 2;
+                self.done = nl == 0; // trailer lines are skipped; an empty one ends the body
+                continue;
+            }
             let line = &buf[at..at + nl];
             let size = line.split(|&b| b == b';').next().unwrap_or(b"");
             let size = std::str::from_utf8(size).map_err(|_| ())?.trim();
             let size = usize::from_str_radix(size, 16).map_err(|_| ())?;
             at += nl + 2;
             if size == 0 {
-                // Trailers, if any, end with an empty line; nothing after is ours.
-                self.done = true;
-                break;
+                self.trailers = true;
+                continue;
             }
             self.left = size;
             self.in_data = true;

@@ -359,7 +359,6 @@ class NativeLane:
             mid_stream,
             started,
             upstream_ms,
-            _error,
         ) = event
         self.served += 1
         table = self._store.current

@@ -29,16 +29,6 @@ pytestmark = pytest.mark.skipif(
 HI = [{"role": "user", "content": "hello there lane"}]
 
 
-def _client(sidecar: Sidecar, **headers: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=sidecar.url + "/v1",
-        api_key="unused",
-        default_headers=headers,
-        max_retries=0,
-        timeout=10,
-    )
-
-
 def _stats(sidecar: Sidecar) -> dict[str, Any]:
     assert sidecar.lane is not None
     sidecar.lane.settle()  # finished requests are settled in batches
@@ -81,7 +71,7 @@ async def _settled(sidecar: Sidecar, records: Any, n: int) -> list[Any]:
 
 @pytest.mark.parametrize("name", ["gpt-4o", "best"])
 async def test_answers_equal_the_python_path(
-    make_sidecar: Any, records: Any, fake: Any, name: str
+    make_sidecar: Any, records: Any, fake: Any, name: str, sdk: Any
 ) -> None:
     """Same request, lane and Python: same answer, headers, usage record (a model
     named directly, and through an alias)."""
@@ -91,14 +81,12 @@ async def test_answers_equal_the_python_path(
     assert {"gpt-4o", "best"} <= set(_stats(on)["routes"])
     out = []
     for sidecar in (on, off):
-        async with _client(
-            sidecar, **{"x-fake-cached-tokens": "4", "x-fake-reasoning-tokens": "2"}
-        ) as client:
-            raw = await client.chat.completions.with_raw_response.create(
-                model=name, messages=HI, max_tokens=50, temperature=0.2
-            )
-            completion = raw.parse()
-            out.append((raw.status_code, raw.headers, completion))
+        client = sdk(sidecar, **{"x-fake-cached-tokens": "4", "x-fake-reasoning-tokens": "2"})
+        raw = await client.chat.completions.with_raw_response.create(
+            model=name, messages=HI, max_tokens=50, temperature=0.2
+        )
+        completion = raw.parse()
+        out.append((raw.status_code, raw.headers, completion))
         sent = fake.received[-1]
         # The upstream's name replaces the client's in the body; nothing else changes.
         assert sent.body["model"] == "gpt-4o-upstream"
@@ -123,25 +111,27 @@ async def test_answers_equal_the_python_path(
     assert stats["served"] == 1 and stats["handed_over"] == 0
 
 
-async def test_what_it_does_not_serve_reaches_python(make_sidecar: Any, records: Any) -> None:
+async def test_what_it_does_not_serve_reaches_python(
+    make_sidecar: Any, records: Any, sdk: Any
+) -> None:
     """Other providers, other paths, bad input: answered by the Python server on
     connections the lane handed over (the stream and the alias first: the lane's)."""
     sidecar = await make_sidecar()
-    async with _client(sidecar) as client:
-        stream = await client.chat.completions.create(model="gpt-4o", messages=HI, stream=True)
-        chunks = [c async for c in stream]
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        alias = await client.chat.completions.with_raw_response.create(model="best", messages=HI)
-        assert alias.headers["x-switchman-reason"] == "alias"
-        claude = await client.chat.completions.create(model="claude", messages=HI)
-        assert claude.choices[0].message.content
-        models = await client.models.list()
-        assert {m.id for m in models.data} >= {"gpt-4o", "best"}
-        with pytest.raises(openai.NotFoundError) as unknown:
-            await client.chat.completions.create(model="no-such-model", messages=HI)
-        assert unknown.value.body["code"] == "model_not_found"  # type: ignore[index]
-        with pytest.raises(openai.BadRequestError):
-            await client.chat.completions.create(model="gpt-4o", messages=[])
+    client = sdk(sidecar)
+    stream = await client.chat.completions.create(model="gpt-4o", messages=HI, stream=True)
+    chunks = [c async for c in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    alias = await client.chat.completions.with_raw_response.create(model="best", messages=HI)
+    assert alias.headers["x-switchman-reason"] == "alias"
+    claude = await client.chat.completions.create(model="claude", messages=HI)
+    assert claude.choices[0].message.content
+    models = await client.models.list()
+    assert {m.id for m in models.data} >= {"gpt-4o", "best"}
+    with pytest.raises(openai.NotFoundError) as unknown:
+        await client.chat.completions.create(model="no-such-model", messages=HI)
+    assert unknown.value.body["code"] == "model_not_found"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):
+        await client.chat.completions.create(model="gpt-4o", messages=[])
     async with httpx.AsyncClient(base_url=sidecar.url) as raw:
         bad = await raw.post(
             "/v1/chat/completions",
@@ -187,13 +177,13 @@ async def test_a_connection_moves_to_python_midway(make_sidecar: Any, records: A
 
 
 async def test_failed_attempt_fails_over_in_python(
-    make_sidecar: Any, records: Any, fake: Any
+    make_sidecar: Any, records: Any, fake: Any, sdk: Any
 ) -> None:
     """A 503 on the lane's attempt: Python retries (its failover), the client gets
     the answer, one usage record, and the lane leaves the model alone for a while."""
     sidecar = await make_sidecar()
-    async with _client(sidecar, **{"x-fake-fail-first": "1", "x-fake-key": "lane-503"}) as client:
-        raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI)
+    client = sdk(sidecar, **{"x-fake-fail-first": "1", "x-fake-key": "lane-503"})
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI)
     assert raw.parse().choices[0].message.content
     # Counted by the Python path as its own first attempt.
     assert raw.headers["x-switchman-tried"] == "gpt-4o:http-503"
@@ -206,15 +196,17 @@ async def test_failed_attempt_fails_over_in_python(
     assert sum(1 for r in fake.received if r.headers.get("x-fake-key") == "lane-503") == 2
 
 
-async def test_unreachable_upstream(make_sidecar: Any, table_for: Any, model_for: Any) -> None:
+async def test_unreachable_upstream(
+    make_sidecar: Any, table_for: Any, model_for: Any, sdk: Any
+) -> None:
     """Connection refused on the lane's attempt: Python answers with its error."""
     table = table_for("http://127.0.0.1:9")  # discard port: nothing listens
     table["models"] = [model_for("gpt-4o", "PROVIDER_OPENAI", "http://127.0.0.1:9/v1")]
     table["aliases"] = {}
     sidecar = await make_sidecar(table)
-    async with _client(sidecar) as client:
-        with pytest.raises(openai.APIStatusError) as err:
-            await client.chat.completions.create(model="gpt-4o", messages=HI)
+    client = sdk(sidecar)
+    with pytest.raises(openai.APIStatusError) as err:
+        await client.chat.completions.create(model="gpt-4o", messages=HI)
     assert err.value.status_code == 502
     assert err.value.body["code"] == "upstream_unreachable"  # type: ignore[index]
     assert _stats(sidecar)["failed_attempts"] == 1
@@ -223,13 +215,15 @@ async def test_unreachable_upstream(make_sidecar: Any, table_for: Any, model_for
     assert tried == ["gpt-4o:connect"] * 3
 
 
-async def test_a_fatal_answer_is_not_sent_twice(make_sidecar: Any, records: Any, fake: Any) -> None:
+async def test_a_fatal_answer_is_not_sent_twice(
+    make_sidecar: Any, records: Any, fake: Any, sdk: Any
+) -> None:
     """A 400 the provider gives the request itself: the client gets it from the
     lane's attempt, without a second request upstream."""
     sidecar = await make_sidecar()
-    async with _client(sidecar, **{"x-fake-status": "422", "x-fake-key": "lane-422"}) as client:
-        with pytest.raises(openai.UnprocessableEntityError):
-            await client.chat.completions.create(model="gpt-4o", messages=HI)
+    client = sdk(sidecar, **{"x-fake-status": "422", "x-fake-key": "lane-422"})
+    with pytest.raises(openai.UnprocessableEntityError):
+        await client.chat.completions.create(model="gpt-4o", messages=HI)
     assert sum(1 for r in fake.received if r.headers.get("x-fake-key") == "lane-422") == 1
     stats = _stats(sidecar)
     assert stats["failed_attempts"] == 1 and "gpt-4o" in stats["routes"]  # not paused
@@ -237,17 +231,19 @@ async def test_a_fatal_answer_is_not_sent_twice(make_sidecar: Any, records: Any,
     assert len(got) == 1 and got[0].outcome == usage_pb2.OUTCOME_UPSTREAM_ERROR
 
 
-async def test_one_record_per_request_under_concurrency(make_sidecar: Any, records: Any) -> None:
+async def test_one_record_per_request_under_concurrency(
+    make_sidecar: Any, records: Any, sdk: Any
+) -> None:
     sidecar = await make_sidecar()
-    async with _client(sidecar) as client:
-        answers = await asyncio.gather(
-            *(
-                client.chat.completions.with_raw_response.create(
-                    model="gpt-4o", messages=[{"role": "user", "content": f"question {i}"}]
-                )
-                for i in range(60)
+    client = sdk(sidecar)
+    answers = await asyncio.gather(
+        *(
+            client.chat.completions.with_raw_response.create(
+                model="gpt-4o", messages=[{"role": "user", "content": f"question {i}"}]
             )
+            for i in range(60)
         )
+    )
     ids = {a.headers["x-switchman-request-id"] for a in answers}
     assert len(ids) == 60
     got = await _settled(sidecar, records, 60)
@@ -268,7 +264,9 @@ async def test_client_request_id_is_kept(make_sidecar: Any, records: Any) -> Non
     assert _stats(sidecar)["served"] == 1
 
 
-async def test_policy_features_turn_it_off(make_sidecar: Any, table_for: Any, fake: Any) -> None:
+async def test_policy_features_turn_it_off(
+    make_sidecar: Any, table_for: Any, fake: Any, sdk: Any
+) -> None:
     """Rules, a PII policy, a shadow model or a budget state read or change each
     request: with any of them the lane takes nothing."""
     rules = await make_sidecar(
@@ -288,12 +286,12 @@ async def test_policy_features_turn_it_off(make_sidecar: Any, table_for: Any, fa
         )
     )
     assert _stats(budget)["routes"] == []
-    async with _client(budget) as client:
-        await client.chat.completions.create(model="gpt-4o", messages=HI)
+    client = sdk(budget)
+    await client.chat.completions.create(model="gpt-4o", messages=HI)
     assert _stats(budget)["served"] == 0
 
 
-async def test_budget_credit(make_sidecar: Any, records: Any) -> None:
+async def test_budget_credit(make_sidecar: Any, records: Any, sdk: Any) -> None:
     """With an Ok budget state the lane serves on a credit reserved in the gate:
     half of what the sidecar may commit. A request whose worst case does not fit
     goes to Python, which admits or refuses it as always; spend is counted once."""
@@ -304,20 +302,20 @@ async def test_budget_credit(make_sidecar: Any, records: Any) -> None:
     limit, held = sidecar.lane._lane.credit()
     assert limit == pytest.approx(0.5) and held == 0.0
     assert gate.reserved == pytest.approx(0.5)  # the credit, as a reservation
-    async with _client(sidecar) as client:
-        # Worst case: 4,096 output tokens at $10/Mtok = $0.041: fits.
-        await client.chat.completions.create(model="gpt-4o", messages=HI)
-        [record] = records(sidecar)
-        assert _stats(sidecar)["served"] == 1
-        assert gate.unreported == pytest.approx(record.cost)  # spent, once
-        assert gate.reserved == pytest.approx(0.5 - record.cost)  # out of the credit
-        limit, held = sidecar.lane._lane.credit()
-        assert limit == pytest.approx(0.5 - record.cost) and held == 0.0
-        # 100,000 output tokens: $1 worst case, more than the credit: Python's
-        # admission decides (and refuses: more than the sidecar's whole share).
-        with pytest.raises(openai.RateLimitError) as refused:
-            await client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=100_000)
-        assert refused.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+    client = sdk(sidecar)
+    # Worst case: 4,096 output tokens at $10/Mtok = $0.041: fits.
+    await client.chat.completions.create(model="gpt-4o", messages=HI)
+    [record] = records(sidecar)
+    assert _stats(sidecar)["served"] == 1
+    assert gate.unreported == pytest.approx(record.cost)  # spent, once
+    assert gate.reserved == pytest.approx(0.5 - record.cost)  # out of the credit
+    limit, held = sidecar.lane._lane.credit()
+    assert limit == pytest.approx(0.5 - record.cost) and held == 0.0
+    # 100,000 output tokens: $1 worst case, more than the credit: Python's
+    # admission decides (and refuses: more than the sidecar's whole share).
+    with pytest.raises(openai.RateLimitError) as refused:
+        await client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=100_000)
+    assert refused.value.body["code"] == "budget_exceeded"  # type: ignore[index]
     assert _stats(sidecar)["served"] == 1 and _stats(sidecar)["handed_over"] == 1
     # A new state replaces the credit (what the sidecar may commit, halved).
     gate.update(budget_pb2.BudgetState(team="team-a", limit=1.0, allowance=0.2))
@@ -327,7 +325,9 @@ async def test_budget_credit(make_sidecar: Any, records: Any) -> None:
     assert gate.reserved == pytest.approx(0.0)  # the credit is released
 
 
-async def test_table_changes_reach_it(make_sidecar: Any, table_for: Any, fake: Any) -> None:
+async def test_table_changes_reach_it(
+    make_sidecar: Any, table_for: Any, fake: Any, sdk: Any
+) -> None:
     from switchman_sidecar.table import parse_table
 
     sidecar = await make_sidecar()
@@ -336,21 +336,21 @@ async def test_table_changes_reach_it(make_sidecar: Any, table_for: Any, fake: A
         parse_table(table_for(fake.url, rules=[{"name": "r", "when": "true", "reject": "no"}]))
     )
     assert _stats(sidecar)["routes"] == []
-    async with _client(sidecar) as client:
-        with pytest.raises(openai.PermissionDeniedError):
-            await client.chat.completions.create(model="gpt-4o", messages=HI)
+    client = sdk(sidecar)
+    with pytest.raises(openai.PermissionDeniedError):
+        await client.chat.completions.create(model="gpt-4o", messages=HI)
     sidecar.store.apply(parse_table(table_for(fake.url)))
     assert "gpt-4o" in _stats(sidecar)["routes"]
 
 
-async def test_close_finishes_requests_in_flight(make_sidecar: Any, records: Any) -> None:
+async def test_close_finishes_requests_in_flight(make_sidecar: Any, records: Any, sdk: Any) -> None:
     sidecar = await make_sidecar()
-    async with _client(sidecar, **{"x-fake-latency-ms": "300"}) as client:
-        pending = asyncio.ensure_future(client.chat.completions.create(model="gpt-4o", messages=HI))
-        await asyncio.sleep(0.1)
-        assert sidecar.lane is not None
-        await sidecar.lane.close()
-        completion = await pending
+    client = sdk(sidecar, **{"x-fake-latency-ms": "300"})
+    pending = asyncio.ensure_future(client.chat.completions.create(model="gpt-4o", messages=HI))
+    await asyncio.sleep(0.1)
+    assert sidecar.lane is not None
+    await sidecar.lane.close()
+    completion = await pending
     assert completion.choices[0].message.content
     assert len(records(sidecar)) == 1
 
@@ -380,7 +380,7 @@ async def test_expect_continue_is_not_kept_waiting(make_sidecar: Any) -> None:
     assert _stats(sidecar)["handed_over"] == 1
 
 
-async def test_python_takes_the_port_if_the_lane_stops(make_sidecar: Any) -> None:
+async def test_python_takes_the_port_if_the_lane_stops(make_sidecar: Any, sdk: Any) -> None:
     sidecar = await make_sidecar()
     lane = sidecar.lane
     assert lane is not None
@@ -388,26 +388,26 @@ async def test_python_takes_the_port_if_the_lane_stops(make_sidecar: Any) -> Non
     await asyncio.to_thread(lane._lane.join)
     lane._dead("stopped in a test")
     await asyncio.sleep(0.05)
-    async with _client(sidecar) as client:
-        completion = await client.chat.completions.create(model="gpt-4o", messages=HI)
+    client = sdk(sidecar)
+    completion = await client.chat.completions.create(model="gpt-4o", messages=HI)
     assert completion.choices[0].message.content
     assert lane.stats()["dead"] == "stopped in a test"
 
 
 async def test_answer_in_flight_across_a_table_change(
-    make_sidecar: Any, records: Any, table_for: Any, fake: Any
+    make_sidecar: Any, records: Any, table_for: Any, fake: Any, sdk: Any
 ) -> None:
     """The lane stops serving a model while a request to it is in flight: the
     answer still arrives and is priced by the model it was sent to."""
     from switchman_sidecar.table import parse_table
 
     sidecar = await make_sidecar()
-    async with _client(sidecar, **{"x-fake-latency-ms": "200"}) as client:
-        pending = asyncio.ensure_future(client.chat.completions.create(model="gpt-4o", messages=HI))
-        await asyncio.sleep(0.05)
-        sidecar.store.apply(parse_table(table_for(fake.url, pii={"enabled": True})))
-        assert _stats(sidecar)["routes"] == []
-        completion = await pending
+    client = sdk(sidecar, **{"x-fake-latency-ms": "200"})
+    pending = asyncio.ensure_future(client.chat.completions.create(model="gpt-4o", messages=HI))
+    await asyncio.sleep(0.05)
+    sidecar.store.apply(parse_table(table_for(fake.url, pii={"enabled": True})))
+    assert _stats(sidecar)["routes"] == []
+    completion = await pending
     assert completion.usage is not None
     [record] = records(sidecar)
     assert record.model == "gpt-4o" and record.provider == "openai"
@@ -515,23 +515,23 @@ async def test_client_leaving_a_stream_is_charged_for_what_was_produced(
 
 
 async def test_requests_outliving_the_grace_period_are_still_recorded(
-    make_sidecar: Any, records: Any
+    make_sidecar: Any, records: Any, sdk: Any
 ) -> None:
     sidecar = await make_sidecar()
-    async with _client(sidecar, **{"x-fake-latency-ms": "3000"}) as client:
-        pending = asyncio.ensure_future(client.chat.completions.create(model="gpt-4o", messages=HI))
-        await asyncio.sleep(0.1)
-        assert sidecar.lane is not None
-        await sidecar.lane.close(grace_s=0.1)
-        with pytest.raises(openai.APIConnectionError):
-            await pending
+    client = sdk(sidecar, **{"x-fake-latency-ms": "3000"})
+    pending = asyncio.ensure_future(client.chat.completions.create(model="gpt-4o", messages=HI))
+    await asyncio.sleep(0.1)
+    assert sidecar.lane is not None
+    await sidecar.lane.close(grace_s=0.1)
+    with pytest.raises(openai.APIConnectionError):
+        await pending
     [record] = records(sidecar)
     assert record.outcome == usage_pb2.OUTCOME_CLIENT_ABORTED
     assert record.estimated and record.input_tokens > 0 and record.model == "gpt-4o"
 
 
 async def test_unused_credit_goes_back_when_python_needs_it(
-    make_sidecar: Any, records: Any
+    make_sidecar: Any, records: Any, sdk: Any
 ) -> None:
     """A request too big for the lane's half but within the sidecar's whole share
     is admitted by Python, which takes the lane's unused credit back first."""
@@ -539,12 +539,10 @@ async def test_unused_credit_goes_back_when_python_needs_it(
     gate = sidecar.budget
     gate.update(budget_pb2.BudgetState(team="team-a", limit=0.1, allowance=0.1))
     assert sidecar.lane is not None and sidecar.lane._lane.credit()[0] == pytest.approx(0.05)
-    async with _client(sidecar) as client:
-        # Worst case 7,000 output tokens at $10/Mtok = $0.07: more than the lane's
-        # $0.05, less than the $0.10 the sidecar may commit.
-        completion = await client.chat.completions.create(
-            model="gpt-4o", messages=HI, max_tokens=7000
-        )
+    client = sdk(sidecar)
+    # Worst case 7,000 output tokens at $10/Mtok = $0.07: more than the lane's
+    # $0.05, less than the $0.10 the sidecar may commit.
+    completion = await client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=7000)
     assert completion.choices[0].message.content
     assert _stats(sidecar)["served"] == 0 and _stats(sidecar)["handed_over"] == 1
     [record] = records(sidecar)
